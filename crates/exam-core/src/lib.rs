@@ -1,0 +1,17 @@
+//! The core of Exam Bank Desktop: everything that is not the Tauri shell.
+//!
+//! The core never depends on Tauri, so it can be tested on its own, run headless, and
+//! reused by tools. It reaches the outside world through small traits it owns; the shell
+//! only converts arguments, calls in here and maps errors.
+
+pub mod config;
+pub mod logging;
+pub mod secret;
+
+/// The product's version, the same for the core, the shell and the installers.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Where the platform keeps this application's per-user data and configuration.
+pub(crate) fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("org", "Exam Bank", "exam-desktop")
+}

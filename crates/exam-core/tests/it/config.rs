@@ -1,0 +1,315 @@
+//! Configuration layering as IT deploys it: real files, environment, flags.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use exam_core::config::{self, ConfigInputs, Layer, LoadedConfig, SourceStatus};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+    args: Vec<String>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            env: BTreeMap::new(),
+            args: Vec::new(),
+        }
+    }
+    fn managed(&self) -> PathBuf {
+        self.dir.path().join("etc/config.toml")
+    }
+    fn user(&self) -> PathBuf {
+        self.dir.path().join("home/config.toml")
+    }
+    fn write(&self, path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.insert(k.into(), v.into());
+        self
+    }
+    fn args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    fn load(&self) -> LoadedConfig {
+        config::load(&ConfigInputs {
+            managed_file: self.managed(),
+            default_user_file: Some(self.user()),
+            default_data_dir: Some(PathBuf::from("/default/data")),
+            env: self.env.clone(),
+            args: self.args.clone(),
+            cwd: PathBuf::from("/work/dir"),
+        })
+    }
+}
+
+fn source(cfg: &LoadedConfig, layer: Layer) -> &config::ConfigSource {
+    cfg.sources.iter().find(|s| s.layer == layer).unwrap()
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_configured() {
+    let cfg = Fixture::new().load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    assert_eq!(cfg.settings.server_url.as_str(), config::DEFAULT_SERVER_URL);
+    assert_eq!(cfg.settings.data_dir, PathBuf::from("/default/data"));
+    assert_eq!(cfg.settings.log.max_files, 5);
+    assert_eq!(source(&cfg, Layer::Managed).status, SourceStatus::Absent);
+    assert_eq!(source(&cfg, Layer::User).status, SourceStatus::Absent);
+    assert_eq!(
+        source(&cfg, Layer::Defaults).effective.len(),
+        config::KEYS.len()
+    );
+}
+
+#[test]
+fn each_layer_overrides_the_one_below() {
+    let f = Fixture::new();
+    f.write(
+        &f.managed(),
+        "server_url = \"https://managed.example\"\ndata_dir = \"/managed/data\"\n[log]\nlevel = \"warn\"\n",
+    );
+    f.write(
+        &f.user(),
+        "server_url = \"https://user.example\"\n[log]\nmax_files = 9\n",
+    );
+    let cfg = f.load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    assert_eq!(cfg.settings.server_url.as_str(), "https://user.example/");
+    assert_eq!(cfg.settings.data_dir, PathBuf::from("/managed/data"));
+    assert_eq!(cfg.settings.log.level, "warn");
+    assert_eq!(cfg.settings.log.max_files, 9);
+
+    let f = f
+        .env("EXAM_DESKTOP_SERVER", "https://env.example")
+        .env("EXAM_DESKTOP_DATA_DIR", "relative/data");
+    let cfg = f.load();
+    assert_eq!(cfg.settings.server_url.as_str(), "https://env.example/");
+    assert_eq!(
+        cfg.settings.data_dir,
+        PathBuf::from("/work/dir/relative/data")
+    );
+
+    let cfg = f
+        .args(&["--server", "http://127.0.0.1:9999", "--data-dir=/flag/data"])
+        .load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    assert_eq!(cfg.settings.server_url.as_str(), "http://127.0.0.1:9999/");
+    assert_eq!(cfg.settings.data_dir, PathBuf::from("/flag/data"));
+    assert_eq!(
+        source(&cfg, Layer::CommandLine).effective,
+        ["data_dir", "server_url"]
+    );
+    assert_eq!(source(&cfg, Layer::Managed).effective, ["log.level"]);
+    assert_eq!(source(&cfg, Layer::User).effective, ["log.max_files"]);
+}
+
+#[test]
+fn a_locked_key_cannot_be_overridden_by_any_user_layer() {
+    let f = Fixture::new();
+    f.write(
+        &f.managed(),
+        "locked = [\"server_url\"]\nserver_url = \"https://exams.school.example\"\n",
+    );
+    f.write(&f.user(), "server_url = \"https://elsewhere.example\"\n");
+    let cfg = f
+        .env("EXAM_DESKTOP_SERVER", "https://env.example")
+        .args(&[
+            "--server",
+            "https://flag.example",
+            "--data-dir",
+            "/flag/data",
+        ])
+        .load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    assert_eq!(cfg.locked, ["server_url"]);
+    assert_eq!(
+        cfg.settings.server_url.as_str(),
+        "https://exams.school.example/"
+    );
+    // Unlocked keys still follow the user layers.
+    assert_eq!(cfg.settings.data_dir, PathBuf::from("/flag/data"));
+    for layer in [Layer::User, Layer::Environment, Layer::CommandLine] {
+        assert_eq!(
+            source(&cfg, layer).ignored_locked,
+            ["server_url"],
+            "{layer:?}"
+        );
+    }
+    assert_eq!(source(&cfg, Layer::Managed).effective, ["server_url"]);
+}
+
+#[test]
+fn a_locked_key_without_a_managed_value_pins_the_default() {
+    let f = Fixture::new();
+    f.write(&f.managed(), "locked = [\"log.level\"]\n");
+    f.write(&f.user(), "[log]\nlevel = \"trace\"\n");
+    let cfg = f.load();
+    assert_eq!(cfg.settings.log.level, "info");
+    assert_eq!(source(&cfg, Layer::User).ignored_locked, ["log.level"]);
+}
+
+#[test]
+fn a_malformed_file_names_file_line_and_key_and_contributes_nothing() {
+    let f = Fixture::new();
+    f.write(
+        &f.user(),
+        "data_dir = \"/user/data\"\n\n[log]\nmax_files = \"many\"\n",
+    );
+    let cfg = f.load();
+    assert_eq!(cfg.problems.len(), 1);
+    let p = &cfg.problems[0];
+    assert_eq!(p.origin, f.user().display().to_string());
+    assert_eq!(p.line, Some(4));
+    assert_eq!(p.key.as_deref(), Some("log.max_files"));
+    assert!(
+        p.to_string()
+            .contains(", line 4, column 13, key `log.max_files`: "),
+        "{p}"
+    );
+    assert_eq!(source(&cfg, Layer::User).status, SourceStatus::Invalid);
+    // Nothing from the broken file was applied.
+    assert_eq!(cfg.settings.data_dir, PathBuf::from("/default/data"));
+}
+
+#[test]
+fn bad_files_are_each_reported_clearly() {
+    let table: &[(&str, u32, Option<&str>, &str)] = &[
+        (
+            "server_url = \"https://ok.example\"\nserver_url = \"x\"\n",
+            2,
+            Some("server_url"),
+            "duplicate",
+        ),
+        (
+            "sever_url = \"https://typo.example\"\n",
+            1,
+            Some("sever_url"),
+            "unknown field",
+        ),
+        (
+            "server_url = \"ftp://x.example\"\n",
+            1,
+            Some("server_url"),
+            "http:// or https://",
+        ),
+        (
+            "data_dir = \"relative\"\n",
+            1,
+            Some("data_dir"),
+            "relative path",
+        ),
+        (
+            "[log]\nlevel = \"loud=\"\n",
+            2,
+            Some("log.level"),
+            "not a log level",
+        ),
+        (
+            "[log]\nmax_file_bytes = 10\n",
+            2,
+            Some("log.max_file_bytes"),
+            "out of range",
+        ),
+        ("server_url = \n", 1, Some("server_url"), ""),
+        (
+            "locked = [\"nope\"]\n",
+            1,
+            Some("locked"),
+            "unknown key `nope`",
+        ),
+    ];
+    for (text, line, key, fragment) in table {
+        let f = Fixture::new();
+        f.write(&f.user(), text);
+        // `locked` in a user file is refused on its own: test the unknown key in the managed file.
+        let path = if text.starts_with("locked") {
+            f.managed()
+        } else {
+            f.user()
+        };
+        f.write(&path, text);
+        let cfg = f.load();
+        let p = cfg
+            .problems
+            .first()
+            .unwrap_or_else(|| panic!("no problem for {text:?}"));
+        assert_eq!(p.line, Some(*line), "{text:?}: {p}");
+        assert_eq!(p.key.as_deref(), *key, "{text:?}: {p}");
+        assert!(p.message.contains(fragment), "{text:?}: {p}");
+    }
+}
+
+#[test]
+fn locked_in_a_user_file_is_refused() {
+    let f = Fixture::new();
+    f.write(&f.user(), "locked = [\"server_url\"]\n");
+    let cfg = f.load();
+    assert_eq!(cfg.problems.len(), 1);
+    assert_eq!(cfg.problems[0].key.as_deref(), Some("locked"));
+    assert!(cfg.locked.is_empty());
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_reported() {
+    let f = Fixture::new();
+    fs::create_dir_all(f.user().parent().unwrap()).unwrap();
+    fs::write(
+        f.user(),
+        b"server_url = \"https://ok.example\"\n# \xff\xfe\n",
+    )
+    .unwrap();
+    let cfg = f.load();
+    assert_eq!(cfg.problems[0].line, Some(2));
+    assert!(cfg.problems[0].message.contains("UTF-8"));
+}
+
+#[test]
+fn exam_desktop_config_replaces_the_user_file() {
+    let f = Fixture::new();
+    let other = f.dir.path().join("elsewhere.toml");
+    f.write(&other, "server_url = \"https://other.example\"\n");
+    f.write(&f.user(), "server_url = \"https://user.example\"\n");
+    let cfg = f.env("EXAM_DESKTOP_CONFIG", other.to_str().unwrap()).load();
+    assert_eq!(cfg.settings.server_url.as_str(), "https://other.example/");
+    assert_eq!(
+        source(&cfg, Layer::User).origin,
+        other.display().to_string()
+    );
+}
+
+#[test]
+fn bad_environment_and_flags_are_reported_and_the_good_ones_still_apply() {
+    let cfg = Fixture::new()
+        .env("EXAM_DESKTOP_SERVER", "not a url")
+        .args(&["--data-dir", "/flag/data", "--server"])
+        .load();
+    let text: Vec<String> = cfg.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(cfg.problems.len(), 2, "{text:?}");
+    assert!(
+        text[0].starts_with("environment variable EXAM_DESKTOP_SERVER, key `server_url`"),
+        "{text:?}"
+    );
+    assert!(text[1].contains("--server needs a value"), "{text:?}");
+    assert_eq!(cfg.settings.data_dir, PathBuf::from("/flag/data"));
+    assert_eq!(cfg.settings.server_url.as_str(), config::DEFAULT_SERVER_URL);
+}
+
+#[test]
+fn unrelated_arguments_are_left_alone() {
+    let cfg = Fixture::new()
+        .args(&["--gtk-debug", "x", "-psn_0_1"])
+        .load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    assert_eq!(
+        source(&cfg, Layer::CommandLine).status,
+        SourceStatus::Absent
+    );
+}

@@ -1,0 +1,14 @@
+//! Compiles the app's capabilities and permissions (Tauri ACL) and embeds the context.
+
+fn main() {
+    println!("cargo:rerun-if-changed=src-tauri/capabilities");
+    println!("cargo:rerun-if-changed=ui/dist");
+    let attributes = tauri_build::Attributes::new()
+        .capabilities_path_pattern("./src-tauri/capabilities/**/*")
+        // Every app command gets `allow-<command>`; a window may call only what its
+        // capability grants.
+        .app_manifest(tauri_build::AppManifest::new().commands(&["app_info"]));
+    if let Err(error) = tauri_build::try_build(attributes) {
+        panic!("tauri-build failed: {error:#}");
+    }
+}

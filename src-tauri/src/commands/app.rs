@@ -1,0 +1,37 @@
+//! What the app is and how it is configured.
+
+use exam_core::config::{ConfigProblem, ConfigSource};
+use serde::Serialize;
+
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct AppInfo {
+    pub version: String,
+    /// Where answers, queues and logs are kept on this computer.
+    pub data_dir: String,
+    /// The Exam Bank server this app talks to.
+    pub server_url: String,
+    /// Every configuration layer, lowest first, and what it contributed.
+    pub config_sources: Vec<ConfigSource>,
+    /// Keys the school's managed configuration locks.
+    pub locked_keys: Vec<String>,
+    /// Malformed configuration; while any is present the app shows it instead of the exam.
+    pub config_problems: Vec<ConfigProblem>,
+    pub log_file: Option<String>,
+}
+
+#[tauri::command]
+#[specta::specta]
+pub fn app_info(state: tauri::State<'_, AppState>) -> AppInfo {
+    let config = &state.config;
+    AppInfo {
+        version: exam_core::VERSION.to_string(),
+        data_dir: config.settings.data_dir.display().to_string(),
+        server_url: config.settings.server_url.to_string(),
+        config_sources: config.sources.clone(),
+        locked_keys: config.locked.clone(),
+        config_problems: config.problems.clone(),
+        log_file: state.log_file.as_ref().map(|p| p.display().to_string()),
+    }
+}

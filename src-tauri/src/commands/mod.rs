@@ -1,0 +1,3 @@
+//! IPC commands: thin adapters that convert arguments, call the core and map errors.
+
+pub mod app;

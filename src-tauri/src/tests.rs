@@ -1,0 +1,121 @@
+//! Tests of the shell: the IPC surface through Tauri's mock runtime, and the bindings.
+
+use std::path::{Path, PathBuf};
+
+use exam_core::config::{self, ConfigInputs};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{get_ipc_response, mock_builder, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+
+use crate::state::AppState;
+
+fn loaded_config(dir: &Path) -> exam_core::config::LoadedConfig {
+    let managed = dir.join("managed.toml");
+    std::fs::write(
+        &managed,
+        "locked = [\"server_url\"]\nserver_url = \"https://exams.school.example\"\n",
+    )
+    .unwrap();
+    config::load(&ConfigInputs {
+        managed_file: managed,
+        default_user_file: None,
+        default_data_dir: Some(dir.join("data")),
+        env: Default::default(),
+        args: vec!["--server".into(), "http://127.0.0.1:1".into()],
+        cwd: dir.to_path_buf(),
+    })
+}
+
+fn invoke(
+    cmd: &str,
+    window: &tauri::WebviewWindow<tauri::test::MockRuntime>,
+) -> Result<serde_json::Value, serde_json::Value> {
+    get_ipc_response(
+        window,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::default(),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<serde_json::Value>().unwrap())
+}
+
+/// The app's real context (capabilities included) on the mock runtime.
+fn app(dir: &Path) -> tauri::App<tauri::test::MockRuntime> {
+    let state = AppState::new(
+        loaded_config(dir),
+        Some(dir.join("data/logs/exam-desktop.log")),
+    );
+    crate::configure(mock_builder(), state)
+        .build(tauri::generate_context!())
+        .unwrap()
+}
+
+#[test]
+fn app_info_over_ipc_reports_version_server_and_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    let value = invoke("app_info", &window).unwrap();
+    assert_eq!(value["version"], env!("CARGO_PKG_VERSION"));
+    // The managed file locks the server, so the command-line flag is ignored.
+    assert_eq!(value["server_url"], "https://exams.school.example/");
+    assert_eq!(value["locked_keys"], serde_json::json!(["server_url"]));
+    assert_eq!(
+        value["data_dir"],
+        dir.path().join("data").display().to_string()
+    );
+    let sources = value["config_sources"].as_array().unwrap();
+    let layers: Vec<&str> = sources
+        .iter()
+        .map(|s| s["layer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        layers,
+        ["defaults", "managed", "user", "environment", "command_line"]
+    );
+    assert_eq!(
+        sources[4]["ignored_locked"],
+        serde_json::json!(["server_url"])
+    );
+    assert_eq!(value["config_problems"], serde_json::json!([]));
+    assert!(value["log_file"]
+        .as_str()
+        .unwrap()
+        .ends_with("exam-desktop.log"));
+}
+
+#[test]
+fn a_window_without_the_capability_cannot_call_app_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let window = tauri::WebviewWindowBuilder::new(&app, "stranger", Default::default())
+        .build()
+        .unwrap();
+    let error = invoke("app_info", &window).unwrap_err();
+    assert!(error.to_string().contains("not allowed"), "{error}");
+}
+
+const BINDINGS: &str = "ui/src/bindings.ts";
+
+/// Regenerates the TypeScript bindings and fails when the committed file was stale, so
+/// the UI can never drift from the commands it calls.
+#[test]
+fn typescript_bindings_are_up_to_date() {
+    let committed_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(BINDINGS);
+    let fresh = tempfile::tempdir().unwrap().keep().join("bindings.ts");
+    crate::export_bindings(&fresh).unwrap();
+    let fresh_text = std::fs::read_to_string(&fresh).unwrap();
+    let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+    if committed != fresh_text {
+        std::fs::write(&committed_path, &fresh_text).unwrap();
+        panic!("{BINDINGS} was stale and has been regenerated: review and commit it");
+    }
+}

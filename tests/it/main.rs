@@ -1,0 +1,6 @@
+//! Integration and end-to-end tests of the app: the built binary under Xvfb, driven by
+//! tauri-driver + WebKitWebDriver, against the real reference server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod e2e;
+mod support;

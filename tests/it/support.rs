@@ -1,0 +1,267 @@
+//! The real parts an end-to-end test needs: a display, a session bus, the reference
+//! server, tauri-driver, and a minimal W3C WebDriver client.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+/// Kills the process (and waits for it) when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads the first line a child prints on stdout (Xvfb -displayfd, dbus --print-address).
+fn first_line(child: &mut Child) -> Result<String> {
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    Ok(line.trim().to_string())
+}
+
+/// The X display to use: `$DISPLAY`, or a private Xvfb started for the test.
+pub fn display() -> Result<(String, Option<Guard>)> {
+    if let Ok(display) = std::env::var("DISPLAY") {
+        if !display.is_empty() {
+            return Ok((display, None));
+        }
+    }
+    let mut child = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting Xvfb (apt-get install xvfb, or run `make test`)")?;
+    let number = first_line(&mut child)?;
+    if number.is_empty() {
+        bail!("Xvfb did not report a display number");
+    }
+    Ok((format!(":{number}"), Some(Guard(child))))
+}
+
+/// A private D-Bus session bus, so single-instance works and nothing leaks to the desktop.
+pub fn session_bus() -> Result<(String, Guard)> {
+    let mut child = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting dbus-daemon (apt-get install dbus)")?;
+    let address = first_line(&mut child)?;
+    if address.is_empty() {
+        bail!("dbus-daemon did not print its address");
+    }
+    Ok((address, Guard(child)))
+}
+
+/// The reference server on a free loopback port, on its own runtime.
+pub struct ExamServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ExamServer {
+    pub fn start() -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let server = runtime.block_on(exam_server::Server::bind("127.0.0.1:0".parse()?))?;
+        let addr = server.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for ExamServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub fn tauri_driver_path() -> Result<PathBuf> {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin")));
+    for dir in candidates {
+        let path = dir.join("tauri-driver");
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    bail!("tauri-driver is not installed: `cargo install tauri-driver@2.1.0 --locked`, or run `make test`")
+}
+
+pub fn wait_for_port(port: u16, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("nothing listens on port {port} after {within:?}")
+}
+
+/// Waits for a child to exit on its own; kills it and fails after `within`.
+pub fn wait_for_exit(child: &mut Child, within: Duration) -> Result<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("still running after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A W3C WebDriver session with the app, through tauri-driver.
+pub struct Session {
+    http: reqwest::blocking::Client,
+    base: String,
+}
+
+impl Session {
+    pub fn start(driver_port: u16, application: &Path) -> Result<Self> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        let response: Value = http
+            .post(format!("http://127.0.0.1:{driver_port}/session"))
+            .json(&json!({
+                "capabilities": {"alwaysMatch": {
+                    "browserName": "wry",
+                    "tauri:options": {"application": application}
+                }}
+            }))
+            .send()?
+            .json()?;
+        let id = response["value"]["sessionId"]
+            .as_str()
+            .with_context(|| format!("no session: {response}"))?;
+        let session = Self {
+            http,
+            base: format!("http://127.0.0.1:{driver_port}/session/{id}"),
+        };
+        session.call("POST", "/timeouts", Some(json!({"implicit": 30_000})))?;
+        Ok(session)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let request = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url).json(&body.unwrap_or_else(|| json!({}))),
+        };
+        let response: Value = request.send()?.json()?;
+        if let Some(error) = response["value"]["error"].as_str() {
+            bail!(
+                "WebDriver {method} {path}: {error}: {}",
+                response["value"]["message"]
+            );
+        }
+        Ok(response["value"].clone())
+    }
+
+    /// The element matching `css`, waiting (implicitly) until it appears.
+    pub fn find(&self, css: &str) -> Result<String> {
+        let value = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        )?;
+        value
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .with_context(|| format!("no element id in {value}"))
+    }
+
+    pub fn text(&self, css: &str) -> Result<String> {
+        let element = self.find(css)?;
+        let value = self.call("GET", &format!("/element/{element}/text"), None)?;
+        Ok(value.as_str().unwrap_or_default().to_string())
+    }
+
+    pub fn title(&self) -> Result<String> {
+        Ok(self
+            .call("GET", "/title", None)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.call("DELETE", "", None);
+    }
+}
+
+/// Saves what the X display shows (as a person would see it) to `target/screenshots/NAME`.
+/// WebKitWebDriver's own screenshot hangs under Xvfb without a compositor, so ImageMagick
+/// reads the screen instead.
+pub fn screenshot(display: &str, name: &str) -> Result<PathBuf> {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or(Path::new("target"))
+        .join("screenshots")
+        .join(name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let status = Command::new("import")
+        .args(["-display", display, "-window", "root"])
+        .arg(&path)
+        .status()
+        .context("running ImageMagick's import (apt-get install imagemagick)")?;
+    if !status.success() {
+        bail!("import exited with {status}");
+    }
+    Ok(path)
+}
