@@ -16,14 +16,17 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-target/debug/exam-server --listen "127.0.0.1:$port" &
+mkdir -p target/demo
+export EXAM_SERVER_ADMIN_TOKEN=${EXAM_SERVER_ADMIN_TOKEN:-demo-admin-token}
+target/debug/exam-server --listen "127.0.0.1:$port" --db target/demo/exam-server.db --demo &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" && break
   sleep 0.1
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" || { echo "[run] exam-server did not start" >&2; exit 1; }
-echo "[run] exam-server is up at http://127.0.0.1:$port"
+echo "[run] exam-server is up at http://127.0.0.1:$port (demo students student1…student30, password: demo;"
+echo "[run]   admin API token in \$EXAM_SERVER_ADMIN_TOKEN, database target/demo/exam-server.db)"
 
 if [ -n "${DISPLAY:-}" ]; then
   echo "[run] starting Exam Bank Desktop on $DISPLAY (close the window to stop)"

@@ -28,8 +28,8 @@ struct Harness {
 impl Harness {
     fn start(extra_env: &[(&str, String)]) -> Result<Self> {
         let (display, display_guard) = support::display()?;
-        let (bus, bus_guard) = support::session_bus()?;
         let home = tempfile::tempdir()?;
+        let (bus, bus_guard) = support::session_bus(home.path())?;
         let mut env: Vec<(String, String)> = vec![
             ("DISPLAY".into(), display.clone()),
             ("DBUS_SESSION_BUS_ADDRESS".into(), bus),

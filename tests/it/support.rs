@@ -57,9 +57,10 @@ pub fn display() -> Result<(String, Option<Guard>)> {
 }
 
 /// A private D-Bus session bus, so single-instance works and nothing leaks to the desktop.
-pub fn session_bus() -> Result<(String, Guard)> {
+pub fn session_bus(socket_dir: &Path) -> Result<(String, Guard)> {
     let mut child = Command::new("dbus-daemon")
         .args(["--session", "--nofork", "--print-address=1"])
+        .arg(format!("--address=unix:tmpdir={}", socket_dir.display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -74,6 +75,7 @@ pub fn session_bus() -> Result<(String, Guard)> {
 /// The reference server on a free loopback port, on its own runtime.
 pub struct ExamServer {
     pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -84,7 +86,12 @@ impl ExamServer {
             .worker_threads(1)
             .enable_all()
             .build()?;
-        let server = runtime.block_on(exam_server::Server::bind("127.0.0.1:0".parse()?))?;
+        let dir = tempfile::tempdir()?;
+        let config = exam_server::Config {
+            demo: true,
+            ..exam_server::Config::new(dir.path().join("server.db"))
+        };
+        let server = runtime.block_on(exam_server::Server::bind("127.0.0.1:0".parse()?, config))?;
         let addr = server.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(server.serve(async move {
@@ -92,6 +99,7 @@ impl ExamServer {
         }));
         Ok(Self {
             addr,
+            _dir: dir,
             stop: Some(stop),
             runtime: Some(runtime),
         })

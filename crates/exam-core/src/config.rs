@@ -240,16 +240,16 @@ impl TryFrom<String> for ServerUrl {
 /// An `http` or `https` URL with a host and no credentials in it.
 pub fn parse_server_url(value: &str) -> Result<Url, String> {
     let url = Url::parse(value.trim()).map_err(|e| {
-        format!("`{value}` is not a URL ({e}); expected e.g. https://exams.school.example")
+        format!("\"{value}\" is not a URL ({e}); expected e.g. https://exams.school.example")
     })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "`{value}` uses `{}`; the server URL must start with http:// or https://",
+            "\"{value}\" uses \"{}\"; the server URL must start with http:// or https://",
             url.scheme()
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("`{value}` has no host name"));
+        return Err(format!("\"{value}\" has no host name"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("the server URL must not contain a user name or password".into());
@@ -269,7 +269,7 @@ impl TryFrom<String> for AbsoluteDir {
             Err("the data directory must not be empty".into())
         } else if !path.is_absolute() {
             Err(format!(
-                "`{value}` is a relative path; in a file the data directory must be absolute"
+                "\"{value}\" is a relative path; in a file the data directory must be absolute"
             ))
         } else {
             Ok(AbsoluteDir(path))
@@ -288,7 +288,7 @@ impl TryFrom<String> for LogLevel {
             Ok(LogLevel(value))
         } else {
             Err(format!(
-                "`{value}` is not a log level; use off, error, warn, info, debug or trace \
+                "\"{value}\" is not a log level; use off, error, warn, info, debug or trace \
                  (or target=level pairs separated by commas)"
             ))
         }
@@ -354,7 +354,7 @@ impl TryFrom<String> for KnownKey {
             Ok(KnownKey(value))
         } else {
             Err(format!(
-                "cannot lock unknown key `{value}`; known keys: {}",
+                "cannot lock unknown key \"{value}\"; known keys: {}",
                 KEYS.join(", ")
             ))
         }
@@ -507,7 +507,7 @@ impl Builder {
                     line,
                     column,
                     Some("locked".into()),
-                    "`locked` is only honoured in the system-wide managed file".into(),
+                    "\"locked\" is only honoured in the system-wide managed file".into(),
                 );
                 return;
             }

@@ -1,34 +1,117 @@
 //! The reference Exam Bank server: implements `shared/API.md` so the desktop client can be
-//! developed, demonstrated and tested end to end on one machine.
+//! developed, demonstrated and tested end to end on one machine — including the security
+//! backend (lockouts, rate limits, IP blocks, session termination, an append-only audit log).
+//!
+//! Every `/v1` operation is one entry of [`routes::ROUTES`] and runs through one dispatcher,
+//! so a request sent alone and the same request inside `/v1/batch` are processed identically.
 
+pub mod admin;
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod db;
+pub mod demo;
+pub mod http;
+pub mod idempotency;
+pub mod problem;
+pub mod ratelimit;
+pub mod routes;
+pub mod stats;
+
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use tokio::net::TcpListener;
 
-/// Every route of the server.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(healthz))
+pub use db::Db;
+pub use ratelimit::RateSpec;
+
+/// How the server runs. [`Config::new`] gives the contract's defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub db_path: PathBuf,
+    /// Bearer token of the administration API; `None` disables it.
+    pub admin_token: Option<String>,
+    /// Lifetime of access tokens, in seconds.
+    pub access_ttl_s: u64,
+    pub user_rate: RateSpec,
+    pub ip_rate: RateSpec,
+    /// Failed sign-ins per username, and per IP, that lock sign-in for the window.
+    pub lockout_failures: u32,
+    pub lockout_window_s: u64,
+    /// A retried rotation of the previous refresh token is honoured within this many seconds.
+    pub refresh_grace_s: u64,
+    /// Seeds demo students and exams.
+    pub demo: bool,
 }
 
-/// Liveness: the client's network monitor probes this.
-async fn healthz() -> StatusCode {
-    StatusCode::NO_CONTENT
+impl Config {
+    pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        Self {
+            db_path: db_path.into(),
+            admin_token: None,
+            access_ttl_s: 900,
+            user_rate: RateSpec::new(20.0, 200.0),
+            ip_rate: RateSpec::new(2000.0, 4000.0),
+            lockout_failures: 5,
+            lockout_window_s: 300,
+            refresh_grace_s: 60,
+            demo: false,
+        }
+    }
+}
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub jwt: auth::JwtKeys,
+    pub limiter: ratelimit::Limiter,
+    pub stats: stats::Stats,
+    /// (principal, idempotency key) pairs being processed right now.
+    pub in_flight: Mutex<HashSet<(String, String)>>,
+    /// Active IP blocks, reloaded whenever an admin changes them.
+    pub blocks: RwLock<Vec<admin::Block>>,
+}
+
+impl AppState {
+    /// Opens the database, migrates it, loads or creates the signing key, seeds demo data.
+    pub fn open(config: Config) -> anyhow::Result<Self> {
+        let db = Db::open(&config.db_path)?;
+        let jwt = auth::JwtKeys::load_or_create(&db)?;
+        if config.demo {
+            demo::seed(&db)?;
+        }
+        idempotency::purge_expired(&db)?;
+        let blocks = RwLock::new(admin::load_blocks(&db)?);
+        Ok(Self {
+            blocks,
+            config,
+            db,
+            jwt,
+            limiter: ratelimit::Limiter::default(),
+            stats: stats::Stats::default(),
+            in_flight: Mutex::new(HashSet::new()),
+        })
+    }
 }
 
 /// A server bound to its address, not yet serving.
 pub struct Server {
     listener: TcpListener,
+    state: Arc<AppState>,
 }
 
 impl Server {
-    /// Binds `addr` (port 0 picks a free port: see [`Server::local_addr`]).
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+    /// Opens the state and binds `addr` (port 0 picks a free port: see [`Server::local_addr`]).
+    pub async fn bind(addr: SocketAddr, config: Config) -> anyhow::Result<Self> {
+        let state = Arc::new(AppState::open(config)?);
         Ok(Self {
             listener: TcpListener::bind(addr).await?,
+            state,
         })
     }
 
@@ -36,13 +119,28 @@ impl Server {
         self.listener.local_addr()
     }
 
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
     /// Serves until `shutdown` completes, then finishes the requests in progress.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, router())
+        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     }
+}
+
+/// Now, as the server's clock says.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+/// RFC 3339 UTC with milliseconds: sortable as text.
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -223,7 +223,7 @@ fn bad_files_are_each_reported_clearly() {
             "locked = [\"nope\"]\n",
             1,
             Some("locked"),
-            "unknown key `nope`",
+            "unknown key \"nope\"",
         ),
     ];
     for (text, line, key, fragment) in table {

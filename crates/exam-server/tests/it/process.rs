@@ -7,8 +7,10 @@ use tokio::process::Command;
 
 #[tokio::test]
 async fn the_binary_listens_where_told_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_exam-server"))
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--demo", "--db"])
+        .arg(dir.path().join("server.db"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -21,6 +23,18 @@ async fn the_binary_listens_where_told_and_stops_on_sigterm() {
 
     let response = reqwest::get(format!("{url}/healthz")).await.unwrap();
     assert_eq!(response.status(), 204);
+    // --demo seeded the students.
+    let response = reqwest::Client::new()
+        .post(format!("{url}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "student30"),
+            ("password", "demo"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 
     let pid = child.id().unwrap().to_string();
     let status = std::process::Command::new("kill")

@@ -1,0 +1,271 @@
+//! The administration API: what an examiner and an operator need, behind the admin token.
+
+use std::net::IpAddr;
+
+use axum::http::StatusCode;
+use ipnet::IpNet;
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::api::{parse_json, parse_time, receipt, stored_answers};
+use crate::audit;
+use crate::problem::{ApiError, Reply};
+use crate::routes::Ctx;
+use crate::Db;
+
+/// An active IP block, cached in memory and checked on every request.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub id: i64,
+    pub net: IpNet,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Block {
+    pub fn applies(&self, ip: IpAddr, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.net.contains(&ip) && self.until.is_none_or(|u| now < u)
+    }
+}
+
+pub fn load_blocks(db: &Db) -> rusqlite::Result<Vec<Block>> {
+    read_blocks(&db.lock())
+}
+
+fn read_blocks(conn: &Connection) -> rusqlite::Result<Vec<Block>> {
+    let mut stmt =
+        conn.prepare("SELECT id, cidr, until FROM ip_blocks WHERE removed_at IS NULL")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut blocks = Vec::new();
+    for row in rows {
+        let (id, cidr, until) = row?;
+        if let Ok(net) = parse_net(&cidr) {
+            let until = until.and_then(|u| parse_time(&u, "until").ok());
+            blocks.push(Block { id, net, until });
+        }
+    }
+    Ok(blocks)
+}
+
+fn parse_net(cidr: &str) -> Result<IpNet, ApiError> {
+    cidr.parse::<IpNet>()
+        .or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| ApiError::validation(format!("`{cidr}` is not an IP address or CIDR range")))
+}
+
+fn reload_blocks(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<(), ApiError> {
+    // Read through the open transaction so the cache sees this change.
+    let blocks = read_blocks(tx)?;
+    *ctx.state.blocks.write().unwrap_or_else(|p| p.into_inner()) = blocks;
+    Ok(())
+}
+
+fn attempt_json(conn: &Transaction<'_>, attempt_id: &str) -> Result<Option<Value>, ApiError> {
+    let row: Option<(String, String, String, String, String, i64)> = conn
+        .query_row(
+            "SELECT a.exam_id, u.username, a.status, a.started_at, a.deadline_at, a.applied_writes
+             FROM attempts a JOIN users u ON u.id = a.user_id WHERE a.id = ?1",
+            [attempt_id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((exam_id, username, status, started_at, deadline_at, applied_writes)) = row else {
+        return Ok(None);
+    };
+    let answers: Map<String, Value> = stored_answers(conn, attempt_id)?
+        .into_iter()
+        .map(|(q, value, seq, saved_at)| {
+            (q, json!({"value": value, "seq": seq, "saved_at": saved_at}))
+        })
+        .collect();
+    let mut body = json!({
+        "attempt_id": attempt_id,
+        "exam_id": exam_id,
+        "username": username,
+        "status": status,
+        "started_at": started_at,
+        "deadline_at": deadline_at,
+        "answers": answers,
+        "applied_writes": applied_writes,
+    });
+    if let (Some(receipt), Some(object)) = (receipt(conn, attempt_id)?, body.as_object_mut()) {
+        object.insert("receipt".into(), receipt);
+    }
+    Ok(Some(body))
+}
+
+/// `GET /v1/admin/attempts/{attempt_id}`.
+pub fn attempt(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let id = ctx.param("attempt_id");
+    attempt_json(tx, id)?
+        .map(Reply::ok)
+        .ok_or_else(|| ApiError::not_found(format!("there is no attempt `{id}`")))
+}
+
+fn user_id(conn: &Connection, username: &str) -> Result<i64, ApiError> {
+    conn.query_row(
+        "SELECT id FROM users WHERE username = ?1",
+        [username],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| ApiError::not_found(format!("there is no user `{username}`")))
+}
+
+/// `GET /v1/admin/users/{username}/attempts`.
+pub fn user_attempts(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let user = user_id(tx, ctx.param("username"))?;
+    let ids: Vec<String> = {
+        let mut stmt =
+            tx.prepare("SELECT id FROM attempts WHERE user_id = ?1 ORDER BY started_at, id")?;
+        let rows = stmt.query_map([user], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut attempts = Vec::with_capacity(ids.len());
+    for id in ids {
+        attempts.extend(attempt_json(tx, &id)?);
+    }
+    Ok(Reply::ok(Value::Array(attempts)))
+}
+
+/// `POST /v1/admin/users/{username}/sessions/revoke`: ends every session of the user.
+pub fn revoke_sessions(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let username = ctx.param("username");
+    let user = user_id(tx, username)?;
+    let revoked = tx.execute(
+        "UPDATE sessions SET revoked_at = ?2, revoked_reason = 'revoked_by_admin' WHERE user_id = ?1 AND revoked_at IS NULL",
+        (user, crate::rfc3339(ctx.now)),
+    )?;
+    audit::record(
+        tx,
+        ctx.now,
+        "admin_revoke_sessions",
+        Some(username),
+        Some(ctx.ip),
+        None,
+        json!({"sessions": revoked}),
+    )?;
+    Ok(Reply::ok(json!({"revoked_sessions": revoked})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockCreate {
+    cidr: String,
+    reason: String,
+    until: Option<String>,
+}
+
+/// `POST /v1/admin/ip-blocks`.
+pub fn create_ip_block(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let body: BlockCreate = parse_json(ctx.body)?;
+    let net = parse_net(body.cidr.trim())?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::validation("a block needs a reason"));
+    }
+    let until = match &body.until {
+        Some(u) => {
+            let t = parse_time(u, "until")?;
+            if t <= ctx.now {
+                return Err(ApiError::validation("`until` is in the past"));
+            }
+            Some(crate::rfc3339(t))
+        }
+        None => None,
+    };
+    let created_at = crate::rfc3339(ctx.now);
+    tx.execute(
+        "INSERT INTO ip_blocks (cidr, reason, until, created_at) VALUES (?1, ?2, ?3, ?4)",
+        (net.to_string(), &body.reason, &until, &created_at),
+    )?;
+    let id = tx.last_insert_rowid();
+    audit::record(
+        tx,
+        ctx.now,
+        "ip_block",
+        None,
+        Some(ctx.ip),
+        None,
+        json!({"id": id, "cidr": net.to_string(), "reason": body.reason, "until": until}),
+    )?;
+    reload_blocks(ctx, tx)?;
+    Ok(Reply::new(
+        StatusCode::CREATED,
+        json!({"id": id, "cidr": net.to_string(), "reason": body.reason, "until": until, "created_at": created_at}),
+    ))
+}
+
+/// `DELETE /v1/admin/ip-blocks/{id}`.
+pub fn delete_ip_block(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let raw = ctx.param("id");
+    let id: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("there is no IP block `{raw}`")))?;
+    let changed = tx.execute(
+        "UPDATE ip_blocks SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
+        (id, crate::rfc3339(ctx.now)),
+    )?;
+    if changed == 0 {
+        return Err(ApiError::not_found(format!(
+            "there is no active IP block {id}"
+        )));
+    }
+    audit::record(
+        tx,
+        ctx.now,
+        "ip_unblock",
+        None,
+        Some(ctx.ip),
+        None,
+        json!({"id": id}),
+    )?;
+    reload_blocks(ctx, tx)?;
+    Ok(Reply::new(StatusCode::NO_CONTENT, Value::Null))
+}
+
+/// `GET /v1/admin/audit?user=&type=&since=&limit=`, newest first.
+pub fn audit(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let limit = match ctx.query.get("limit") {
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::validation("limit must be 1 to 1000"))?,
+        None => 100,
+    };
+    let since = match ctx.query.get("since") {
+        Some(s) => Some(crate::rfc3339(parse_time(s, "since")?)),
+        None => None,
+    };
+    let filter = audit::Filter {
+        user: ctx.query.get("user").cloned(),
+        kind: ctx.query.get("type").cloned(),
+        since,
+        limit,
+    };
+    Ok(Reply::ok(Value::Array(audit::search(tx, &filter)?)))
+}
+
+/// `GET /v1/admin/stats`.
+pub fn stats(ctx: &Ctx<'_>, _tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(ctx.state.stats.snapshot()))
+}

@@ -1,0 +1,667 @@
+//! The student operations of `/v1`: exams, attempts, answers, submission, events.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{OptionalExtension, Transaction};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::problem::{ApiError, Reply};
+use crate::routes::Ctx;
+
+pub const MAX_EVENTS: usize = 500;
+
+/// Parses a JSON body: 400 `malformed_body` for bad JSON, 400 `invalid_body` for JSON of the
+/// wrong shape, both saying where.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::bad_request(
+            "invalid_body",
+            format!("the body does not have the expected fields and types: {e}"),
+        ),
+        _ => ApiError::bad_request("malformed_body", format!("the body is not valid JSON: {e}")),
+    })
+}
+
+pub fn parse_time(value: &str, what: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| ApiError::validation(format!("{what} `{value}` is not an RFC 3339 time: {e}")))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Question {
+    pub id: String,
+    pub kind: String,
+    #[serde(default)]
+    pub options: Vec<QOption>,
+    pub max_length: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QOption {
+    pub id: String,
+}
+
+struct Exam {
+    id: String,
+    title: String,
+    version: i64,
+    opens_at: String,
+    closes_at: String,
+    duration_s: i64,
+    instructions: String,
+    questions: String,
+}
+
+fn load_exam(tx: &Transaction<'_>, exam_id: &str) -> Result<Exam, ApiError> {
+    tx.query_row(
+        "SELECT id, title, version, opens_at, closes_at, duration_s, instructions, questions
+         FROM exams WHERE id = ?1",
+        [exam_id],
+        |r| {
+            Ok(Exam {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                version: r.get(2)?,
+                opens_at: r.get(3)?,
+                closes_at: r.get(4)?,
+                duration_s: r.get(5)?,
+                instructions: r.get(6)?,
+                questions: r.get(7)?,
+            })
+        },
+    )
+    .optional()?
+    .ok_or_else(|| ApiError::not_found(format!("there is no exam `{exam_id}`")))
+}
+
+/// `GET /v1/exams`: exams that have not closed yet.
+pub fn list_exams(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let mut stmt = tx.prepare(
+        "SELECT id, title, version, opens_at, closes_at, duration_s, json_array_length(questions)
+         FROM exams WHERE closes_at > ?1 ORDER BY opens_at, id",
+    )?;
+    let exams = stmt
+        .query_map([crate::rfc3339(ctx.now)], |r| {
+            Ok(json!({
+                "id": r.get::<_, String>(0)?,
+                "title": r.get::<_, String>(1)?,
+                "version": r.get::<_, i64>(2)?,
+                "opens_at": r.get::<_, String>(3)?,
+                "closes_at": r.get::<_, String>(4)?,
+                "duration_s": r.get::<_, i64>(5)?,
+                "question_count": r.get::<_, i64>(6)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Reply::ok(Value::Array(exams)))
+}
+
+/// `GET /v1/exams/{exam_id}/package` with `ETag` and `If-None-Match`.
+pub fn exam_package(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let exam = load_exam(tx, ctx.param("exam_id"))?;
+    let questions: Value = serde_json::from_str(&exam.questions).unwrap_or(Value::Array(vec![]));
+    let package = json!({
+        "id": exam.id,
+        "version": exam.version,
+        "title": exam.title,
+        "duration_s": exam.duration_s,
+        "instructions": exam.instructions,
+        "questions": questions,
+    });
+    let body = package.to_string();
+    let etag = format!(
+        "\"{}\"",
+        &hex::encode(Sha256::digest(body.as_bytes()))[..32]
+    );
+    let matches = ctx.if_none_match.is_some_and(|header| {
+        header
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+    });
+    let mut reply = if matches {
+        Reply::new(StatusCode::NOT_MODIFIED, Value::Null)
+    } else {
+        Reply::ok(package)
+    };
+    reply.etag = Some(etag);
+    Ok(reply)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttemptCreate {
+    attempt_id: Option<String>,
+    started_at: Option<String>,
+}
+
+/// `POST /v1/exams/{exam_id}/attempts`: the client may choose the id and start time of an
+/// attempt that began offline.
+pub fn create_attempt(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let user_id = ctx.user_id()?;
+    let exam = load_exam(tx, ctx.param("exam_id"))?;
+    let body: AttemptCreate = if ctx.body.iter().all(u8::is_ascii_whitespace) {
+        AttemptCreate::default()
+    } else {
+        parse_json(ctx.body)?
+    };
+    let opens = parse_time(&exam.opens_at, "opens_at")?;
+    let closes = parse_time(&exam.closes_at, "closes_at")?;
+
+    let attempt_id = match &body.attempt_id {
+        Some(id) => uuid::Uuid::parse_str(id)
+            .map_err(|_| ApiError::validation(format!("attempt_id `{id}` is not a UUID")))?
+            .to_string(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let existing: Option<(i64, String, String, String)> = tx
+        .query_row(
+            "SELECT user_id, exam_id, started_at, deadline_at FROM attempts WHERE id = ?1",
+            [&attempt_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    if let Some((owner, exam_id, started_at, deadline_at)) = existing {
+        if owner != user_id || exam_id != exam.id {
+            return Err(ApiError::conflict(
+                "attempt_id_taken",
+                "this attempt_id is already in use",
+            ));
+        }
+        return Ok(Reply::new(
+            StatusCode::CREATED,
+            json!({"attempt_id": attempt_id, "exam_id": exam_id, "started_at": started_at, "deadline_at": deadline_at}),
+        ));
+    }
+
+    // A client start time is trusted inside the open window and not in the future.
+    let client_start = match &body.started_at {
+        Some(t) => Some(parse_time(t, "started_at")?),
+        None => None,
+    }
+    .filter(|t| *t >= opens && *t <= closes && *t <= ctx.now + Duration::seconds(60));
+    let started = match client_start {
+        Some(t) => t,
+        None if ctx.now < opens => {
+            return Err(ApiError::conflict(
+                "exam_not_open",
+                format!("the exam opens at {}", exam.opens_at),
+            ))
+        }
+        None if ctx.now > closes => {
+            return Err(ApiError::conflict(
+                "exam_closed",
+                format!("the exam closed at {}", exam.closes_at),
+            ))
+        }
+        None => ctx.now,
+    };
+    let deadline = (started + Duration::seconds(exam.duration_s)).min(closes);
+    let (started_at, deadline_at) = (crate::rfc3339(started), crate::rfc3339(deadline));
+    tx.execute(
+        "INSERT INTO attempts (id, exam_id, user_id, status, started_at, deadline_at)
+         VALUES (?1, ?2, ?3, 'open', ?4, ?5)",
+        (&attempt_id, &exam.id, user_id, &started_at, &deadline_at),
+    )?;
+    Ok(Reply::new(
+        StatusCode::CREATED,
+        json!({"attempt_id": attempt_id, "exam_id": exam.id, "started_at": started_at, "deadline_at": deadline_at}),
+    ))
+}
+
+struct Attempt {
+    exam_id: String,
+    status: String,
+    started_at: String,
+    deadline_at: String,
+}
+
+/// The caller's own attempt; someone else's is 404, as if it did not exist.
+fn own_attempt(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Attempt, ApiError> {
+    let user_id = ctx.user_id()?;
+    let attempt_id = ctx.param("attempt_id");
+    tx.query_row(
+        "SELECT exam_id, status, started_at, deadline_at FROM attempts WHERE id = ?1 AND user_id = ?2",
+        (attempt_id, user_id),
+        |r| {
+            Ok(Attempt {
+                exam_id: r.get(0)?,
+                status: r.get(1)?,
+                started_at: r.get(2)?,
+                deadline_at: r.get(3)?,
+            })
+        },
+    )
+    .optional()?
+    .ok_or_else(|| ApiError::not_found(format!("there is no attempt `{attempt_id}`")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerPut {
+    value: Value,
+    seq: i64,
+    saved_at: String,
+}
+
+/// Checks a value against its question: option ids for single/multiple, a string within
+/// `max_length` characters for short/essay.
+pub fn check_value(question: &Question, value: &Value) -> Result<(), ApiError> {
+    let is_option = |id: &str| question.options.iter().any(|o| o.id == id);
+    match (question.kind.as_str(), value) {
+        ("single", Value::String(id)) if is_option(id) => Ok(()),
+        ("single", Value::String(id)) => Err(ApiError::validation(format!(
+            "`{id}` is not an option of question `{}`",
+            question.id
+        ))),
+        ("multiple", Value::Array(ids)) => {
+            let mut seen = std::collections::HashSet::new();
+            for id in ids {
+                let Some(id) = id.as_str() else {
+                    return Err(ApiError::validation(
+                        "a multiple-choice answer is an array of option ids",
+                    ));
+                };
+                if !is_option(id) {
+                    return Err(ApiError::validation(format!(
+                        "`{id}` is not an option of question `{}`",
+                        question.id
+                    )));
+                }
+                if !seen.insert(id) {
+                    return Err(ApiError::validation(format!(
+                        "option `{id}` is chosen twice"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        ("short" | "essay", Value::String(text)) => match question.max_length {
+            Some(max) if text.chars().count() > max => Err(ApiError::validation(format!(
+                "the answer has {} characters; question `{}` allows {max}",
+                text.chars().count(),
+                question.id
+            ))),
+            _ => Ok(()),
+        },
+        (kind, _) => Err(ApiError::validation(format!(
+            "a `{kind}` answer must be {}",
+            if kind == "multiple" {
+                "an array of option ids"
+            } else {
+                "a string"
+            }
+        ))),
+    }
+}
+
+fn exam_question(
+    tx: &Transaction<'_>,
+    exam_id: &str,
+    question_id: &str,
+) -> Result<Question, ApiError> {
+    let questions: String = tx.query_row(
+        "SELECT questions FROM exams WHERE id = ?1",
+        [exam_id],
+        |r| r.get(0),
+    )?;
+    let questions: Vec<Question> = serde_json::from_str(&questions).map_err(|e| {
+        ApiError::internal(format!("exam `{exam_id}` has unreadable questions: {e}"))
+    })?;
+    questions
+        .into_iter()
+        .find(|q| q.id == question_id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("exam `{exam_id}` has no question `{question_id}`"))
+        })
+}
+
+/// `PUT /v1/attempts/{attempt_id}/answers/{question_id}`: a stale `seq` never overwrites.
+pub fn put_answer(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let attempt = own_attempt(ctx, tx)?;
+    if attempt.status != "open" {
+        return Err(ApiError::conflict(
+            "attempt_closed",
+            "this attempt has been submitted",
+        ));
+    }
+    let question_id = ctx.param("question_id");
+    let question = exam_question(tx, &attempt.exam_id, question_id)?;
+    let body: AnswerPut = parse_json(ctx.body)?;
+    if body.seq < 0 {
+        return Err(ApiError::validation("seq must not be negative"));
+    }
+    parse_time(&body.saved_at, "saved_at")?;
+    check_value(&question, &body.value)?;
+
+    let attempt_id = ctx.param("attempt_id");
+    let current: Option<i64> = tx
+        .query_row(
+            "SELECT seq FROM answers WHERE attempt_id = ?1 AND question_id = ?2",
+            (attempt_id, question_id),
+            |r| r.get(0),
+        )
+        .optional()?;
+    let stored = current.is_none_or(|seq| body.seq > seq);
+    if stored {
+        tx.execute(
+            "INSERT INTO answers (attempt_id, question_id, value, seq, saved_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (attempt_id, question_id) DO UPDATE SET value = ?3, seq = ?4, saved_at = ?5",
+            (attempt_id, question_id, body.value.to_string(), body.seq, &body.saved_at),
+        )?;
+        tx.execute(
+            "UPDATE attempts SET applied_writes = applied_writes + 1 WHERE id = ?1",
+            [attempt_id],
+        )?;
+        ctx.state.stats.answer_applied();
+    }
+    Ok(Reply::ok(
+        json!({"question_id": question_id, "seq": body.seq, "stored": stored}),
+    ))
+}
+
+/// The stored answers of an attempt: question id → (value, seq, saved_at).
+pub fn stored_answers(
+    tx: &Transaction<'_>,
+    attempt_id: &str,
+) -> rusqlite::Result<Vec<(String, Value, i64, String)>> {
+    let mut stmt = tx.prepare(
+        "SELECT question_id, value, seq, saved_at FROM answers WHERE attempt_id = ?1 ORDER BY question_id",
+    )?;
+    let rows = stmt.query_map([attempt_id], |r| {
+        let value: String = r.get(1)?;
+        Ok((
+            r.get(0)?,
+            serde_json::from_str(&value).unwrap_or(Value::Null),
+            r.get(2)?,
+            r.get(3)?,
+        ))
+    })?;
+    rows.collect()
+}
+
+/// RFC 8785 ordering: keys compared as UTF-16 code units.
+fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// RFC 8785 canonical JSON for the values this API carries (strings, integers, booleans,
+/// arrays, objects): keys sorted, no whitespace. Written out here rather than relying on
+/// `serde_json`'s map order, which a feature elsewhere in a build can change.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| utf16_cmp(a, b));
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Hex SHA-256 of the canonical JSON of `{question_id: value}`, a multiple-choice value
+/// being its option ids sorted.
+pub fn answers_digest<'a>(answers: impl IntoIterator<Item = (&'a str, &'a Value)>) -> String {
+    let object: Map<String, Value> = answers
+        .into_iter()
+        .map(|(id, value)| {
+            let value = match value {
+                Value::Array(items) => {
+                    let mut ids: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                    ids.sort_by(|a, b| utf16_cmp(a, b));
+                    Value::Array(
+                        ids.into_iter()
+                            .map(|s| Value::String(s.to_string()))
+                            .collect(),
+                    )
+                }
+                other => other.clone(),
+            };
+            (id.to_string(), value)
+        })
+        .collect();
+    let canonical = canonical_json(&Value::Object(object));
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    answer_count: u64,
+    answers_digest: String,
+}
+
+/// `POST /v1/attempts/{attempt_id}/submit`: the receipt, or 409 with the server's digest.
+pub fn submit(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let attempt = own_attempt(ctx, tx)?;
+    if attempt.status != "open" {
+        return Err(ApiError::conflict(
+            "attempt_closed",
+            "this attempt has already been submitted",
+        ));
+    }
+    let body: SubmitBody = parse_json(ctx.body)?;
+    let attempt_id = ctx.param("attempt_id");
+    let answers = stored_answers(tx, attempt_id)?;
+    let digest = answers_digest(answers.iter().map(|(q, v, _, _)| (q.as_str(), v)));
+    if !digest.eq_ignore_ascii_case(body.answers_digest.trim())
+        || body.answer_count != answers.len() as u64
+    {
+        let seqs: Map<String, Value> = answers
+            .iter()
+            .map(|(q, _, seq, _)| (q.clone(), json!(seq)))
+            .collect();
+        return Err(ApiError::conflict(
+            "digest_mismatch",
+            format!(
+                "the server holds {} answers with another digest; send the missing answers and submit again",
+                answers.len()
+            ),
+        )
+        .with_extra(json!({"answers_digest": digest, "answer_count": answers.len(), "answers": seqs})));
+    }
+    let deadline = parse_time(&attempt.deadline_at, "deadline_at")?;
+    let late = ctx.now > deadline;
+    let receipt_id = uuid::Uuid::new_v4().to_string();
+    let submitted_at = crate::rfc3339(ctx.now);
+    tx.execute(
+        "UPDATE attempts SET status = 'submitted', receipt_id = ?2, submitted_at = ?3, answers_digest = ?4, late = ?5
+         WHERE id = ?1",
+        (attempt_id, &receipt_id, &submitted_at, &digest, late),
+    )?;
+    Ok(Reply::ok(json!({
+        "receipt_id": receipt_id, "submitted_at": submitted_at, "answers_digest": digest, "late": late
+    })))
+}
+
+/// The receipt of a submitted attempt, if any.
+pub fn receipt(tx: &Transaction<'_>, attempt_id: &str) -> rusqlite::Result<Option<Value>> {
+    tx.query_row(
+        "SELECT receipt_id, submitted_at, answers_digest, late FROM attempts WHERE id = ?1 AND receipt_id IS NOT NULL",
+        [attempt_id],
+        |r| {
+            Ok(json!({
+                "receipt_id": r.get::<_, String>(0)?,
+                "submitted_at": r.get::<_, String>(1)?,
+                "answers_digest": r.get::<_, String>(2)?,
+                "late": r.get::<_, bool>(3)?,
+            }))
+        },
+    )
+    .optional()
+}
+
+/// `GET /v1/attempts/{attempt_id}`.
+pub fn get_attempt(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let attempt = own_attempt(ctx, tx)?;
+    let attempt_id = ctx.param("attempt_id");
+    let answers: Map<String, Value> = stored_answers(tx, attempt_id)?
+        .into_iter()
+        .map(|(q, value, seq, _)| (q, json!({"value": value, "seq": seq})))
+        .collect();
+    let mut body = json!({
+        "attempt_id": attempt_id,
+        "exam_id": attempt.exam_id,
+        "status": attempt.status,
+        "started_at": attempt.started_at,
+        "deadline_at": attempt.deadline_at,
+        "answers": answers,
+    });
+    if let (Some(receipt), Some(object)) = (receipt(tx, attempt_id)?, body.as_object_mut()) {
+        object.insert("receipt".into(), receipt);
+    }
+    Ok(Reply::ok(body))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsBody {
+    events: Vec<Event>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    at: String,
+    #[serde(default)]
+    attrs: Map<String, Value>,
+}
+
+/// `POST /v1/events`: telemetry, deduplicated by event id.
+pub fn post_events(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+    let body: EventsBody = parse_json(ctx.body)?;
+    if body.events.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!(
+                "{} events; at most {MAX_EVENTS} per request",
+                body.events.len()
+            ),
+        ));
+    }
+    for event in &body.events {
+        if event.id.is_empty() || event.id.len() > 255 {
+            return Err(ApiError::validation(
+                "every event needs an id of 1 to 255 characters",
+            ));
+        }
+        if event.kind.is_empty() {
+            return Err(ApiError::validation(format!(
+                "event `{}` has no type",
+                event.id
+            )));
+        }
+        parse_time(&event.at, "at")?;
+    }
+    let received = crate::rfc3339(ctx.now);
+    let mut accepted = 0;
+    for event in &body.events {
+        accepted += tx.execute(
+            "INSERT OR IGNORE INTO events (id, user_id, type, at, attrs, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            (
+                &event.id,
+                ctx.principal.user_id(),
+                &event.kind,
+                &event.at,
+                Value::Object(event.attrs.clone()).to_string(),
+                &received,
+            ),
+        )?;
+    }
+    Ok(Reply::new(
+        StatusCode::ACCEPTED,
+        json!({"accepted": accepted}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_canonical_whatever_the_order() {
+        let a = json!(["c", "a"]);
+        let b = json!("x");
+        let one = answers_digest([("q2", &a), ("q1", &b)]);
+        let sorted = json!(["a", "c"]);
+        let two = answers_digest([("q1", &b), ("q2", &sorted)]);
+        assert_eq!(one, two);
+        // The canonical text is {"q1":"x","q2":["a","c"]}.
+        assert_eq!(
+            one,
+            hex::encode(Sha256::digest(br#"{"q1":"x","q2":["a","c"]}"#))
+        );
+        assert_eq!(
+            answers_digest(std::iter::empty()),
+            hex::encode(Sha256::digest(b"{}"))
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let value = json!({"b": 1, "a": {"d": [1, "x\n"], "c": true}, "é": null});
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":{"c":true,"d":[1,"x\n"]},"b":1,"é":null}"#
+        );
+    }
+
+    #[test]
+    fn values_are_checked_against_their_question() {
+        let q = |kind: &str| Question {
+            id: "q".into(),
+            kind: kind.into(),
+            options: vec![QOption { id: "a".into() }, QOption { id: "b".into() }],
+            max_length: Some(5),
+        };
+        let table = [
+            ("single", json!("a"), true),
+            ("single", json!("z"), false),
+            ("single", json!(["a"]), false),
+            ("multiple", json!(["a", "b"]), true),
+            ("multiple", json!([]), true),
+            ("multiple", json!(["a", "a"]), false),
+            ("multiple", json!("a"), false),
+            ("multiple", json!([1]), false),
+            ("short", json!("hello"), true),
+            ("short", json!("hello!"), false),
+            ("essay", json!("xin chà"), false),
+            ("essay", json!(5), false),
+        ];
+        for (kind, value, ok) in table {
+            assert_eq!(check_value(&q(kind), &value).is_ok(), ok, "{kind} {value}");
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The `/v1` operations as one table, and the dispatcher that runs a request through
+//! authentication, idempotency and its handler — alone or as an item of a batch.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::http::{Method, StatusCode};
+use rusqlite::Transaction;
+
+use crate::problem::{ApiError, Reply};
+use crate::{admin, api, idempotency, AppState};
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User {
+        id: i64,
+        username: String,
+        session_id: String,
+    },
+    Admin,
+}
+
+impl Principal {
+    /// The namespace of this caller's idempotency keys.
+    pub fn key(&self) -> String {
+        match self {
+            Principal::User { id, .. } => format!("user:{id}"),
+            Principal::Admin => "admin".into(),
+        }
+    }
+
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Principal::User { id, .. } => Some(*id),
+            Principal::Admin => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Student,
+    Admin,
+}
+
+/// What a handler gets.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub principal: &'a Principal,
+    pub params: BTreeMap<&'static str, String>,
+    pub query: BTreeMap<String, String>,
+    pub body: &'a [u8],
+    pub if_none_match: Option<&'a str>,
+    pub ip: IpAddr,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Ctx<'_> {
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map_or("", String::as_str)
+    }
+
+    pub fn user_id(&self) -> Result<i64, ApiError> {
+        self.principal
+            .user_id()
+            .ok_or_else(|| ApiError::forbidden("forbidden", "this operation is for students"))
+    }
+}
+
+pub type Handler = fn(&Ctx<'_>, &Transaction<'_>) -> Result<Reply, ApiError>;
+
+pub struct Route {
+    pub method: Method,
+    pub template: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+}
+
+macro_rules! route {
+    ($method:ident $template:literal $access:ident $handler:path) => {
+        Route {
+            method: Method::$method,
+            template: $template,
+            access: Access::$access,
+            handler: $handler,
+        }
+    };
+}
+
+/// The template of the batch route, handled by [`crate::api::batch`] outside the table's
+/// transaction because each of its items runs as if sent alone.
+pub const BATCH: &str = "/v1/batch";
+
+/// Every `/v1` operation but the batch.
+pub static ROUTES: &[Route] = &[
+    route!(GET "/v1/exams" Student api::list_exams),
+    route!(GET "/v1/exams/{exam_id}/package" Student api::exam_package),
+    route!(POST "/v1/exams/{exam_id}/attempts" Student api::create_attempt),
+    route!(PUT "/v1/attempts/{attempt_id}/answers/{question_id}" Student api::put_answer),
+    route!(POST "/v1/attempts/{attempt_id}/submit" Student api::submit),
+    route!(GET "/v1/attempts/{attempt_id}" Student api::get_attempt),
+    route!(POST "/v1/events" Student api::post_events),
+    route!(GET "/v1/admin/attempts/{attempt_id}" Admin admin::attempt),
+    route!(GET "/v1/admin/users/{username}/attempts" Admin admin::user_attempts),
+    route!(POST "/v1/admin/users/{username}/sessions/revoke" Admin admin::revoke_sessions),
+    route!(POST "/v1/admin/ip-blocks" Admin admin::create_ip_block),
+    route!(DELETE "/v1/admin/ip-blocks/{id}" Admin admin::delete_ip_block),
+    route!(GET "/v1/admin/audit" Admin admin::audit),
+    route!(GET "/v1/admin/stats" Admin admin::stats),
+];
+
+/// Matches a path (without query) against a template; returns the parameters.
+fn match_template(template: &'static str, path: &str) -> Option<BTreeMap<&'static str, String>> {
+    let mut params = BTreeMap::new();
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(params),
+            (Some(ts), Some(ps)) => {
+                if let Some(name) = ts.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    if ps.is_empty() {
+                        return None;
+                    }
+                    params.insert(name, percent_decode(ps)?);
+                } else if ts != ps {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The route for `method path`: `Err(404)` for an unknown path, `Err(405)` for a known path
+/// with another method.
+pub fn find(
+    method: &Method,
+    path: &str,
+) -> Result<(&'static Route, BTreeMap<&'static str, String>), ApiError> {
+    let mut path_known = false;
+    for route in ROUTES {
+        if let Some(params) = match_template(route.template, path) {
+            if route.method == *method {
+                return Ok((route, params));
+            }
+            path_known = true;
+        }
+    }
+    if path_known {
+        Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{path} does not accept {method}"),
+        ))
+    } else {
+        Err(ApiError::not_found(format!("there is no {path}")))
+    }
+}
+
+/// One `/v1` request (not the batch itself), already authenticated as `principal`.
+pub struct Call<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub query: BTreeMap<String, String>,
+    pub body: &'a [u8],
+    pub idempotency_key: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    pub ip: IpAddr,
+}
+
+/// Runs one call: route, access check, idempotency, handler. Never panics; every failure is
+/// a problem reply. Returns the route template too, for statistics.
+pub fn execute(
+    state: &AppState,
+    principal: &Principal,
+    call: &Call<'_>,
+) -> (Option<&'static str>, Reply) {
+    let (route, params) = match find(&call.method, call.path) {
+        Ok(found) => found,
+        Err(error) => return (None, error.into_reply()),
+    };
+    let reply = match (route.access, principal) {
+        (Access::Admin, Principal::User { .. }) => Err(ApiError::forbidden(
+            "forbidden",
+            "this operation needs the admin token",
+        )),
+        (Access::Student, Principal::Admin) => Err(ApiError::forbidden(
+            "forbidden",
+            "this operation needs a student's access token",
+        )),
+        _ => {
+            let ctx = Ctx {
+                state,
+                principal,
+                params,
+                query: call.query.clone(),
+                body: call.body,
+                if_none_match: call.if_none_match,
+                ip: call.ip,
+                now: crate::now(),
+            };
+            if call.method == Method::GET {
+                run_read(&ctx, route.handler)
+            } else {
+                idempotency::run(
+                    &ctx,
+                    &call.method,
+                    call.path,
+                    call.idempotency_key,
+                    route.handler,
+                )
+            }
+        }
+    };
+    (
+        Some(route.template),
+        reply.unwrap_or_else(ApiError::into_reply),
+    )
+}
+
+fn run_read(ctx: &Ctx<'_>, handler: Handler) -> Result<Reply, ApiError> {
+    let mut conn = ctx.state.db.lock();
+    let tx = conn.transaction()?;
+    let reply = handler(ctx, &tx)?;
+    tx.commit()?;
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_paths_and_decode_parameters() {
+        let params = match_template(
+            "/v1/attempts/{attempt_id}/answers/{question_id}",
+            "/v1/attempts/a1/answers/q%201",
+        )
+        .unwrap();
+        assert_eq!(params["attempt_id"], "a1");
+        assert_eq!(params["question_id"], "q 1");
+        assert!(match_template("/v1/exams", "/v1/exams/").is_none());
+        assert!(match_template("/v1/exams/{exam_id}/package", "/v1/exams//package").is_none());
+        assert!(match_template("/v1/exams/{exam_id}/package", "/v1/exams/%zz/package").is_none());
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        assert_eq!(
+            find(&Method::GET, "/v1/nope").err().unwrap().status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            find(&Method::DELETE, "/v1/exams").err().unwrap().status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            find(&Method::GET, "/v1/exams").unwrap().0.template,
+            "/v1/exams"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Counters for `GET /v1/admin/stats`: what an operator (and a test) needs to see.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+#[derive(Default)]
+pub struct Stats {
+    /// "METHOD /route/template" → status → count.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
+    token_refreshes: AtomicU64,
+    reuse_detections: AtomicU64,
+    idempotent_replays: AtomicU64,
+    rate_limited: AtomicU64,
+    logins: AtomicU64,
+    login_failures: AtomicU64,
+    lockouts: AtomicU64,
+    answers_applied: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Stats {
+    pub fn request(&self, method: &str, route: &str, status: u16) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *requests
+            .entry(format!("{method} {route}"))
+            .or_default()
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    pub fn refresh(&self) {
+        bump(&self.token_refreshes);
+    }
+    pub fn reuse_detected(&self) {
+        bump(&self.reuse_detections);
+    }
+    pub fn replay(&self) {
+        bump(&self.idempotent_replays);
+    }
+    pub fn rate_limited(&self) {
+        bump(&self.rate_limited);
+    }
+    pub fn login(&self) {
+        bump(&self.logins);
+    }
+    pub fn login_failure(&self) {
+        bump(&self.login_failures);
+    }
+    pub fn lockout(&self) {
+        bump(&self.lockouts);
+    }
+    pub fn answer_applied(&self) {
+        bump(&self.answers_applied);
+    }
+
+    pub fn snapshot(&self) -> Value {
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        json!({
+            "requests": requests,
+            "token_refreshes": get(&self.token_refreshes),
+            "refresh_reuse_detections": get(&self.reuse_detections),
+            "idempotent_replays": get(&self.idempotent_replays),
+            "rate_limited": get(&self.rate_limited),
+            "logins": get(&self.logins),
+            "login_failures": get(&self.login_failures),
+            "lockouts": get(&self.lockouts),
+            "answers_applied": get(&self.answers_applied),
+        })
+    }
+}
