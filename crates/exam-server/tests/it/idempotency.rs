@@ -185,3 +185,33 @@ async fn concurrent_requests_with_one_key_apply_once() {
         .await;
     assert_eq!(admin["applied_writes"], 1);
 }
+
+#[tokio::test]
+async fn a_request_whose_key_is_still_in_flight_gets_409() {
+    let server = TestServer::start().await;
+    let s = Student::login(&server, "student1").await;
+    let attempt = s.start_attempt("demo-mixed").await;
+    let key = new_key();
+    // The first request with this key is still being processed (held here by the test).
+    let user_id: i64 = rusqlite::Connection::open(&server.db)
+        .unwrap()
+        .query_row(
+            "SELECT id FROM users WHERE username = 'student1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let entry = (format!("user:{user_id}"), key.clone());
+    server.state.in_flight.lock().unwrap().insert(entry.clone());
+    let path = format!("/v1/attempts/{attempt}/answers/q03");
+    let put = json!({"value": "Au", "seq": 1, "saved_at": "2026-11-28T10:00:00Z"});
+    let (status, body) = s.send_keyed(Method::PUT, &path, &key, put.clone()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("idempotency_in_flight"))
+    );
+    // Once it is done, the retry goes through.
+    server.state.in_flight.lock().unwrap().remove(&entry);
+    let (status, body) = s.send_keyed(Method::PUT, &path, &key, put).await;
+    assert_eq!((status, body["stored"].as_bool()), (200, Some(true)));
+}

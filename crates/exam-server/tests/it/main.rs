@@ -37,6 +37,7 @@ pub fn config(db: PathBuf) -> Config {
 /// A server on a free loopback port with its own database, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub state: std::sync::Arc<exam_server::AppState>,
     pub http: Client,
     pub db: PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -59,6 +60,7 @@ impl TestServer {
             .await
             .unwrap();
         let addr = server.local_addr().unwrap();
+        let state = server.state();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(async move {
             server
@@ -70,6 +72,7 @@ impl TestServer {
         });
         Self {
             addr,
+            state,
             http: Client::new(),
             db,
             _dir: None,
