@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use axum::http::StatusCode;
 use ipnet::IpNet;
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -63,14 +63,14 @@ fn parse_net(cidr: &str) -> Result<IpNet, ApiError> {
         .map_err(|_| ApiError::validation(format!("`{cidr}` is not an IP address or CIDR range")))
 }
 
-fn reload_blocks(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<(), ApiError> {
+fn reload_blocks(ctx: &Ctx<'_>, tx: &Connection) -> Result<(), ApiError> {
     // Read through the open transaction so the cache sees this change.
     let blocks = read_blocks(tx)?;
     *ctx.state.blocks.write().unwrap_or_else(|p| p.into_inner()) = blocks;
     Ok(())
 }
 
-fn attempt_json(conn: &Transaction<'_>, attempt_id: &str) -> Result<Option<Value>, ApiError> {
+fn attempt_json(conn: &Connection, attempt_id: &str) -> Result<Option<Value>, ApiError> {
     let row: Option<(String, String, String, String, String, i64)> = conn
         .query_row(
             "SELECT a.exam_id, u.username, a.status, a.started_at, a.deadline_at, a.applied_writes
@@ -114,7 +114,7 @@ fn attempt_json(conn: &Transaction<'_>, attempt_id: &str) -> Result<Option<Value
 }
 
 /// `GET /v1/admin/attempts/{attempt_id}`.
-pub fn attempt(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn attempt(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let id = ctx.param("attempt_id");
     attempt_json(tx, id)?
         .map(Reply::ok)
@@ -132,7 +132,7 @@ fn user_id(conn: &Connection, username: &str) -> Result<i64, ApiError> {
 }
 
 /// `GET /v1/admin/users/{username}/attempts`.
-pub fn user_attempts(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn user_attempts(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let user = user_id(tx, ctx.param("username"))?;
     let ids: Vec<String> = {
         let mut stmt =
@@ -148,7 +148,7 @@ pub fn user_attempts(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiEr
 }
 
 /// `POST /v1/admin/users/{username}/sessions/revoke`: ends every session of the user.
-pub fn revoke_sessions(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn revoke_sessions(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let username = ctx.param("username");
     let user = user_id(tx, username)?;
     let revoked = tx.execute(
@@ -176,7 +176,7 @@ struct BlockCreate {
 }
 
 /// `POST /v1/admin/ip-blocks`.
-pub fn create_ip_block(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn create_ip_block(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let body: BlockCreate = parse_json(ctx.body)?;
     let net = parse_net(body.cidr.trim())?;
     if body.reason.trim().is_empty() {
@@ -215,7 +215,7 @@ pub fn create_ip_block(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, Api
 }
 
 /// `DELETE /v1/admin/ip-blocks/{id}`.
-pub fn delete_ip_block(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn delete_ip_block(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let raw = ctx.param("id");
     let id: i64 = raw
         .parse()
@@ -243,7 +243,7 @@ pub fn delete_ip_block(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, Api
 }
 
 /// `GET /v1/admin/audit?user=&type=&since=&limit=`, newest first.
-pub fn audit(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn audit(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let limit = match ctx.query.get("limit") {
         Some(l) => l
             .parse::<u32>()
@@ -266,6 +266,6 @@ pub fn audit(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
 }
 
 /// `GET /v1/admin/stats`.
-pub fn stats(ctx: &Ctx<'_>, _tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn stats(ctx: &Ctx<'_>, _tx: &Connection) -> Result<Reply, ApiError> {
     Ok(Reply::ok(ctx.state.stats.snapshot()))
 }

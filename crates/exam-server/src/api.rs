@@ -1,8 +1,10 @@
 //! The student operations of `/v1`: exams, attempts, answers, submission, events.
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -56,7 +58,7 @@ struct Exam {
     questions: String,
 }
 
-fn load_exam(tx: &Transaction<'_>, exam_id: &str) -> Result<Exam, ApiError> {
+fn load_exam(tx: &Connection, exam_id: &str) -> Result<Exam, ApiError> {
     tx.query_row(
         "SELECT id, title, version, opens_at, closes_at, duration_s, instructions, questions
          FROM exams WHERE id = ?1",
@@ -79,7 +81,7 @@ fn load_exam(tx: &Transaction<'_>, exam_id: &str) -> Result<Exam, ApiError> {
 }
 
 /// `GET /v1/exams`: exams that have not closed yet.
-pub fn list_exams(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn list_exams(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let mut stmt = tx.prepare(
         "SELECT id, title, version, opens_at, closes_at, duration_s, json_array_length(questions)
          FROM exams WHERE closes_at > ?1 ORDER BY opens_at, id",
@@ -101,7 +103,7 @@ pub fn list_exams(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError
 }
 
 /// `GET /v1/exams/{exam_id}/package` with `ETag` and `If-None-Match`.
-pub fn exam_package(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn exam_package(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let exam = load_exam(tx, ctx.param("exam_id"))?;
     let questions: Value = serde_json::from_str(&exam.questions).unwrap_or(Value::Array(vec![]));
     let package = json!({
@@ -141,7 +143,7 @@ struct AttemptCreate {
 
 /// `POST /v1/exams/{exam_id}/attempts`: the client may choose the id and start time of an
 /// attempt that began offline.
-pub fn create_attempt(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn create_attempt(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let user_id = ctx.user_id()?;
     let exam = load_exam(tx, ctx.param("exam_id"))?;
     let body: AttemptCreate = if ctx.body.iter().all(u8::is_ascii_whitespace) {
@@ -221,11 +223,13 @@ struct Attempt {
 }
 
 /// The caller's own attempt; someone else's is 404, as if it did not exist.
-fn own_attempt(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Attempt, ApiError> {
+fn own_attempt(ctx: &Ctx<'_>, tx: &Connection) -> Result<Attempt, ApiError> {
     let user_id = ctx.user_id()?;
     let attempt_id = ctx.param("attempt_id");
-    tx.query_row(
+    tx.prepare_cached(
         "SELECT exam_id, status, started_at, deadline_at FROM attempts WHERE id = ?1 AND user_id = ?2",
+    )?
+    .query_row(
         (attempt_id, user_id),
         |r| {
             Ok(Attempt {
@@ -299,29 +303,33 @@ pub fn check_value(question: &Question, value: &Value) -> Result<(), ApiError> {
     }
 }
 
-fn exam_question(
-    tx: &Transaction<'_>,
+/// An exam's questions, parsed once: exams do not change while the server runs.
+fn exam_questions(
+    ctx: &Ctx<'_>,
+    tx: &Connection,
     exam_id: &str,
-    question_id: &str,
-) -> Result<Question, ApiError> {
-    let questions: String = tx.query_row(
-        "SELECT questions FROM exams WHERE id = ?1",
-        [exam_id],
-        |r| r.get(0),
-    )?;
-    let questions: Vec<Question> = serde_json::from_str(&questions).map_err(|e| {
+) -> Result<Arc<Vec<Question>>, ApiError> {
+    let mut cache = ctx
+        .state
+        .questions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(questions) = cache.get(exam_id) {
+        return Ok(questions.clone());
+    }
+    let text: String = tx
+        .prepare_cached("SELECT questions FROM exams WHERE id = ?1")?
+        .query_row([exam_id], |r| r.get(0))?;
+    let questions: Vec<Question> = serde_json::from_str(&text).map_err(|e| {
         ApiError::internal(format!("exam `{exam_id}` has unreadable questions: {e}"))
     })?;
-    questions
-        .into_iter()
-        .find(|q| q.id == question_id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("exam `{exam_id}` has no question `{question_id}`"))
-        })
+    let questions = Arc::new(questions);
+    cache.insert(exam_id.to_string(), questions.clone());
+    Ok(questions)
 }
 
 /// `PUT /v1/attempts/{attempt_id}/answers/{question_id}`: a stale `seq` never overwrites.
-pub fn put_answer(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn put_answer(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let attempt = own_attempt(ctx, tx)?;
     if attempt.status != "open" {
         return Err(ApiError::conflict(
@@ -330,33 +338,37 @@ pub fn put_answer(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError
         ));
     }
     let question_id = ctx.param("question_id");
-    let question = exam_question(tx, &attempt.exam_id, question_id)?;
+    let questions = exam_questions(ctx, tx, &attempt.exam_id)?;
+    let question = questions
+        .iter()
+        .find(|q| q.id == question_id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "exam `{}` has no question `{question_id}`",
+                attempt.exam_id
+            ))
+        })?;
     let body: AnswerPut = parse_json(ctx.body)?;
     if body.seq < 0 {
         return Err(ApiError::validation("seq must not be negative"));
     }
     parse_time(&body.saved_at, "saved_at")?;
-    check_value(&question, &body.value)?;
+    check_value(question, &body.value)?;
 
     let attempt_id = ctx.param("attempt_id");
     let current: Option<i64> = tx
-        .query_row(
-            "SELECT seq FROM answers WHERE attempt_id = ?1 AND question_id = ?2",
-            (attempt_id, question_id),
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT seq FROM answers WHERE attempt_id = ?1 AND question_id = ?2")?
+        .query_row((attempt_id, question_id), |r| r.get(0))
         .optional()?;
     let stored = current.is_none_or(|seq| body.seq > seq);
     if stored {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO answers (attempt_id, question_id, value, seq, saved_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (attempt_id, question_id) DO UPDATE SET value = ?3, seq = ?4, saved_at = ?5",
-            (attempt_id, question_id, body.value.to_string(), body.seq, &body.saved_at),
-        )?;
-        tx.execute(
-            "UPDATE attempts SET applied_writes = applied_writes + 1 WHERE id = ?1",
-            [attempt_id],
-        )?;
+        )?
+        .execute((attempt_id, question_id, body.value.to_string(), body.seq, &body.saved_at))?;
+        tx.prepare_cached("UPDATE attempts SET applied_writes = applied_writes + 1 WHERE id = ?1")?
+            .execute([attempt_id])?;
         ctx.state.stats.answer_applied();
     }
     Ok(Reply::ok(
@@ -366,7 +378,7 @@ pub fn put_answer(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError
 
 /// The stored answers of an attempt: question id → (value, seq, saved_at).
 pub fn stored_answers(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     attempt_id: &str,
 ) -> rusqlite::Result<Vec<(String, Value, i64, String)>> {
     let mut stmt = tx.prepare(
@@ -463,7 +475,7 @@ struct SubmitBody {
 }
 
 /// `POST /v1/attempts/{attempt_id}/submit`: the receipt, or 409 with the server's digest.
-pub fn submit(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn submit(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let attempt = own_attempt(ctx, tx)?;
     if attempt.status != "open" {
         return Err(ApiError::conflict(
@@ -506,7 +518,7 @@ pub fn submit(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
 }
 
 /// The receipt of a submitted attempt, if any.
-pub fn receipt(tx: &Transaction<'_>, attempt_id: &str) -> rusqlite::Result<Option<Value>> {
+pub fn receipt(tx: &Connection, attempt_id: &str) -> rusqlite::Result<Option<Value>> {
     tx.query_row(
         "SELECT receipt_id, submitted_at, answers_digest, late FROM attempts WHERE id = ?1 AND receipt_id IS NOT NULL",
         [attempt_id],
@@ -523,7 +535,7 @@ pub fn receipt(tx: &Transaction<'_>, attempt_id: &str) -> rusqlite::Result<Optio
 }
 
 /// `GET /v1/attempts/{attempt_id}`.
-pub fn get_attempt(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn get_attempt(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let attempt = own_attempt(ctx, tx)?;
     let attempt_id = ctx.param("attempt_id");
     let answers: Map<String, Value> = stored_answers(tx, attempt_id)?
@@ -560,7 +572,7 @@ struct Event {
 }
 
 /// `POST /v1/events`: telemetry, deduplicated by event id.
-pub fn post_events(ctx: &Ctx<'_>, tx: &Transaction<'_>) -> Result<Reply, ApiError> {
+pub fn post_events(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let body: EventsBody = parse_json(ctx.body)?;
     if body.events.len() > MAX_EVENTS {
         return Err(ApiError::bad_request(

@@ -39,9 +39,12 @@ impl Db {
             source,
         })?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: an answer the server said it stored survives a power cut, or the client
+        // would drop it from its queue and it would be lost.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
         migrations()
             .to_latest(&mut conn)
             .map_err(|source| DbError::Migrate {

@@ -276,7 +276,7 @@ async fn v1(
             if_none_match: header_str(headers, header::IF_NONE_MATCH),
             ip: peer.ip(),
         };
-        routes::execute(&state, &principal, &call)
+        routes::execute_one(&state, &principal, &call)
     })
     .await;
     match result {
@@ -312,7 +312,8 @@ struct BatchItem {
 }
 
 /// `POST /v1/batch`: each item processed exactly as if sent alone, in order; one item's
-/// failure never fails the others.
+/// failure never fails the others. Each item is a savepoint of one transaction, so a
+/// failed item rolls back alone and the whole batch costs one commit.
 fn batch(
     state: &AppState,
     principal: &Principal,
@@ -330,8 +331,10 @@ fn batch(
         ));
     }
     let mut responses = Vec::with_capacity(batch.requests.len());
+    let mut conn = state.db.lock();
+    let mut tx = conn.transaction()?;
     for item in &batch.requests {
-        let reply = batch_item(state, principal, item, ip);
+        let reply = batch_item(state, principal, item, ip, &mut tx);
         let mut response =
             json!({"id": item.id, "status": reply.status.as_u16(), "body": reply.body});
         if reply.replayed {
@@ -339,10 +342,17 @@ fn batch(
         }
         responses.push(response);
     }
+    tx.commit()?;
     Ok(Reply::ok(json!({"responses": responses})))
 }
 
-fn batch_item(state: &AppState, principal: &Principal, item: &BatchItem, ip: IpAddr) -> Reply {
+fn batch_item(
+    state: &AppState,
+    principal: &Principal,
+    item: &BatchItem,
+    ip: IpAddr,
+    tx: &mut rusqlite::Transaction<'_>,
+) -> Reply {
     let Ok(method) = Method::from_bytes(item.method.to_ascii_uppercase().as_bytes()) else {
         return ApiError::bad_request(
             "invalid_body",
@@ -373,7 +383,7 @@ fn batch_item(state: &AppState, principal: &Principal, item: &BatchItem, ip: IpA
         if_none_match: None,
         ip,
     };
-    let (route, reply) = routes::execute(state, principal, &call);
+    let (route, reply) = routes::execute(state, principal, &call, tx);
     state.stats.request(
         &format!("BATCH {}", call.method),
         route.unwrap_or("(unknown)"),

@@ -1,13 +1,15 @@
 //! Idempotency keys (IETF draft "The Idempotency-Key HTTP Header Field").
 //!
-//! The check, the operation and the stored response are one SQLite transaction, so a
-//! crash can never leave an operation applied without its stored response (or the reverse).
+//! The check, the operation and the stored response are one savepoint of the caller's
+//! transaction, so a crash can never leave an operation applied without its stored
+//! response (or the reverse), and a failed operation is rolled back on its own (a batch's
+//! other items are untouched).
 //! Only successful responses are stored: a failed operation changed nothing, and a retry
 //! with the same key must be able to succeed later (say, once the attempt it refers to
 //! has arrived).
 
 use axum::http::{Method, StatusCode};
-use rusqlite::OptionalExtension;
+use rusqlite::{OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
 use crate::problem::{ApiError, Reply};
@@ -46,6 +48,7 @@ impl Drop for InFlight<'_> {
 
 pub fn run(
     ctx: &Ctx<'_>,
+    tx: &mut Transaction<'_>,
     method: &Method,
     path: &str,
     key: Option<&str>,
@@ -87,14 +90,12 @@ pub fn run(
     };
 
     let print = fingerprint(method, path, ctx.body);
-    let mut conn = ctx.state.db.lock();
-    let tx = conn.transaction()?;
-    let stored: Option<(String, u16, String)> = tx
-        .query_row(
+    let sp = tx.savepoint()?;
+    let stored: Option<(String, u16, String)> = sp
+        .prepare_cached(
             "SELECT fingerprint, status, body FROM idempotency WHERE principal = ?1 AND key = ?2",
-            (&principal, key),
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        )?
+        .query_row((&principal, key), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     if let Some((stored_print, status, body)) = stored {
         if stored_print != print {
@@ -112,21 +113,22 @@ pub fn run(
             ..Reply::new(status, body)
         });
     }
-    let reply = handler(ctx, &tx)?;
+    // On an error the savepoint is dropped, which rolls back whatever the handler did.
+    let reply = handler(ctx, &sp)?;
     if reply.status.is_success() {
-        tx.execute(
+        sp.prepare_cached(
             "INSERT INTO idempotency (principal, key, fingerprint, status, body, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            (
-                &principal,
-                key,
-                &print,
-                reply.status.as_u16(),
-                reply.body.to_string(),
-                ctx.now.timestamp_millis(),
-            ),
-        )?;
-        tx.commit()?;
+        )?
+        .execute((
+            &principal,
+            key,
+            &print,
+            reply.status.as_u16(),
+            reply.body.to_string(),
+            ctx.now.timestamp_millis(),
+        ))?;
+        sp.commit()?;
     }
     Ok(reply)
 }

@@ -18,7 +18,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod stats;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,6 +75,8 @@ pub struct AppState {
     pub in_flight: Mutex<HashSet<(String, String)>>,
     /// Active IP blocks, reloaded whenever an admin changes them.
     pub blocks: RwLock<Vec<admin::Block>>,
+    /// Parsed questions by exam id (exams do not change while the server runs).
+    pub questions: Mutex<HashMap<String, Arc<Vec<api::Question>>>>,
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
         let blocks = RwLock::new(admin::load_blocks(&db)?);
         Ok(Self {
             blocks,
+            questions: Mutex::new(HashMap::new()),
             config,
             db,
             jwt,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use axum::http::{Method, StatusCode};
-use rusqlite::Transaction;
+use rusqlite::{Connection, Transaction};
 
 use crate::problem::{ApiError, Reply};
 use crate::{admin, api, idempotency, AppState};
@@ -68,7 +68,7 @@ impl Ctx<'_> {
     }
 }
 
-pub type Handler = fn(&Ctx<'_>, &Transaction<'_>) -> Result<Reply, ApiError>;
+pub type Handler = fn(&Ctx<'_>, &Connection) -> Result<Reply, ApiError>;
 
 pub struct Route {
     pub method: Method,
@@ -187,12 +187,33 @@ pub struct Call<'a> {
     pub ip: IpAddr,
 }
 
-/// Runs one call: route, access check, idempotency, handler. Never panics; every failure is
-/// a problem reply. Returns the route template too, for statistics.
+/// Runs one call alone, in a transaction of its own.
+pub fn execute_one(
+    state: &AppState,
+    principal: &Principal,
+    call: &Call<'_>,
+) -> (Option<&'static str>, Reply) {
+    let mut conn = state.db.lock();
+    let outcome = conn
+        .transaction()
+        .map_err(ApiError::from)
+        .and_then(|mut tx| {
+            let outcome = execute(state, principal, call, &mut tx);
+            tx.commit()?;
+            Ok(outcome)
+        });
+    outcome.unwrap_or_else(|e| (None, e.into_reply()))
+}
+
+/// Runs one call inside the caller's transaction: route, access check, idempotency,
+/// handler. Never panics; every failure is a problem reply, and a failed write is rolled
+/// back to where it started without touching the rest of the transaction. Returns the
+/// route template too, for statistics.
 pub fn execute(
     state: &AppState,
     principal: &Principal,
     call: &Call<'_>,
+    tx: &mut Transaction<'_>,
 ) -> (Option<&'static str>, Reply) {
     let (route, params) = match find(&call.method, call.path) {
         Ok(found) => found,
@@ -219,10 +240,11 @@ pub fn execute(
                 now: crate::now(),
             };
             if call.method == Method::GET {
-                run_read(&ctx, route.handler)
+                (route.handler)(&ctx, tx)
             } else {
                 idempotency::run(
                     &ctx,
+                    tx,
                     &call.method,
                     call.path,
                     call.idempotency_key,
@@ -235,14 +257,6 @@ pub fn execute(
         Some(route.template),
         reply.unwrap_or_else(ApiError::into_reply),
     )
-}
-
-fn run_read(ctx: &Ctx<'_>, handler: Handler) -> Result<Reply, ApiError> {
-    let mut conn = ctx.state.db.lock();
-    let tx = conn.transaction()?;
-    let reply = handler(ctx, &tx)?;
-    tx.commit()?;
-    Ok(reply)
 }
 
 #[cfg(test)]
