@@ -30,7 +30,19 @@ step "ui: unit tests" npm --prefix ui test --silent
 step "rust: format" cargo fmt --all -- --check
 step "rust: core is Tauri-free" core_is_tauri_free
 step "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
-step "rust: tests (incl. e2e)" cargo test --workspace --locked
+# The tests get a private D-Bus session with a fresh, unlocked gnome-keyring, so the
+# keychain tests use the real Secret Service and never touch the developer's own keyring.
+tests_in_private_session() {
+  local keyrings
+  keyrings=$(mktemp -d)
+  dbus-run-session -- env XDG_DATA_HOME="$keyrings" bash -c '
+    eval "$(printf %s test-keyring-password | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+    exec cargo test --workspace --locked' 2> >(grep -v "Failed to set fd limit" >&2)
+  local status=$?
+  rm -rf "$keyrings"
+  return $status
+}
+step "rust: tests (incl. e2e)" tests_in_private_session
 
 printf '\n\033[1mmake test: all green\033[0m\n'
 printf '  %s\n' "${summary[@]}"

@@ -4,7 +4,11 @@
 //! reused by tools. It reaches the outside world through small traits it owns; the shell
 //! only converts arguments, calls in here and maps errors.
 
+pub mod auth;
+pub mod bus;
 pub mod config;
+pub mod http;
+pub mod keychain;
 pub mod logging;
 pub mod secret;
 

@@ -1,4 +1,8 @@
-//! Integration tests of exam-core: real files in temporary directories.
+//! Integration tests of exam-core: real files in temporary directories, the real reference
+//! server over HTTP on 127.0.0.1, and the real OS keychain where the keychain is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
 mod config;
+mod keychain;
+mod support;

@@ -1,0 +1,712 @@
+//! Sign-in and tokens, for the whole app at once.
+//!
+//! - The access token is cached in memory and refreshed before it expires. Expiry is
+//!   tracked on the monotonic clock from `expires_in`, so a wrong wall clock (common on
+//!   exam-lab machines) cannot make the app refresh late; the server's `Date` header gives
+//!   the offset, shown in diagnostics and used to state expiry in server time.
+//! - Refresh is single-flight: any number of concurrent callers cause one request, and
+//!   they all share its outcome.
+//! - A rotated refresh token is written to the keychain before anyone proceeds with it.
+//! - Only `invalid_grant` ends a session. Network errors, timeouts and 5xx keep the tokens
+//!   and say "offline"; the worker retries with backoff.
+//! - Tokens never leave the core: callers get a [`Secret`], windows get [`AuthSnapshot`]s.
+
+pub mod monitor;
+pub mod oauth;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use url::Url;
+
+use crate::bus::{CoreEvent, EventBus};
+use crate::http::HttpClient;
+use crate::keychain::{Keychain, KeychainError, RawStore};
+use crate::secret::Secret;
+use monitor::AuthMonitor;
+use oauth::TokenError;
+
+/// Where secrets live: the OS keychain in the app, a fake in unit tests.
+pub trait SecretStore: Send + Sync + 'static {
+    fn get(&self, key: &str) -> Result<Option<Secret<String>>, KeychainError>;
+    fn set(&self, key: &str, value: &Secret<String>) -> Result<(), KeychainError>;
+    fn delete(&self, key: &str) -> Result<(), KeychainError>;
+}
+
+impl<S: RawStore + 'static> SecretStore for Keychain<S> {
+    fn get(&self, key: &str) -> Result<Option<Secret<String>>, KeychainError> {
+        Keychain::get(self, key)
+    }
+    fn set(&self, key: &str, value: &Secret<String>) -> Result<(), KeychainError> {
+        Keychain::set(self, key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), KeychainError> {
+        Keychain::delete(self, key)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum AuthStatus {
+    SignedOut,
+    SignedIn,
+    /// Signed in, but the server cannot be reached: tokens are kept, work is queued.
+    Offline,
+    /// The server ended the session; local data and queued work are kept until the student
+    /// signs in again.
+    SessionEnded,
+}
+
+/// What every window knows about auth. `version` only grows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AuthSnapshot {
+    pub version: u32,
+    pub status: AuthStatus,
+    pub user: Option<String>,
+    /// When the access token expires, in the server's time (RFC 3339).
+    pub expires_at: Option<String>,
+    pub refreshing: bool,
+    /// Why the session ended or why the app is offline, in words.
+    pub reason: Option<String>,
+    /// Server clock minus this computer's clock, in seconds.
+    pub clock_offset_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuthError {
+    #[error("wrong username or password")]
+    WrongCredentials,
+    #[error("too many failed sign-ins; try again in {retry_after_s} seconds")]
+    LockedOut { retry_after_s: u64 },
+    #[error("the Exam Bank server cannot be reached ({0})")]
+    Offline(String),
+    #[error("not signed in")]
+    NotSignedIn,
+    #[error("the session has ended: {0}")]
+    SessionEnded(String),
+    #[error("the server refused: {0}")]
+    Refused(String),
+    #[error("the OS keychain failed: {0}")]
+    Keychain(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub server: Url,
+    /// Refresh this long before expiry (at most a fifth of the token's lifetime).
+    pub refresh_margin: Duration,
+    /// This computer's wall clock. Only the clock offset and the displayed expiry use it;
+    /// scheduling runs on the monotonic clock. Tests pass a wrong one.
+    pub wall_clock: fn() -> SystemTime,
+}
+
+impl AuthConfig {
+    pub fn new(server: Url) -> Self {
+        Self {
+            server,
+            refresh_margin: Duration::from_secs(60),
+            wall_clock: SystemTime::now,
+        }
+    }
+}
+
+struct Access {
+    token: Secret<String>,
+    /// Monotonic: when to consider it expired.
+    deadline: Instant,
+    margin: Duration,
+    expires_at: SystemTime,
+}
+
+struct State {
+    version: u32,
+    status: AuthStatus,
+    user: Option<String>,
+    reason: Option<String>,
+    access: Option<Access>,
+    refresh: Option<Secret<String>>,
+    refreshing: bool,
+    clock_offset_s: f64,
+    /// Refresh attempts finished, and the outcome of the last one (for waiters).
+    attempts: u64,
+    last: Option<Result<(), AuthError>>,
+    /// Backoff while offline.
+    retry_at: Option<Instant>,
+    failures: u32,
+}
+
+impl State {
+    fn valid_access(&self, now: Instant) -> Option<Secret<String>> {
+        let access = self.access.as_ref()?;
+        (now + access.margin < access.deadline).then(|| access.token.clone())
+    }
+
+    fn snapshot(&self) -> AuthSnapshot {
+        AuthSnapshot {
+            version: self.version,
+            status: self.status,
+            user: self.user.clone(),
+            expires_at: self
+                .access
+                .as_ref()
+                .map(|a| humantime::format_rfc3339_seconds(a.expires_at).to_string()),
+            refreshing: self.refreshing,
+            reason: self.reason.clone(),
+            clock_offset_s: self.clock_offset_s,
+        }
+    }
+}
+
+/// The token manager. Cheap to clone; every clone is the same manager.
+#[derive(Clone)]
+pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: AuthConfig,
+    http: HttpClient,
+    store: Arc<dyn SecretStore>,
+    bus: EventBus,
+    monitor: AuthMonitor,
+    state: Mutex<State>,
+    /// Held for the whole of a refresh: the single flight.
+    gate: tokio::sync::Mutex<()>,
+    /// Wakes the background worker when the schedule changes.
+    wake: tokio::sync::Notify,
+}
+
+impl TokenManager {
+    pub fn new(
+        config: AuthConfig,
+        http: HttpClient,
+        store: Arc<dyn SecretStore>,
+        bus: EventBus,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                store,
+                bus,
+                monitor: AuthMonitor::default(),
+                state: Mutex::new(State {
+                    version: 0,
+                    status: AuthStatus::SignedOut,
+                    user: None,
+                    reason: None,
+                    access: None,
+                    refresh: None,
+                    refreshing: false,
+                    clock_offset_s: 0.0,
+                    attempts: 0,
+                    last: None,
+                    retry_at: None,
+                    failures: 0,
+                }),
+                gate: tokio::sync::Mutex::new(()),
+                wake: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `change`, bumps the version and tells every window.
+    fn change(&self, change: impl FnOnce(&mut State)) -> AuthSnapshot {
+        let snapshot = {
+            let mut state = self.state();
+            change(&mut state);
+            state.version += 1;
+            state.snapshot()
+        };
+        self.inner.bus.publish(CoreEvent::AuthChanged {
+            snapshot: snapshot.clone(),
+        });
+        self.inner.wake.notify_one();
+        snapshot
+    }
+
+    pub fn snapshot(&self) -> AuthSnapshot {
+        self.state().snapshot()
+    }
+
+    pub fn server(&self) -> &Url {
+        &self.inner.config.server
+    }
+
+    pub fn http(&self) -> &HttpClient {
+        &self.inner.http
+    }
+
+    pub fn metrics(&self) -> monitor::AuthMetrics {
+        self.inner.monitor.metrics()
+    }
+
+    fn origin(&self) -> String {
+        self.inner.config.server.origin().ascii_serialization()
+    }
+
+    fn current_key(&self) -> String {
+        format!("{} current-user", self.origin())
+    }
+
+    fn refresh_key(&self, user: &str) -> String {
+        format!("{} refresh-token {user}", self.origin())
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SecretStore) -> Result<T, KeychainError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let store = self.inner.store.clone();
+        let result = tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| AuthError::Keychain(e.to_string()))?;
+        result.map_err(|e| {
+            self.inner.monitor.error("keychain");
+            AuthError::Keychain(e.to_string())
+        })
+    }
+
+    /// Signs in with the password grant. The refresh token goes to the keychain; the
+    /// password is forgotten as soon as the request is sent.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: Secret<String>,
+    ) -> Result<AuthSnapshot, AuthError> {
+        let username = username.trim().to_string();
+        if username.is_empty() {
+            return Err(AuthError::WrongCredentials);
+        }
+        let started = Instant::now();
+        let grant = oauth::password_grant(
+            &self.inner.http,
+            &self.inner.config.server,
+            &username,
+            &password,
+        )
+        .await;
+        drop(password);
+        self.inner.monitor.validation(started.elapsed());
+        let grant = grant.map_err(|e| self.token_error(e, true))?;
+        let refresh = grant
+            .refresh_token
+            .clone()
+            .ok_or_else(|| AuthError::Refused("the server gave no refresh token".into()))?;
+        let (user, key, current) = (
+            username.clone(),
+            self.refresh_key(&username),
+            self.current_key(),
+        );
+        let stored = refresh.clone();
+        self.blocking(move |store| {
+            store.set(&key, &stored)?;
+            store.set(&current, &Secret::new(user))
+        })
+        .await?;
+        let now = Instant::now();
+        Ok(self.change(|s| {
+            s.status = AuthStatus::SignedIn;
+            s.user = Some(username);
+            s.reason = None;
+            s.refresh = Some(refresh);
+            s.failures = 0;
+            s.retry_at = None;
+            apply_grant(
+                s,
+                grant,
+                now,
+                self.inner.config.refresh_margin,
+                (self.inner.config.wall_clock)(),
+            );
+        }))
+    }
+
+    /// Restores the session from the keychain at start, also offline. Returns whether a
+    /// session was found; the access token is fetched by the next [`Self::access_token`]
+    /// or by the worker.
+    pub async fn restore(&self) -> Result<bool, AuthError> {
+        let (current, origin) = (self.current_key(), self.origin());
+        let found = self
+            .blocking(move |store| {
+                let Some(user) = store.get(&current)? else {
+                    return Ok(None);
+                };
+                let user = user.expose().clone();
+                let token = store.get(&format!("{origin} refresh-token {user}"))?;
+                Ok(token.map(|t| (user, t)))
+            })
+            .await?;
+        let Some((user, token)) = found else {
+            return Ok(false);
+        };
+        self.change(|s| {
+            s.status = AuthStatus::SignedIn;
+            s.user = Some(user);
+            s.refresh = Some(token);
+            s.access = None;
+        });
+        Ok(true)
+    }
+
+    /// Signs out: forgets the tokens here and in the keychain, then revokes the session on
+    /// the server (best effort: offline, sign-out still happens).
+    pub async fn sign_out(&self) -> AuthSnapshot {
+        let (user, refresh) = {
+            let s = self.state();
+            (s.user.clone(), s.refresh.clone())
+        };
+        let (current, key) = (
+            self.current_key(),
+            user.as_deref().map(|u| self.refresh_key(u)),
+        );
+        if let Err(error) = self
+            .blocking(move |store| {
+                if let Some(key) = key {
+                    store.delete(&key)?;
+                }
+                store.delete(&current)
+            })
+            .await
+        {
+            tracing::error!(%error, "could not clear the keychain at sign-out");
+        }
+        let snapshot = self.change(|s| {
+            s.status = AuthStatus::SignedOut;
+            s.user = None;
+            s.reason = None;
+            s.access = None;
+            s.refresh = None;
+            s.refreshing = false;
+            s.retry_at = None;
+        });
+        if let Some(refresh) = refresh {
+            let revoke = oauth::revoke(&self.inner.http, &self.inner.config.server, &refresh);
+            match tokio::time::timeout(Duration::from_secs(5), revoke).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "revocation failed; the session will expire on its own")
+                }
+                Err(_) => {
+                    tracing::warn!("revocation timed out; the session will expire on its own")
+                }
+            }
+        }
+        snapshot
+    }
+
+    /// A valid access token: from the cache when it is fresh, else after one refresh shared
+    /// with every concurrent caller.
+    pub async fn access_token(&self) -> Result<Secret<String>, AuthError> {
+        let started = Instant::now();
+        if let Some(token) = self.state().valid_access(started) {
+            self.inner.monitor.cache_hit(started.elapsed());
+            return Ok(token);
+        }
+        self.inner.monitor.cache_miss();
+        self.refresh(false).await
+    }
+
+    /// The access token was refused (401): forget it, so the next call refreshes.
+    pub fn invalidate_access(&self, token: &Secret<String>) {
+        let mut s = self.state();
+        if s.access.as_ref().is_some_and(|a| a.token == *token) {
+            s.access = None;
+        }
+    }
+
+    /// Refreshes now even if the token is still fresh ("force a refresh").
+    pub async fn force_refresh(&self) -> Result<AuthSnapshot, AuthError> {
+        self.refresh(true).await.map(|_| self.snapshot())
+    }
+
+    async fn refresh(&self, force: bool) -> Result<Secret<String>, AuthError> {
+        let seen = self.state().attempts;
+        let _gate = self.inner.gate.lock().await;
+        let refresh_token = {
+            let s = self.state();
+            if s.attempts != seen {
+                // A refresh finished while we waited: share its outcome.
+                match &s.last {
+                    Some(Err(error)) => return Err(error.clone()),
+                    _ => {
+                        if let Some(token) = s
+                            .valid_access(Instant::now())
+                            .or_else(|| s.access.as_ref().map(|a| a.token.clone()))
+                        {
+                            return Ok(token);
+                        }
+                    }
+                }
+            }
+            if !force {
+                if let Some(token) = s.valid_access(Instant::now()) {
+                    return Ok(token);
+                }
+            }
+            match (s.status, &s.refresh) {
+                (AuthStatus::SessionEnded, _) => {
+                    return Err(AuthError::SessionEnded(
+                        s.reason.clone().unwrap_or_default(),
+                    ))
+                }
+                (_, None) => return Err(AuthError::NotSignedIn),
+                (_, Some(token)) => token.clone(),
+            }
+        };
+        let started_version = self.change(|s| s.refreshing = true).version;
+        self.inner.bus.publish(CoreEvent::RefreshStarted {
+            version: started_version,
+        });
+
+        let started = Instant::now();
+        let result =
+            oauth::refresh_grant(&self.inner.http, &self.inner.config.server, &refresh_token).await;
+        self.inner.monitor.refresh(started.elapsed());
+        match result {
+            Ok(grant) => {
+                let next = grant.refresh_token.clone().unwrap_or(refresh_token);
+                // The rotated token is in the keychain before anyone uses the new access token.
+                let user = self.state().user.clone().unwrap_or_default();
+                let key = self.refresh_key(&user);
+                let stored = next.clone();
+                if let Err(error) = self.blocking(move |store| store.set(&key, &stored)).await {
+                    // Keep the session in memory: losing it would sign the student out.
+                    tracing::error!(%error, "could not store the rotated refresh token");
+                }
+                let now = Instant::now();
+                let (margin, wall) = (
+                    self.inner.config.refresh_margin,
+                    self.inner.config.wall_clock,
+                );
+                let token = grant.access_token.clone();
+                let snapshot = self.change(|s| {
+                    s.refresh = Some(next);
+                    s.status = AuthStatus::SignedIn;
+                    s.reason = None;
+                    s.refreshing = false;
+                    s.failures = 0;
+                    s.retry_at = None;
+                    s.attempts += 1;
+                    s.last = Some(Ok(()));
+                    apply_grant(s, grant, now, margin, wall());
+                });
+                self.inner.bus.publish(CoreEvent::RefreshCompleted {
+                    version: snapshot.version,
+                });
+                Ok(token)
+            }
+            Err(error) => {
+                let transient = !matches!(error, TokenError::InvalidGrant(_));
+                let auth_error = self.token_error(error.clone(), false);
+                let reason = auth_error.to_string();
+                let version = if transient {
+                    self.change(|s| {
+                        s.status = AuthStatus::Offline;
+                        s.reason = Some(reason.clone());
+                        s.refreshing = false;
+                        s.failures += 1;
+                        s.retry_at = Some(Instant::now() + backoff(s.failures, &error));
+                        s.attempts += 1;
+                        s.last = Some(Err(auth_error.clone()));
+                    })
+                    .version
+                } else {
+                    self.end_session(&reason, auth_error.clone()).await
+                };
+                self.inner.bus.publish(CoreEvent::RefreshFailed {
+                    version,
+                    reason: reason.clone(),
+                    transient,
+                });
+                if !transient {
+                    self.inner
+                        .bus
+                        .publish(CoreEvent::SessionEnded { version, reason });
+                }
+                Err(auth_error)
+            }
+        }
+    }
+
+    /// The server ended the session: forget its tokens (here and in the keychain) but keep
+    /// the user's name, so sign-in can offer it; local exam data and queued work stay.
+    async fn end_session(&self, reason: &str, error: AuthError) -> u32 {
+        let user = self.state().user.clone();
+        if let Some(user) = user {
+            let key = self.refresh_key(&user);
+            if let Err(e) = self.blocking(move |store| store.delete(&key)).await {
+                tracing::error!(error = %e, "could not clear the ended session from the keychain");
+            }
+        }
+        self.change(|s| {
+            s.status = AuthStatus::SessionEnded;
+            s.reason = Some(reason.to_string());
+            s.access = None;
+            s.refresh = None;
+            s.refreshing = false;
+            s.retry_at = None;
+            s.attempts += 1;
+            s.last = Some(Err(error));
+        })
+        .version
+    }
+
+    fn token_error(&self, error: TokenError, sign_in: bool) -> AuthError {
+        let monitor = &self.inner.monitor;
+        match error {
+            TokenError::InvalidGrant(description) => {
+                monitor.error("invalid_grant");
+                if sign_in {
+                    AuthError::WrongCredentials
+                } else {
+                    AuthError::SessionEnded(session_end_reason(&description))
+                }
+            }
+            TokenError::TooManyAttempts(retry_after_s) => {
+                monitor.error("rate_limited");
+                if sign_in {
+                    AuthError::LockedOut { retry_after_s }
+                } else {
+                    AuthError::Offline(format!("the server asks to wait {retry_after_s} s"))
+                }
+            }
+            TokenError::Refused(message) => {
+                monitor.error("refused");
+                AuthError::Refused(message)
+            }
+            TokenError::Transient(message) => {
+                monitor.error("network");
+                AuthError::Offline(message)
+            }
+        }
+    }
+
+    /// When the worker should next act: before the token expires, or the next retry.
+    fn next_wakeup(&self) -> Option<Instant> {
+        let s = self.state();
+        match s.status {
+            AuthStatus::SignedIn | AuthStatus::Offline => {}
+            _ => return None,
+        }
+        if let Some(retry) = s.retry_at {
+            return Some(retry);
+        }
+        match &s.access {
+            Some(a) => Some(a.deadline.checked_sub(a.margin).unwrap_or(a.deadline)),
+            None => Some(Instant::now()),
+        }
+    }
+
+    /// Starts the background refresher on the current tokio runtime.
+    pub fn spawn_worker(&self) -> AuthWorker {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let manager = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let wake = manager.inner.wake.notified();
+                let sleep = async {
+                    match manager.next_wakeup() {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = wake => continue,
+                    () = sleep => {
+                        if let Err(error) = manager.refresh(false).await {
+                            tracing::info!(%error, "background refresh did not succeed");
+                        }
+                    }
+                }
+            }
+        });
+        AuthWorker {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+fn apply_grant(
+    s: &mut State,
+    grant: oauth::Grant,
+    now: Instant,
+    margin: Duration,
+    local_now: SystemTime,
+) {
+    if let Some(server_date) = grant.server_date {
+        s.clock_offset_s = match server_date.duration_since(local_now) {
+            Ok(ahead) => ahead.as_secs_f64(),
+            Err(behind) => -behind.duration().as_secs_f64(),
+        };
+    }
+    let server_now = grant.server_date.unwrap_or(local_now);
+    s.access = Some(Access {
+        token: grant.access_token,
+        deadline: now + grant.expires_in,
+        margin: margin.min(grant.expires_in / 5),
+        expires_at: server_now + grant.expires_in,
+    });
+}
+
+/// Exponential backoff with jitter, 1 s doubling to 5 min, or what the server asked.
+fn backoff(failures: u32, error: &TokenError) -> Duration {
+    if let TokenError::TooManyAttempts(seconds) = error {
+        return Duration::from_secs(*seconds);
+    }
+    let base = 1u64 << failures.saturating_sub(1).min(9);
+    let capped = Duration::from_secs(base.min(300));
+    let jitter = capped.mul_f64(0.2 * rand_fraction());
+    capped + jitter
+}
+
+fn rand_fraction() -> f64 {
+    // Jitter does not need a cryptographic source: the low bits of the clock will do.
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos % 1000) / 1000.0
+}
+
+fn session_end_reason(description: &str) -> String {
+    if description.contains("reuse") {
+        "Your session was ended for safety because your sign-in was used in two places. Please sign in again.".into()
+    } else {
+        "Your session was ended by your school. Please sign in again.".into()
+    }
+}
+
+/// The background refresher; dropping it stops the task.
+pub struct AuthWorker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl AuthWorker {
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AuthWorker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The auth monitor: latency histograms of token retrieval from cache, validation and
+//! refresh; cache hits and misses; errors by category. The diagnostics window shows them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Samples kept per histogram (the newest).
+const WINDOW: usize = 4096;
+
+#[derive(Default)]
+struct Samples(VecDeque<u64>);
+
+impl Samples {
+    fn record(&mut self, d: Duration) {
+        if self.0.len() == WINDOW {
+            self.0.pop_front();
+        }
+        self.0
+            .push_back(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    fn summary(&self) -> LatencySummary {
+        let mut sorted: Vec<u64> = self.0.iter().copied().collect();
+        sorted.sort_unstable();
+        let pick = |p: f64| -> f64 {
+            if sorted.is_empty() {
+                return 0.0;
+            }
+            let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+            sorted[rank.min(sorted.len() - 1)] as f64 / 1000.0
+        };
+        LatencySummary {
+            count: u32::try_from(sorted.len()).unwrap_or(u32::MAX),
+            p50_us: pick(50.0),
+            p95_us: pick(95.0),
+            p99_us: pick(99.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct LatencySummary {
+    pub count: u32,
+    pub p50_us: f64,
+    pub p95_us: f64,
+    pub p99_us: f64,
+}
+
+#[derive(Default)]
+struct Inner {
+    cache: Samples,
+    validation: Samples,
+    refresh: Samples,
+    hits: u64,
+    misses: u64,
+    errors: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Default)]
+pub struct AuthMonitor {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AuthMetrics {
+    pub cache: LatencySummary,
+    pub validation: LatencySummary,
+    pub refresh: LatencySummary,
+    pub cache_hits: u32,
+    pub cache_misses: u32,
+    /// Errors by category: network, server, invalid_grant, keychain, rate_limited…
+    pub errors: BTreeMap<String, u32>,
+}
+
+impl AuthMonitor {
+    fn with(&self, f: impl FnOnce(&mut Inner)) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut inner);
+    }
+
+    pub fn cache_hit(&self, took: Duration) {
+        self.with(|i| {
+            i.hits += 1;
+            i.cache.record(took);
+        });
+    }
+
+    pub fn cache_miss(&self) {
+        self.with(|i| i.misses += 1);
+    }
+
+    pub fn validation(&self, took: Duration) {
+        self.with(|i| i.validation.record(took));
+    }
+
+    pub fn refresh(&self, took: Duration) {
+        self.with(|i| i.refresh.record(took));
+    }
+
+    pub fn error(&self, category: &'static str) {
+        self.with(|i| *i.errors.entry(category).or_default() += 1);
+    }
+
+    pub fn metrics(&self) -> AuthMetrics {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        AuthMetrics {
+            cache: inner.cache.summary(),
+            validation: inner.validation.summary(),
+            refresh: inner.refresh.summary(),
+            cache_hits: clamp(inner.hits),
+            cache_misses: clamp(inner.misses),
+            errors: inner
+                .errors
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), clamp(*v)))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_the_recorded_samples() {
+        let monitor = AuthMonitor::default();
+        for us in 1..=100 {
+            monitor.refresh(Duration::from_micros(us));
+        }
+        monitor.cache_hit(Duration::from_nanos(500));
+        monitor.cache_miss();
+        monitor.error("network");
+        monitor.error("network");
+        let m = monitor.metrics();
+        assert_eq!(m.refresh.count, 100);
+        assert_eq!(m.refresh.p50_us, 51.0);
+        assert_eq!(m.refresh.p99_us, 99.0);
+        assert_eq!(m.cache.p50_us, 0.5);
+        assert_eq!((m.cache_hits, m.cache_misses), (1, 1));
+        assert_eq!(m.errors["network"], 2);
+    }
+
+    #[test]
+    fn only_the_newest_samples_are_kept() {
+        let monitor = AuthMonitor::default();
+        for _ in 0..WINDOW + 10 {
+            monitor.validation(Duration::from_micros(1));
+        }
+        assert_eq!(monitor.metrics().validation.count as usize, WINDOW);
+    }
+}

@@ -1,0 +1,64 @@
+//! The core's event bus: the core publishes what changed, the shell subscribes once and
+//! forwards each event to every window. It replaces the browser's BroadcastChannel: the
+//! core holds the truth, and a window that missed events asks for a snapshot.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::auth::AuthSnapshot;
+
+/// Everything windows are told about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum CoreEvent {
+    /// The auth state changed; carries the whole new snapshot (its version only grows).
+    AuthChanged {
+        snapshot: AuthSnapshot,
+    },
+    RefreshStarted {
+        version: u32,
+    },
+    RefreshCompleted {
+        version: u32,
+    },
+    RefreshFailed {
+        version: u32,
+        reason: String,
+        transient: bool,
+    },
+    /// The session is over (the server said so); every window shows sign-in with `reason`.
+    SessionEnded {
+        version: u32,
+        reason: String,
+    },
+}
+
+/// Many publishers, many subscribers. A slow subscriber that falls more than `capacity`
+/// events behind is told it lagged and should take a snapshot.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<CoreEvent>,
+}
+
+impl EventBus {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self { tx }
+    }
+
+    /// Publishes to whoever listens now; nobody listening is fine.
+    pub fn publish(&self, event: CoreEvent) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<CoreEvent> {
+        self.tx.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new(256)
+    }
+}

@@ -1,0 +1,267 @@
+//! The token manager against the real reference server.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use exam_core::auth::{AuthConfig, AuthError, AuthStatus};
+use exam_core::bus::{CoreEvent, EventBus};
+use exam_core::secret::Secret;
+
+use crate::support::{manager, password, MemoryStore, Server};
+
+async fn signed_in(
+    server: &Server,
+    store: &Arc<MemoryStore>,
+    bus: &EventBus,
+) -> exam_core::auth::TokenManager {
+    let m = manager(AuthConfig::new(server.url()), store.clone(), bus.clone());
+    let snapshot = m.sign_in("student1", password()).await.unwrap();
+    assert_eq!(snapshot.status, AuthStatus::SignedIn);
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_stores_the_refresh_token_and_caches_the_access_token() {
+    let server = Server::start(900).await;
+    let store = Arc::new(MemoryStore::default());
+    let bus = EventBus::default();
+    let mut events = bus.subscribe();
+    let m = signed_in(&server, &store, &bus).await;
+    assert!(store.refresh_token("student1").unwrap().starts_with("rt_"));
+    let snapshot = m.snapshot();
+    assert_eq!(snapshot.user.as_deref(), Some("student1"));
+    assert!(snapshot.expires_at.is_some());
+    assert!(
+        snapshot.clock_offset_s.abs() < 5.0,
+        "{}",
+        snapshot.clock_offset_s
+    );
+    match events.recv().await.unwrap() {
+        CoreEvent::AuthChanged { snapshot: s } => assert_eq!(s, snapshot),
+        other => panic!("{other:?}"),
+    }
+    let a = m.access_token().await.unwrap();
+    let b = m.access_token().await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(server.refreshes().await, 0);
+    assert_eq!(m.metrics().cache_hits, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_errors_say_what_happened() {
+    let server = Server::start(900).await;
+    let m = manager(
+        AuthConfig::new(server.url()),
+        Arc::new(MemoryStore::default()),
+        EventBus::default(),
+    );
+    let wrong = m.sign_in("student1", Secret::new("nope".into())).await;
+    assert_eq!(wrong, Err(AuthError::WrongCredentials));
+    for _ in 0..4 {
+        let _ = m.sign_in("student2", Secret::new("nope".into())).await;
+    }
+    match m.sign_in("student2", password()).await {
+        Err(AuthError::LockedOut { retry_after_s }) => assert!((1..=300).contains(&retry_after_s)),
+        other => panic!("{other:?}"),
+    }
+    let nowhere = manager(
+        AuthConfig::new("http://127.0.0.1:9/".parse().unwrap()),
+        Arc::new(MemoryStore::default()),
+        EventBus::default(),
+    );
+    assert!(matches!(
+        nowhere.sign_in("student1", password()).await,
+        Err(AuthError::Offline(_))
+    ));
+    assert_eq!(nowhere.snapshot().status, AuthStatus::SignedOut);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_callers_on_an_expired_token_cause_exactly_one_refresh() {
+    let server = Server::start(2).await;
+    let store = Arc::new(MemoryStore::default());
+    let m = signed_in(&server, &store, &EventBus::default()).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let callers: Vec<_> = (0..200)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.access_token().await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.unwrap().unwrap());
+    }
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+    assert_eq!(server.refreshes().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_refresh_response_does_not_end_the_session() {
+    let server = Server::start(900).await;
+    let store = Arc::new(MemoryStore::default());
+    let m = signed_in(&server, &store, &EventBus::default()).await;
+    // The server rotates, but the answer never reaches the app.
+    let stored = store.refresh_token("student1").unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}oauth/token", server.url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", stored.as_str()),
+            ("client_id", "exam-desktop"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The app retries with the token it still has: the session is kept.
+    let snapshot = m.force_refresh().await.unwrap();
+    assert_eq!(snapshot.status, AuthStatus::SignedIn);
+    assert_ne!(store.refresh_token("student1").unwrap(), stored);
+    assert!(m.force_refresh().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_of_an_old_refresh_token_ends_the_session_everywhere() {
+    let server = Server::start(900).await;
+    let store = Arc::new(MemoryStore::default());
+    let bus = EventBus::default();
+    let m = signed_in(&server, &store, &bus).await;
+    let stolen = store.refresh_token("student1").unwrap();
+    m.force_refresh().await.unwrap();
+    m.force_refresh().await.unwrap();
+    // Someone replays the stolen, long-rotated token: the server revokes the family.
+    let response = reqwest::Client::new()
+        .post(format!("{}oauth/token", server.url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", stolen.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    let mut events = bus.subscribe();
+    let err = m.force_refresh().await.unwrap_err();
+    assert!(matches!(err, AuthError::SessionEnded(_)), "{err:?}");
+    let snapshot = m.snapshot();
+    assert_eq!(snapshot.status, AuthStatus::SessionEnded);
+    assert!(snapshot.reason.unwrap().contains("sign in again"));
+    assert!(
+        store.refresh_token("student1").is_none(),
+        "the dead token is gone from the keychain"
+    );
+    let mut ended = false;
+    while let Ok(event) = events.try_recv() {
+        ended |= matches!(event, CoreEvent::SessionEnded { .. });
+    }
+    assert!(ended);
+    // Callers are told, not sent to the server again.
+    assert!(matches!(
+        m.access_token().await,
+        Err(AuthError::SessionEnded(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_down_during_a_refresh_keeps_the_tokens_and_recovers() {
+    let mut server = Server::start(900).await;
+    let store = Arc::new(MemoryStore::default());
+    let m = signed_in(&server, &store, &EventBus::default()).await;
+    let addr = server.addr;
+    let dir = server.stop().await.unwrap();
+
+    let err = m.force_refresh().await.unwrap_err();
+    assert!(matches!(err, AuthError::Offline(_)), "{err:?}");
+    let snapshot = m.snapshot();
+    assert_eq!(snapshot.status, AuthStatus::Offline);
+    assert_eq!(snapshot.user.as_deref(), Some("student1"));
+    assert!(
+        store.refresh_token("student1").is_some(),
+        "tokens are kept while offline"
+    );
+    // The still-valid access token keeps working for requests.
+    assert!(m.access_token().await.is_ok());
+
+    let server = Server::start_at(addr, crate::support::config(dir.path().join("s.db"), 900)).await;
+    let snapshot = m.force_refresh().await.unwrap();
+    assert_eq!(snapshot.status, AuthStatus::SignedIn);
+    assert_eq!(server.refreshes().await, 1);
+}
+
+fn three_hours_slow() -> SystemTime {
+    SystemTime::now() - Duration::from_secs(3 * 3600)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_local_clock_does_not_delay_the_proactive_refresh() {
+    let server = Server::start(3).await;
+    let store = Arc::new(MemoryStore::default());
+    let config = AuthConfig {
+        wall_clock: three_hours_slow,
+        ..AuthConfig::new(server.url())
+    };
+    let m = crate::support::manager(config, store.clone(), EventBus::default());
+    m.sign_in("student1", password()).await.unwrap();
+    let offset = m.snapshot().clock_offset_s;
+    assert!((offset - 10_800.0).abs() < 5.0, "{offset}");
+    let worker = m.spawn_worker();
+    // The token lives 3 s; the worker renews it before it expires, whatever the wall clock says.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(server.refreshes().await >= 1);
+    let misses = m.metrics().cache_misses;
+    m.access_token().await.unwrap();
+    assert_eq!(
+        m.metrics().cache_misses,
+        misses,
+        "the token was fresh: no caller waited for a refresh"
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_restores_the_session_also_offline_and_sign_out_clears_it() {
+    let server = Server::start(900).await;
+    let store = Arc::new(MemoryStore::default());
+    signed_in(&server, &store, &EventBus::default()).await;
+
+    // The app restarts while the network is down.
+    let offline = manager(
+        AuthConfig::new("http://127.0.0.1:9/".parse().unwrap()),
+        store.clone(),
+        EventBus::default(),
+    );
+    assert!(
+        !offline.restore().await.unwrap(),
+        "another server's session is not restored"
+    );
+    let again = manager(
+        AuthConfig::new(server.url()),
+        store.clone(),
+        EventBus::default(),
+    );
+    assert!(again.restore().await.unwrap());
+    assert_eq!(again.snapshot().status, AuthStatus::SignedIn);
+    assert_eq!(again.snapshot().user.as_deref(), Some("student1"));
+    assert!(again.access_token().await.is_ok());
+
+    let token = store.refresh_token("student1").unwrap();
+    let snapshot = again.sign_out().await;
+    assert_eq!(snapshot.status, AuthStatus::SignedOut);
+    assert!(
+        store.0.lock().unwrap().is_empty(),
+        "sign-out clears the keychain"
+    );
+    // And the server revoked the session.
+    let response = reqwest::Client::new()
+        .post(format!("{}oauth/token", server.url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}

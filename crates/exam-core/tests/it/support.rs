@@ -1,0 +1,151 @@
+//! The reference server in-process, and an in-memory secret store for tests where the
+//! keychain is not the point.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use exam_core::auth::{AuthConfig, SecretStore, TokenManager};
+use exam_core::bus::EventBus;
+use exam_core::http::HttpClient;
+use exam_core::keychain::KeychainError;
+use exam_core::secret::Secret;
+use exam_server::{Config, RateSpec};
+
+pub const ADMIN: &str = "core-tests-admin";
+
+pub struct Server {
+    pub addr: SocketAddr,
+    _dir: Option<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn config(db: PathBuf, access_ttl_s: u64) -> Config {
+    Config {
+        admin_token: Some(ADMIN.into()),
+        demo: true,
+        access_ttl_s,
+        user_rate: RateSpec::OFF,
+        ip_rate: RateSpec::OFF,
+        ..Config::new(db)
+    }
+}
+
+impl Server {
+    pub async fn start(access_ttl_s: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self::start_at(
+            "127.0.0.1:0".parse().unwrap(),
+            config(dir.path().join("s.db"), access_ttl_s),
+        )
+        .await;
+        server._dir = Some(dir);
+        server
+    }
+
+    pub async fn start_at(addr: SocketAddr, config: Config) -> Self {
+        let server = exam_server::Server::bind(addr, config).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = server
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self {
+            addr,
+            _dir: None,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    /// Stops serving (the port is free again); the database stays.
+    pub async fn stop(&mut self) -> Option<tempfile::TempDir> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+        self._dir.take()
+    }
+
+    pub fn url(&self) -> url::Url {
+        format!("http://{}/", self.addr).parse().unwrap()
+    }
+
+    pub async fn stats(&self) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("http://{}/v1/admin/stats", self.addr))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refreshes(&self) -> u64 {
+        self.stats().await["token_refreshes"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Secrets in memory, shared between managers (a "restart" keeps them).
+#[derive(Default)]
+pub struct MemoryStore(pub Mutex<BTreeMap<String, String>>);
+
+impl SecretStore for MemoryStore {
+    fn get(&self, key: &str) -> Result<Option<Secret<String>>, KeychainError> {
+        Ok(self.0.lock().unwrap().get(key).cloned().map(Secret::new))
+    }
+    fn set(&self, key: &str, value: &Secret<String>) -> Result<(), KeychainError> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(key.into(), value.expose().clone());
+        Ok(())
+    }
+    fn delete(&self, key: &str) -> Result<(), KeychainError> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// The refresh token stored for `user`.
+    pub fn refresh_token(&self, user: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.ends_with(&format!("refresh-token {user}")))
+            .map(|(_, v)| v.clone())
+    }
+}
+
+pub fn manager(config: AuthConfig, store: Arc<dyn SecretStore>, bus: EventBus) -> TokenManager {
+    TokenManager::new(
+        config,
+        HttpClient::new("exam-core-tests").unwrap(),
+        store,
+        bus,
+    )
+}
+
+pub fn password() -> Secret<String> {
+    Secret::new("demo".to_string())
+}
