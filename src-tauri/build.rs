@@ -7,7 +7,14 @@ fn main() {
         .capabilities_path_pattern("./src-tauri/capabilities/**/*")
         // Every app command gets `allow-<command>`; a window may call only what its
         // capability grants.
-        .app_manifest(tauri_build::AppManifest::new().commands(&["app_info"]));
+        .app_manifest(tauri_build::AppManifest::new().commands(&[
+            "app_info",
+            "auth_snapshot",
+            "sign_in",
+            "sign_out",
+            "force_refresh",
+            "diagnostics",
+        ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         panic!("tauri-build failed: {error:#}");
     }

@@ -12,6 +12,9 @@ export default defineConfig({
     target: "es2021",
     assetsInlineLimit: 0,
     modulePreload: { polyfill: false },
+    rollupOptions: {
+      input: { main: "index.html", diagnostics: "diagnostics.html" },
+    },
   },
   test: {
     include: ["src/**/*.test.ts"],

@@ -4,12 +4,23 @@
 //! logging, and wires the core to the webview.
 
 pub mod commands;
+pub mod error;
+pub mod events;
 pub mod state;
 
+use std::sync::Arc;
+
+use exam_core::auth::{AuthConfig, TokenManager};
+use exam_core::bus::EventBus;
 use exam_core::config::{self, ConfigInputs};
+use exam_core::http::HttpClient;
+use exam_core::keychain::{Keychain, OsKeychain};
 use tauri::{Manager, Runtime};
 
 use crate::state::AppState;
+
+/// The keychain service name under which the app keeps its secrets.
+pub const KEYCHAIN_SERVICE: &str = "org.exambank.desktop";
 
 /// The typed IPC surface: every command the UI may call, for the invoke handler and the
 /// generated TypeScript bindings alike.
@@ -17,7 +28,15 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
     tauri_specta::Builder::<R>::new()
         // Our IPC types only travel one way, so one TypeScript type per Rust type.
         .disable_serde_phases()
-        .commands(tauri_specta::collect_commands![commands::app::app_info])
+        .commands(tauri_specta::collect_commands![
+            commands::app::app_info,
+            commands::auth::auth_snapshot,
+            commands::auth::sign_in,
+            commands::auth::sign_out,
+            commands::auth::force_refresh,
+            commands::windows::diagnostics,
+        ])
+        .events(tauri_specta::collect_events![events::CoreEventMessage])
 }
 
 /// Writes the TypeScript bindings of [`specta_builder`] to `path`.
@@ -29,11 +48,30 @@ pub fn export_bindings(path: &std::path::Path) -> Result<(), Box<dyn std::error:
     Ok(())
 }
 
-/// Attaches the app's state, commands and plugins to a builder (the real one or a mock).
+/// Attaches the app's state, commands and event forwarding to a builder (the real one or
+/// a mock).
 pub fn configure<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tauri::Builder<R> {
+    let specta = specta_builder::<R>();
     builder
-        .invoke_handler(specta_builder::<R>().invoke_handler())
+        .invoke_handler(specta.invoke_handler())
         .manage(state)
+        .setup(move |app| {
+            specta.mount_events(app);
+            let state = app.state::<AppState>();
+            let auth = state.auth.clone();
+            events::forward(app.handle().clone(), &state.bus, move || auth.snapshot());
+            Ok(())
+        })
+}
+
+/// The core services of a running app: the bus, and the token manager on the OS keychain.
+pub fn core_services(server: url::Url) -> Result<(EventBus, TokenManager), String> {
+    let bus = EventBus::default();
+    let http = HttpClient::new(&format!("ExamBankDesktop/{}", exam_core::VERSION))
+        .map_err(|e| e.to_string())?;
+    let store = Arc::new(Keychain::new(OsKeychain::new(KEYCHAIN_SERVICE)));
+    let auth = TokenManager::new(AuthConfig::new(server), http, store, bus.clone());
+    Ok((bus, auth))
 }
 
 /// Starts the app. Returns when the last window closes.
@@ -62,7 +100,28 @@ pub fn run() {
         tracing::error!(%problem, "configuration problem");
     }
 
-    let state = AppState::new(loaded, log_file);
+    let (bus, auth) = match core_services(loaded.settings.server_url.clone()) {
+        Ok(services) => services,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the core");
+            eprintln!("exam-desktop: cannot start: {error}");
+            std::process::exit(1);
+        }
+    };
+    // Restore the session from the keychain and keep tokens fresh, in the background.
+    let worker = tauri::async_runtime::block_on(async {
+        let restoring = auth.clone();
+        tauri::async_runtime::spawn(async move {
+            match restoring.restore().await {
+                Ok(true) => tracing::info!("session restored from the keychain"),
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "could not read the keychain"),
+            }
+        });
+        auth.spawn_worker()
+    });
+    let state = AppState::new(loaded, log_file, bus, auth);
+    *state.auth_worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(worker);
     // The single-instance plugin must be the first one registered.
     let builder =
         tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {

@@ -47,9 +47,19 @@ fn invoke(
 
 /// The app's real context (capabilities included) on the mock runtime.
 fn app(dir: &Path) -> tauri::App<tauri::test::MockRuntime> {
+    let config = loaded_config(dir);
+    let bus = exam_core::bus::EventBus::default();
+    let auth = exam_core::auth::TokenManager::new(
+        exam_core::auth::AuthConfig::new(config.settings.server_url.clone()),
+        exam_core::http::HttpClient::new("tests").unwrap(),
+        std::sync::Arc::new(exam_core::testing::MemoryStore::default()),
+        bus.clone(),
+    );
     let state = AppState::new(
-        loaded_config(dir),
+        config,
         Some(dir.join("data/logs/exam-desktop.log")),
+        bus,
+        auth,
     );
     crate::configure(mock_builder(), state)
         .build(tauri::generate_context!())
@@ -90,6 +100,26 @@ fn app_info_over_ipc_reports_version_server_and_sources() {
         .as_str()
         .unwrap()
         .ends_with("exam-desktop.log"));
+    let snapshot = invoke("auth_snapshot", &window).unwrap();
+    assert_eq!(snapshot["status"], "signed_out");
+    assert_eq!(snapshot["version"], 0);
+}
+
+#[test]
+fn a_status_window_reads_state_but_cannot_sign_in_or_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let window = tauri::WebviewWindowBuilder::new(&app, "diagnostics-1-1", Default::default())
+        .build()
+        .unwrap();
+    assert_eq!(
+        invoke("auth_snapshot", &window).unwrap()["status"],
+        "signed_out"
+    );
+    let report = invoke("diagnostics", &window).unwrap();
+    assert_eq!(report["findings"][0]["severity"], "ok");
+    let error = invoke("sign_out", &window).unwrap_err();
+    assert!(error.to_string().contains("not allowed"), "{error}");
 }
 
 #[test]

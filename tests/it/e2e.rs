@@ -21,6 +21,7 @@ struct Harness {
     _home: tempfile::TempDir,
     driver_port: u16,
     _driver: Guard,
+    _keyring: Guard,
     _bus: Guard,
     _display: Option<Guard>,
 }
@@ -30,6 +31,7 @@ impl Harness {
         let (display, display_guard) = support::display()?;
         let home = tempfile::tempdir()?;
         let (bus, bus_guard) = support::session_bus(home.path())?;
+        let keyring = support::keyring(&bus, home.path())?;
         let mut env: Vec<(String, String)> = vec![
             ("DISPLAY".into(), display.clone()),
             ("DBUS_SESSION_BUS_ADDRESS".into(), bus),
@@ -77,6 +79,7 @@ impl Harness {
             _home: home,
             driver_port,
             _driver: driver,
+            _keyring: keyring,
             _bus: bus_guard,
             _display: display_guard,
         })
@@ -87,9 +90,8 @@ impl Harness {
     }
 }
 
-#[test]
-fn the_window_shows_version_and_server_and_a_second_launch_exits() -> Result<()> {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// The reference server with demo data, and the app pointed at it with a fresh data dir.
+fn against_demo_server() -> Result<(ExamServer, tempfile::TempDir, Harness)> {
     let server = ExamServer::start()?;
     let data_dir = tempfile::tempdir()?;
     let harness = Harness::start(&[
@@ -99,16 +101,19 @@ fn the_window_shows_version_and_server_and_a_second_launch_exits() -> Result<()>
             data_dir.path().display().to_string(),
         ),
     ])?;
+    Ok((server, data_dir, harness))
+}
+
+#[test]
+fn the_window_shows_version_and_server_and_a_second_launch_exits() -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, data_dir, harness) = against_demo_server()?;
     let session = harness.session()?;
 
     let version = session.text("[data-testid=app-version]")?;
     assert_eq!(version, format!("v{}", env!("CARGO_PKG_VERSION")));
     let shown_server = session.text("[data-testid=server-url]")?;
     assert!(shown_server.contains(&server.url()), "{shown_server}");
-    assert_eq!(
-        session.text("[data-testid=data-dir]")?,
-        data_dir.path().display().to_string()
-    );
     assert_eq!(session.title()?, "Exam Bank Desktop");
     support::screenshot(&harness.display, "e2e-main-window.png")?;
 
@@ -159,5 +164,101 @@ fn a_malformed_config_file_is_shown_instead_of_a_crash() -> Result<()> {
     assert!(problems.contains("server_url"), "{problems}");
     assert!(problems.contains("http:// or https://"), "{problems}");
     support::screenshot(&harness.display, "e2e-config-problem.png")?;
+    Ok(())
+}
+
+fn version_of(text: &str) -> u32 {
+    text.trim()
+        .trim_start_matches("state v")
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn sign_in_then_three_status_windows_follow_one_core() -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, data_dir, harness) = against_demo_server()?;
+    let session = harness.session()?;
+    let wait = Duration::from_secs(30);
+
+    // A wrong password first: the student is told, in words.
+    session.type_into("#username", "student7")?;
+    session.type_into("#password", "not-the-password")?;
+    session.click("[data-testid=sign-in]")?;
+    let error = session.wait_text("[data-testid=sign-in-error]", wait, |t| !t.is_empty())?;
+    assert!(error.contains("not right"), "{error}");
+    session.clear("#password")?;
+    session.type_into("#password", "demo")?;
+    session.click("[data-testid=sign-in]")?;
+    session.wait_text("[data-testid=signed-in-user]", wait, |t| t == "student7")?;
+    assert_eq!(
+        session.text("[data-testid=data-dir]")?,
+        data_dir.path().display().to_string()
+    );
+    support::screenshot(&harness.display, "e2e-signed-in.png")?;
+
+    // Three status windows.
+    let main = session.current_handle()?;
+    for _ in 0..3 {
+        session.click("[data-testid=open-status]")?;
+    }
+    let deadline = std::time::Instant::now() + wait;
+    let mut handles = session.handles()?;
+    while handles.len() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        handles = session.handles()?;
+    }
+    assert_eq!(handles.len(), 4, "main + 3 status windows: {handles:?}");
+
+    // Force a refresh from the main window: every window shows the same, newer version.
+    let before = version_of(&session.text("[data-testid=auth-version]")?);
+    session.click("[data-testid=refresh-now]")?;
+    let after = version_of(&session.wait_text("[data-testid=auth-version]", wait, |t| {
+        // One version for "renewing", one for "renewed".
+        version_of(t) >= before + 2
+    })?);
+    for handle in &handles {
+        session.switch_to(handle)?;
+        let shown = session.wait_text("[data-testid=auth-version]", wait, |t| {
+            version_of(t) >= after
+        })?;
+        assert_eq!(version_of(&shown), after, "window {handle}");
+    }
+    support::screenshot(&harness.display, "e2e-status-windows.png")?;
+
+    // The school ends the session: at the next refresh every window shows why.
+    server.revoke_sessions("student7")?;
+    session.switch_to(&handles[handles.len() - 1])?;
+    session.click("[data-testid=refresh-now]")?;
+    for handle in &handles {
+        session.switch_to(handle)?;
+        let shown = session.wait_text("[data-testid=session-ended]", wait, |t| !t.is_empty())?;
+        assert!(shown.contains("ended"), "window {handle}: {shown}");
+    }
+    session.switch_to(&main)?;
+    session.find("[data-testid=sign-in]")?;
+    support::screenshot(&harness.display, "e2e-session-ended.png")?;
+
+    // No token ever reached a page or a log: refresh tokens start with `rt_`, access tokens
+    // are JWTs (`eyJ…`).
+    for handle in &handles {
+        session.switch_to(handle)?;
+        let page = session.source()?;
+        assert!(
+            !page.contains("rt_") && !page.contains("eyJ"),
+            "a token in window {handle}"
+        );
+    }
+    for entry in std::fs::read_dir(data_dir.path().join("logs"))? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        assert!(
+            text.contains("student7") || text.contains("starting"),
+            "the log was written"
+        );
+        assert!(
+            !text.contains("rt_") && !text.contains("eyJ"),
+            "a token in the log:\n{text}"
+        );
+    }
     Ok(())
 }

@@ -72,6 +72,42 @@ pub fn session_bus(socket_dir: &Path) -> Result<(String, Guard)> {
     Ok((address, Guard(child)))
 }
 
+/// An unlocked gnome-keyring on `bus`, keeping its files under `home`: the app stores its
+/// refresh token in the real Secret Service.
+pub fn keyring(bus: &str, home: &Path) -> Result<Guard> {
+    use std::io::Write as _;
+    let mut child = Command::new("gnome-keyring-daemon")
+        .args(["--foreground", "--unlock", "--components=secrets"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting gnome-keyring-daemon (apt-get install gnome-keyring)")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(b"e2e-keyring-password")?;
+    }
+    // Wait until it owns the Secret Service name on the bus.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let probe = Command::new("secret-tool")
+            .args(["search", "service", "probe"])
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if probe.success() {
+            return Ok(Guard(child));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("gnome-keyring-daemon did not come up on the test bus")
+}
+
+pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+
 /// The reference server on a free loopback port, on its own runtime.
 pub struct ExamServer {
     pub addr: SocketAddr,
@@ -89,6 +125,7 @@ impl ExamServer {
         let dir = tempfile::tempdir()?;
         let config = exam_server::Config {
             demo: true,
+            admin_token: Some(ADMIN_TOKEN.into()),
             ..exam_server::Config::new(dir.path().join("server.db"))
         };
         let server = runtime.block_on(exam_server::Server::bind("127.0.0.1:0".parse()?, config))?;
@@ -107,6 +144,22 @@ impl ExamServer {
 
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// What the school does to end a student's sessions.
+    pub fn revoke_sessions(&self, user: &str) -> Result<()> {
+        let response = reqwest::blocking::Client::new()
+            .post(format!(
+                "http://{}/v1/admin/users/{user}/sessions/revoke",
+                self.addr
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("Idempotency-Key", format!("e2e-{}", std::process::id()))
+            .send()?;
+        if !response.status().is_success() {
+            bail!("revoking the sessions of {user}: {}", response.status());
+        }
+        Ok(())
     }
 }
 
@@ -234,6 +287,90 @@ impl Session {
         let element = self.find(css)?;
         let value = self.call("GET", &format!("/element/{element}/text"), None)?;
         Ok(value.as_str().unwrap_or_default().to_string())
+    }
+
+    pub fn click(&self, css: &str) -> Result<()> {
+        let element = self.find(css)?;
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )?;
+        Ok(())
+    }
+
+    pub fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        let element = self.find(css)?;
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({"text": text})),
+        )?;
+        Ok(())
+    }
+
+    pub fn clear(&self, css: &str) -> Result<()> {
+        let element = self.find(css)?;
+        self.call(
+            "POST",
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )?;
+        Ok(())
+    }
+
+    pub fn handles(&self) -> Result<Vec<String>> {
+        let value = self.call("GET", "/window/handles", None)?;
+        Ok(value
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| h.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The page's HTML as it is now, scripts' output included.
+    pub fn source(&self) -> Result<String> {
+        Ok(self
+            .call("GET", "/source", None)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub fn current_handle(&self) -> Result<String> {
+        Ok(self
+            .call("GET", "/window", None)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub fn switch_to(&self, handle: &str) -> Result<()> {
+        self.call("POST", "/window", Some(json!({"handle": handle})))?;
+        Ok(())
+    }
+
+    /// Polls `css`'s text until `done` holds (the UI follows events asynchronously).
+    pub fn wait_text(
+        &self,
+        css: &str,
+        within: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.text(css).unwrap_or_default();
+            if done(&text) {
+                return Ok(text);
+            }
+            if Instant::now() > deadline {
+                bail!("{css} still shows {text:?} after {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn title(&self) -> Result<String> {

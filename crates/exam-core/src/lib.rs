@@ -11,6 +11,8 @@ pub mod http;
 pub mod keychain;
 pub mod logging;
 pub mod secret;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 /// The product's version, the same for the core, the shell and the installers.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

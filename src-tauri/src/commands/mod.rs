@@ -1,3 +1,5 @@
 //! IPC commands: thin adapters that convert arguments, call the core and map errors.
 
 pub mod app;
+pub mod auth;
+pub mod windows;

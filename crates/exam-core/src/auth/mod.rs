@@ -11,6 +11,7 @@
 //!   and say "offline"; the worker retries with backoff.
 //! - Tokens never leave the core: callers get a [`Secret`], windows get [`AuthSnapshot`]s.
 
+pub mod health;
 pub mod monitor;
 pub mod oauth;
 
@@ -246,6 +247,11 @@ impl TokenManager {
 
     pub fn metrics(&self) -> monitor::AuthMetrics {
         self.inner.monitor.metrics()
+    }
+
+    /// Everything the diagnostics window shows.
+    pub fn health(&self) -> health::HealthReport {
+        health::report(self.snapshot(), self.metrics(), self.inner.http.reuse())
     }
 
     fn origin(&self) -> String {
@@ -506,7 +512,10 @@ impl TokenManager {
             Err(error) => {
                 let transient = !matches!(error, TokenError::InvalidGrant(_));
                 let auth_error = self.token_error(error.clone(), false);
-                let reason = auth_error.to_string();
+                let reason = match &auth_error {
+                    AuthError::SessionEnded(reason) => reason.clone(),
+                    other => other.to_string(),
+                };
                 let version = if transient {
                     self.change(|s| {
                         s.status = AuthStatus::Offline;

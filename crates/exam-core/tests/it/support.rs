@@ -1,16 +1,15 @@
 //! The reference server in-process, and an in-memory secret store for tests where the
 //! keychain is not the point.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use exam_core::auth::{AuthConfig, SecretStore, TokenManager};
 use exam_core::bus::EventBus;
 use exam_core::http::HttpClient;
-use exam_core::keychain::KeychainError;
 use exam_core::secret::Secret;
+pub use exam_core::testing::MemoryStore;
 use exam_server::{Config, RateSpec};
 
 pub const ADMIN: &str = "core-tests-admin";
@@ -101,39 +100,6 @@ impl Drop for Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-/// Secrets in memory, shared between managers (a "restart" keeps them).
-#[derive(Default)]
-pub struct MemoryStore(pub Mutex<BTreeMap<String, String>>);
-
-impl SecretStore for MemoryStore {
-    fn get(&self, key: &str) -> Result<Option<Secret<String>>, KeychainError> {
-        Ok(self.0.lock().unwrap().get(key).cloned().map(Secret::new))
-    }
-    fn set(&self, key: &str, value: &Secret<String>) -> Result<(), KeychainError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(key.into(), value.expose().clone());
-        Ok(())
-    }
-    fn delete(&self, key: &str) -> Result<(), KeychainError> {
-        self.0.lock().unwrap().remove(key);
-        Ok(())
-    }
-}
-
-impl MemoryStore {
-    /// The refresh token stored for `user`.
-    pub fn refresh_token(&self, user: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(k, _)| k.ends_with(&format!("refresh-token {user}")))
-            .map(|(_, v)| v.clone())
     }
 }
 

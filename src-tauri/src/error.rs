@@ -1,0 +1,51 @@
+//! The one error type of IPC, tagged by kind so the UI can react to each.
+
+use exam_core::auth::AuthError;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize, specta::Type, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum IpcError {
+    #[error("wrong username or password")]
+    WrongCredentials,
+    #[error("locked out for {retry_after_s} seconds")]
+    LockedOut { retry_after_s: u32 },
+    #[error("offline: {message}")]
+    Offline { message: String },
+    #[error("not signed in")]
+    NotSignedIn,
+    #[error("session ended: {reason}")]
+    SessionEnded { reason: String },
+    #[error("refused: {message}")]
+    Refused { message: String },
+    #[error("keychain: {message}")]
+    Keychain { message: String },
+    #[error("validation: {message}")]
+    Validation { message: String },
+    #[error("internal: {message}")]
+    Internal { message: String },
+}
+
+impl From<AuthError> for IpcError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::WrongCredentials => Self::WrongCredentials,
+            AuthError::LockedOut { retry_after_s } => Self::LockedOut {
+                retry_after_s: u32::try_from(retry_after_s).unwrap_or(u32::MAX),
+            },
+            AuthError::Offline(message) => Self::Offline { message },
+            AuthError::NotSignedIn => Self::NotSignedIn,
+            AuthError::SessionEnded(reason) => Self::SessionEnded { reason },
+            AuthError::Refused(message) => Self::Refused { message },
+            AuthError::Keychain(message) => Self::Keychain { message },
+        }
+    }
+}
+
+impl From<tauri::Error> for IpcError {
+    fn from(error: tauri::Error) -> Self {
+        Self::Internal {
+            message: error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+// The auth state every window shares. The core holds the truth: a window takes a snapshot
+// when it opens and then follows the core's events, keeping only what is newer (versions
+// only grow), so a window opened late or hidden for a while is never behind.
+import { commands, events, type AuthSnapshot, type CoreEvent } from "../bindings";
+
+export function isNewer(current: AuthSnapshot | null, next: AuthSnapshot): boolean {
+  return current === null || next.version > current.version;
+}
+
+/** The snapshot an event carries, if any. */
+export function snapshotOf(event: CoreEvent): AuthSnapshot | null {
+  return event.type === "auth_changed" ? event.snapshot : null;
+}
+
+class AuthStore {
+  snapshot = $state<AuthSnapshot | null>(null);
+  /** The last session-ended reason, kept for the sign-in screen. */
+  endedReason = $state<string | null>(null);
+
+  apply(next: AuthSnapshot) {
+    if (isNewer(this.snapshot, next)) {
+      this.snapshot = next;
+      if (next.status === "session_ended" && next.reason) this.endedReason = next.reason;
+      if (next.status === "signed_in") this.endedReason = null;
+    }
+  }
+
+  async start(): Promise<void> {
+    await events.coreEventMessage.listen((event) => {
+      const snapshot = snapshotOf(event.payload);
+      if (snapshot) this.apply(snapshot);
+    });
+    this.apply(await commands.authSnapshot());
+  }
+}
+
+export const auth = new AuthStore();
