@@ -140,10 +140,14 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     })
 }
 
-async fn token(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+/// The shape both OAuth endpoints share: read the form body, run the grant off the async
+/// workers, and answer RFC 6749 errors.
+async fn oauth_endpoint<T: Send + 'static>(
+    state: Arc<AppState>,
+    peer: SocketAddr,
     body: Body,
+    endpoint: fn(&AppState, &auth::Form, IpAddr) -> Result<T, OAuthError>,
+    respond: fn(T) -> Response,
 ) -> Response {
     let bytes = match read_body(body).await {
         Ok(b) => b,
@@ -151,20 +155,29 @@ async fn token(
     };
     let result = blocking(move || {
         let form = auth::parse_form(&bytes)?;
-        auth::token(&state, &form, peer.ip())
+        endpoint(&state, &form, peer.ip())
     })
     .await;
     match result {
-        Ok(Ok(tokens)) => {
-            let mut response = axum::Json(tokens).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
-        }
+        Ok(Ok(value)) => respond(value),
         Ok(Err(e)) => e.into_response(),
         Err(e) => OAuthError::from(e).into_response(),
     }
+}
+
+async fn token(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> Response {
+    oauth_endpoint(state, peer, body, auth::token, |tokens| {
+        let mut response = axum::Json(tokens).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    })
+    .await
 }
 
 async fn revoke(
@@ -172,20 +185,10 @@ async fn revoke(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Body,
 ) -> Response {
-    let bytes = match read_body(body).await {
-        Ok(b) => b,
-        Err(e) => return OAuthError::from(e).into_response(),
-    };
-    let result = blocking(move || {
-        let form = auth::parse_form(&bytes)?;
-        auth::revoke(&state, &form, peer.ip())
+    oauth_endpoint(state, peer, body, auth::revoke, |()| {
+        StatusCode::OK.into_response()
     })
-    .await;
-    match result {
-        Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Err(e) => OAuthError::from(e).into_response(),
-    }
+    .await
 }
 
 fn header_str(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
