@@ -428,6 +428,37 @@ impl TokenManager {
         }
     }
 
+    /// Sends a request with the access token. A 401 means the token was refused however
+    /// fresh it looked: it is forgotten, refreshed once (shared with every other caller) and
+    /// the request retried once. Network failures are [`AuthError::Offline`].
+    pub async fn send_authorized(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, AuthError> {
+        let token = self.access_token().await?;
+        let response = self.send_with(&build, &token).await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        self.invalidate_access(&token);
+        let token = self.refresh(false).await?;
+        self.send_with(&build, &token).await
+    }
+
+    async fn send_with(
+        &self,
+        build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        token: &Secret<String>,
+    ) -> Result<reqwest::Response, AuthError> {
+        let http = &self.inner.http;
+        http.send(build(http.client()).bearer_auth(token.expose()))
+            .await
+            .map_err(|e| {
+                self.inner.monitor.error("network");
+                AuthError::Offline(oauth::describe(&e))
+            })
+    }
+
     /// Refreshes now even if the token is still fresh ("force a refresh").
     pub async fn force_refresh(&self) -> Result<AuthSnapshot, AuthError> {
         self.refresh(true).await.map(|_| self.snapshot())

@@ -188,7 +188,7 @@ async fn token_request(
 
 /// A network error in words, without the URL's query (which never holds secrets here, but
 /// a form body could appear in some errors: only the kind and the cause are kept).
-fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

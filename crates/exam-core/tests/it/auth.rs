@@ -265,3 +265,44 @@ async fn a_restart_restores_the_session_also_offline_and_sign_out_clears_it() {
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_triggers_one_refresh_and_one_retry() {
+    let mut server = Server::start(900).await;
+    let store = Arc::new(MemoryStore::default());
+    let m = signed_in(&server, &store, &EventBus::default()).await;
+    let exams = |http: &reqwest::Client| http.get(format!("http://{}/v1/exams", server.addr));
+    assert_eq!(m.send_authorized(exams).await.unwrap().status(), 200);
+
+    // The server restarts with a new signing key: every access token it issued is refused,
+    // the refresh token still works.
+    let addr = server.addr;
+    let dir = server.stop().await.unwrap();
+    let db = dir.path().join("s.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM meta WHERE key = 'jwt_key'", [])
+        .unwrap();
+    let server = Server::start_at(addr, crate::support::config(db, 900)).await;
+    let exams = |http: &reqwest::Client| http.get(format!("http://{addr}/v1/exams"));
+    let response = m.send_authorized(exams).await.unwrap();
+    assert_eq!(response.status(), 200, "retried with a fresh token");
+    assert_eq!(server.refreshes().await, 1);
+    let stats = server.stats().await;
+    assert_eq!(stats["requests"]["GET /v1/exams"]["401"], 1);
+    assert_eq!(stats["requests"]["GET /v1/exams"]["200"], 1);
+
+    // When the session itself is gone, one refresh says so and nothing is retried again.
+    reqwest::Client::new()
+        .post(format!(
+            "http://{addr}/v1/admin/users/student1/sessions/revoke"
+        ))
+        .bearer_auth(crate::support::ADMIN)
+        .header("Idempotency-Key", "revoke-1")
+        .send()
+        .await
+        .unwrap();
+    let err = m.send_authorized(exams).await.unwrap_err();
+    assert!(matches!(err, AuthError::SessionEnded(_)), "{err:?}");
+    assert_eq!(server.stats().await["requests"]["GET /v1/exams"]["401"], 2);
+}
