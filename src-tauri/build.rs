@@ -14,6 +14,9 @@ fn main() {
             "sign_out",
             "force_refresh",
             "diagnostics",
+            "measure_event_delivery",
+            "ack_event",
+            "open_status_window",
         ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         panic!("tauri-build failed: {error:#}");

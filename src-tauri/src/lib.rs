@@ -6,7 +6,9 @@
 pub mod commands;
 pub mod error;
 pub mod events;
+pub mod probe;
 pub mod state;
+pub mod windows;
 
 use std::sync::Arc;
 
@@ -35,6 +37,9 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::auth::sign_out,
             commands::auth::force_refresh,
             commands::windows::diagnostics,
+            commands::windows::measure_event_delivery,
+            commands::windows::ack_event,
+            commands::windows::open_status_window,
         ])
         .events(tauri_specta::collect_events![events::CoreEventMessage])
 }
@@ -60,6 +65,13 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             let state = app.state::<AppState>();
             let auth = state.auth.clone();
             events::forward(app.handle().clone(), &state.bus, move || auth.snapshot());
+            let _ = state
+                .status_window_opener
+                .set(windows::opener(app.handle().clone()));
+            let handle = app.handle().clone();
+            state.probe.set_windows(Box::new(move || {
+                handle.webview_windows().into_keys().collect()
+            }));
             Ok(())
         })
 }

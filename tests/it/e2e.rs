@@ -1,108 +1,15 @@
 //! The built app, as a student and an IT admin meet it.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::support::{self, ExamServer, Guard, Session};
+use crate::support::{self, against_demo_server, Harness, APP};
 
 /// One app at a time: they share the single-instance name on the bus.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-const APP: &str = env!("CARGO_BIN_EXE_exam-desktop");
-
-/// Everything one launch of the app needs, torn down in reverse order.
-struct Harness {
-    env: Vec<(String, String)>,
-    display: String,
-    _home: tempfile::TempDir,
-    driver_port: u16,
-    _driver: Guard,
-    _keyring: Guard,
-    _bus: Guard,
-    _display: Option<Guard>,
-}
-
-impl Harness {
-    fn start(extra_env: &[(&str, String)]) -> Result<Self> {
-        let (display, display_guard) = support::display()?;
-        let home = tempfile::tempdir()?;
-        let (bus, bus_guard) = support::session_bus(home.path())?;
-        let keyring = support::keyring(&bus, home.path())?;
-        let mut env: Vec<(String, String)> = vec![
-            ("DISPLAY".into(), display.clone()),
-            ("DBUS_SESSION_BUS_ADDRESS".into(), bus),
-            // A fresh account: no user config, data or keychain of the machine leaks in.
-            ("HOME".into(), home.path().display().to_string()),
-            (
-                "XDG_CONFIG_HOME".into(),
-                home.path().join(".config").display().to_string(),
-            ),
-            (
-                "XDG_DATA_HOME".into(),
-                home.path().join(".local/share").display().to_string(),
-            ),
-            (
-                "XDG_CACHE_HOME".into(),
-                home.path().join(".cache").display().to_string(),
-            ),
-            // Software rendering: Xvfb has no GPU.
-            ("WEBKIT_DISABLE_DMABUF_RENDERER".into(), "1".into()),
-            ("LIBGL_ALWAYS_SOFTWARE".into(), "1".into()),
-        ];
-        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
-
-        let driver_port = support::free_port()?;
-        let native_port = support::free_port()?;
-        let mut driver = Command::new(support::tauri_driver_path()?);
-        driver
-            .args([
-                "--port",
-                &driver_port.to_string(),
-                "--native-port",
-                &native_port.to_string(),
-            ])
-            .env_remove("EXAM_DESKTOP_SERVER")
-            .env_remove("EXAM_DESKTOP_DATA_DIR")
-            .env_remove("EXAM_DESKTOP_CONFIG")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let driver = Guard(driver.spawn()?);
-        support::wait_for_port(driver_port, Duration::from_secs(30))?;
-        Ok(Self {
-            env,
-            display,
-            _home: home,
-            driver_port,
-            _driver: driver,
-            _keyring: keyring,
-            _bus: bus_guard,
-            _display: display_guard,
-        })
-    }
-
-    fn session(&self) -> Result<Session> {
-        Session::start(self.driver_port, Path::new(APP))
-    }
-}
-
-/// The reference server with demo data, and the app pointed at it with a fresh data dir.
-fn against_demo_server() -> Result<(ExamServer, tempfile::TempDir, Harness)> {
-    let server = ExamServer::start()?;
-    let data_dir = tempfile::tempdir()?;
-    let harness = Harness::start(&[
-        ("EXAM_DESKTOP_SERVER", server.url()),
-        (
-            "EXAM_DESKTOP_DATA_DIR",
-            data_dir.path().display().to_string(),
-        ),
-    ])?;
-    Ok((server, data_dir, harness))
-}
 
 #[test]
 fn the_window_shows_version_and_server_and_a_second_launch_exits() -> Result<()> {
@@ -187,10 +94,9 @@ fn sign_in_then_three_status_windows_follow_one_core() -> Result<()> {
     session.click("[data-testid=sign-in]")?;
     let error = session.wait_text("[data-testid=sign-in-error]", wait, |t| !t.is_empty())?;
     assert!(error.contains("not right"), "{error}");
+    session.clear("#username")?;
     session.clear("#password")?;
-    session.type_into("#password", "demo")?;
-    session.click("[data-testid=sign-in]")?;
-    session.wait_text("[data-testid=signed-in-user]", wait, |t| t == "student7")?;
+    session.sign_in("student7", "demo")?;
     assert_eq!(
         session.text("[data-testid=data-dir]")?,
         data_dir.path().display().to_string()
@@ -202,12 +108,7 @@ fn sign_in_then_three_status_windows_follow_one_core() -> Result<()> {
     for _ in 0..3 {
         session.click("[data-testid=open-status]")?;
     }
-    let deadline = std::time::Instant::now() + wait;
-    let mut handles = session.handles()?;
-    while handles.len() < 4 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        handles = session.handles()?;
-    }
+    let handles = session.wait_for_windows(4, wait)?;
     assert_eq!(handles.len(), 4, "main + 3 status windows: {handles:?}");
 
     // Force a refresh from the main window: every window shows the same, newer version.
@@ -225,6 +126,23 @@ fn sign_in_then_three_status_windows_follow_one_core() -> Result<()> {
         assert_eq!(version_of(&shown), after, "window {handle}");
     }
     support::screenshot(&harness.display, "e2e-status-windows.png")?;
+
+    // The core's test events reach every window and every window answers.
+    let status = handles
+        .iter()
+        .find(|h| **h != main)
+        .expect("a status window");
+    session.switch_to(status)?;
+    session.click("[data-testid=measure-events]")?;
+    session.wait_text("[data-testid=event-delivery]", wait, |t| !t.is_empty())?;
+    assert_eq!(
+        session.attribute("[data-testid=event-delivery]", "data-windows")?,
+        "4"
+    );
+    assert_eq!(
+        session.attribute("[data-testid=event-delivery]", "data-missed")?,
+        "0"
+    );
 
     // The school ends the session: at the next refresh every window shows why.
     server.revoke_sessions("student7")?;

@@ -373,6 +373,43 @@ impl Session {
         }
     }
 
+    pub fn attribute(&self, css: &str, name: &str) -> Result<String> {
+        let element = self.find(css)?;
+        let value = self.call("GET", &format!("/element/{element}/attribute/{name}"), None)?;
+        Ok(value.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Signs in from the main window's sign-in screen and waits until it says so.
+    pub fn sign_in(&self, user: &str, password: &str) -> Result<()> {
+        self.type_into("#username", user)?;
+        self.type_into("#password", password)?;
+        self.click("[data-testid=sign-in]")?;
+        self.wait_text(
+            "[data-testid=signed-in-user]",
+            Duration::from_secs(30),
+            |t| t == user,
+        )?;
+        Ok(())
+    }
+
+    /// Waits until `count` windows are open; their handles.
+    pub fn wait_for_windows(&self, count: usize, within: Duration) -> Result<Vec<String>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let handles = self.handles()?;
+            if handles.len() >= count {
+                return Ok(handles);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} windows open after {within:?}, not {count}",
+                    handles.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn title(&self) -> Result<String> {
         Ok(self
             .call("GET", "/title", None)?
@@ -409,4 +446,97 @@ pub fn screenshot(display: &str, name: &str) -> Result<PathBuf> {
         bail!("import exited with {status}");
     }
     Ok(path)
+}
+
+/// The app under test, built by cargo for these tests and benchmarks.
+pub const APP: &str = env!("CARGO_BIN_EXE_exam-desktop");
+
+/// Everything one launch of the app needs, torn down in reverse order.
+pub struct Harness {
+    pub env: Vec<(String, String)>,
+    pub display: String,
+    _home: tempfile::TempDir,
+    driver_port: u16,
+    _driver: Guard,
+    _keyring: Guard,
+    _bus: Guard,
+    _display: Option<Guard>,
+}
+
+impl Harness {
+    pub fn start(extra_env: &[(&str, String)]) -> Result<Self> {
+        let (display, display_guard) = display()?;
+        let home = tempfile::tempdir()?;
+        let (bus, bus_guard) = session_bus(home.path())?;
+        let keyring = keyring(&bus, home.path())?;
+        let mut env: Vec<(String, String)> = vec![
+            ("DISPLAY".into(), display.clone()),
+            ("DBUS_SESSION_BUS_ADDRESS".into(), bus),
+            // A fresh account: no user config, data or keychain of the machine leaks in.
+            ("HOME".into(), home.path().display().to_string()),
+            (
+                "XDG_CONFIG_HOME".into(),
+                home.path().join(".config").display().to_string(),
+            ),
+            (
+                "XDG_DATA_HOME".into(),
+                home.path().join(".local/share").display().to_string(),
+            ),
+            (
+                "XDG_CACHE_HOME".into(),
+                home.path().join(".cache").display().to_string(),
+            ),
+            // Software rendering: Xvfb has no GPU.
+            ("WEBKIT_DISABLE_DMABUF_RENDERER".into(), "1".into()),
+            ("LIBGL_ALWAYS_SOFTWARE".into(), "1".into()),
+        ];
+        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+
+        let driver_port = free_port()?;
+        let native_port = free_port()?;
+        let mut driver = Command::new(tauri_driver_path()?);
+        driver
+            .args([
+                "--port",
+                &driver_port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+            ])
+            .env_remove("EXAM_DESKTOP_SERVER")
+            .env_remove("EXAM_DESKTOP_DATA_DIR")
+            .env_remove("EXAM_DESKTOP_CONFIG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let driver = Guard(driver.spawn()?);
+        wait_for_port(driver_port, Duration::from_secs(30))?;
+        Ok(Self {
+            env,
+            display,
+            _home: home,
+            driver_port,
+            _driver: driver,
+            _keyring: keyring,
+            _bus: bus_guard,
+            _display: display_guard,
+        })
+    }
+
+    pub fn session(&self) -> Result<Session> {
+        Session::start(self.driver_port, Path::new(APP))
+    }
+}
+
+/// The reference server with demo data, and the app pointed at it with a fresh data dir.
+pub fn against_demo_server() -> Result<(ExamServer, tempfile::TempDir, Harness)> {
+    let server = ExamServer::start()?;
+    let data_dir = tempfile::tempdir()?;
+    let harness = Harness::start(&[
+        ("EXAM_DESKTOP_SERVER", server.url()),
+        (
+            "EXAM_DESKTOP_DATA_DIR",
+            data_dir.path().display().to_string(),
+        ),
+    ])?;
+    Ok((server, data_dir, harness))
 }

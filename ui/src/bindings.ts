@@ -16,6 +16,15 @@ export const commands = {
 	forceRefresh: () => typedError<AuthSnapshot, IpcError>(__TAURI_INVOKE("force_refresh")),
 	/**  The health report of sign-in and tokens. */
 	diagnostics: () => __TAURI_INVOKE<HealthReport>("diagnostics"),
+	/**
+	 *  Measures how fast core events reach every open window: `rounds` pings, each answered
+	 *  by every window (see [`crate::probe`]).
+	 */
+	measureEventDelivery: (rounds: number) => typedError<DeliveryReport, IpcError>(__TAURI_INVOKE("measure_event_delivery", { rounds })),
+	/**  A window's answer to a ping: when it received it (ms since the epoch, its own clock). */
+	ackEvent: (id: number, window: string, receivedMs: number | null) => __TAURI_INVOKE<void>("ack_event", { id, window, receivedMs }),
+	/**  Opens another status window; its label. See [`crate::windows::open_status_window`]. */
+	openStatusWindow: () => typedError<string, IpcError>(__TAURI_INVOKE("open_status_window")),
 };
 
 /** Events */
@@ -98,10 +107,40 @@ export type CoreEvent =
 /**  The auth state changed; carries the whole new snapshot (its version only grows). */
 { type: "auth_changed"; snapshot: AuthSnapshot } | { type: "refresh_started"; version: number } | { type: "refresh_completed"; version: number } | { type: "refresh_failed"; version: number; reason: string; transient: boolean } | 
 /**  The session is over (the server said so); every window shows sign-in with `reason`. */
-{ type: "session_ended"; version: number; reason: string };
+{ type: "session_ended"; version: number; reason: string } | 
+/**  The network monitor's view changed. */
+{ type: "network_changed"; status: NetStatus } | 
+/**
+ *  A delivery probe: every window answers it at once, so the core can measure how long
+ *  its events take to reach the windows (the diagnostics window and the benchmark).
+ */
+{ type: "ping"; id: number; 
+/**  When the core sent it, ms since the Unix epoch. */
+sent_ms: number | null };
 
 /**  A core event as windows receive it. */
 export type CoreEventMessage = CoreEvent;
+
+/**  What a measurement found. */
+export type DeliveryReport = {
+	/**  Windows open when the measurement started. */
+	windows: number,
+	rounds: number,
+	/**  Answers received in time (at most windows × rounds). */
+	delivered: number,
+	/**  Answers that did not arrive within the timeout (a window still loading, or stuck). */
+	missed: number,
+	/**  Per window and round: from the core publishing the event to the window's answer. */
+	round_trip: LatencySummary,
+	/**
+	 *  Per window and round: from the core publishing the event to the window's script
+	 *  receiving it, by the wall clock both share (the webview's clock may be coarse: see
+	 *  `clock_step_ms`).
+	 */
+	one_way: LatencySummary,
+	/**  The smallest step seen in the windows' clock readings (WebKit may round them). */
+	clock_step_ms: number | null,
+};
 
 export type Finding = {
 	severity: Severity,
@@ -120,15 +159,46 @@ export type HealthReport = {
 
 export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | { kind: "offline"; message: string } | { kind: "not_signed_in" } | { kind: "session_ended"; reason: string } | { kind: "refused"; message: string } | { kind: "keychain"; message: string } | { kind: "validation"; message: string } | { kind: "internal"; message: string };
 
+/**  Percentiles of a set of durations, in microseconds (zero when there is no sample). */
 export type LatencySummary = {
 	count: number,
 	p50_us: number | null,
 	p95_us: number | null,
 	p99_us: number | null,
+	max_us: number | null,
 };
 
 /**  One layer of configuration. */
 export type Layer = "defaults" | "managed" | "user" | "environment" | "command_line";
+
+/**  Link quality from the smoothed round-trip time. */
+export type LinkQuality = "good" | "fair" | "poor" | "none";
+
+/**  What the student can rely on. */
+export type NetState = 
+/**  Not probed yet. */
+"unknown" | "online" | 
+/**  Reachable, but slow or losing probes. */
+"degraded" | 
+/**  The server cannot be reached at all (no network, or the link times out). */
+"offline" | 
+/**  A network login page intercepts requests. */
+"captive_portal" | 
+/**  The network works but the server refuses or fails (connection refused, 5xx). */
+"server_down";
+
+export type NetStatus = {
+	state: NetState,
+	quality: LinkQuality,
+	/**  Smoothed round-trip time of the probes (ms). */
+	rtt_ms: number | null,
+	/**  When the state last changed (ms since the epoch). */
+	since_ms: number | null,
+	/**  Why, in words, when not online. */
+	reason: string | null,
+	/**  Probes sent since start (diagnostics). */
+	probes: number,
+};
 
 export type Severity = "ok" | "warning" | "problem";
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::auth::AuthSnapshot;
+use crate::network::NetStatus;
 
 /// Everything windows are told about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,6 +32,17 @@ pub enum CoreEvent {
     SessionEnded {
         version: u32,
         reason: String,
+    },
+    /// The network monitor's view changed.
+    NetworkChanged {
+        status: NetStatus,
+    },
+    /// A delivery probe: every window answers it at once, so the core can measure how long
+    /// its events take to reach the windows (the diagnostics window and the benchmark).
+    Ping {
+        id: u32,
+        /// When the core sent it, ms since the Unix epoch.
+        sent_ms: f64,
     },
 }
 

@@ -51,6 +51,9 @@ impl HttpClient {
             .timeout(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_keepalive(Duration::from_secs(30))
+            // The API never redirects: a redirect means a captive portal or a misconfigured
+            // proxy, which must be seen (see `network`), not followed with a bearer token.
+            .redirect(reqwest::redirect::Policy::none())
             // Every new connection passes through this layer once.
             .connector_layer(tower_layer::layer_fn(move |inner| CountConnections {
                 inner,

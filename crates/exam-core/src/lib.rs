@@ -10,7 +10,11 @@ pub mod config;
 pub mod http;
 pub mod keychain;
 pub mod logging;
+pub mod metrics;
+pub mod network;
+pub mod queue;
 pub mod secret;
+pub mod store;
 #[cfg(feature = "test-util")]
 pub mod testing;
 

@@ -1,19 +1,10 @@
 // Status windows: each is a `diagnostics-*` window, which its capability limits to reading
-// the shared state and renewing the sign-in.
-import { WebviewWindow } from "@tauri-apps/api/webviewWindow";
+// the shared state and renewing the sign-in. The core opens them (so on Linux they share the
+// main window's web process).
+import { commands } from "../bindings";
+import { describeError } from "./errors";
 
-let opened = 0;
-
-export function openStatusWindow(): void {
-  opened += 1;
-  const label = `diagnostics-${Date.now()}-${opened}`;
-  const win = new WebviewWindow(label, {
-    url: "diagnostics.html",
-    title: `Exam Bank Desktop — status ${opened}`,
-    width: 720,
-    height: 640,
-    minWidth: 480,
-    minHeight: 400,
-  });
-  win.once("tauri://error", (e) => console.error("could not open a status window", e));
+export async function openStatusWindow(): Promise<void> {
+  const result = await commands.openStatusWindow();
+  if (result.status === "error") console.error("could not open a status window:", describeError(result.error));
 }

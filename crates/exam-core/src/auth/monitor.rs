@@ -1,54 +1,14 @@
 //! The auth monitor: latency histograms of token retrieval from cache, validation and
 //! refresh; cache hits and misses; errors by category. The diagnostics window shows them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
 
-/// Samples kept per histogram (the newest).
-const WINDOW: usize = 4096;
-
-#[derive(Default)]
-struct Samples(VecDeque<u64>);
-
-impl Samples {
-    fn record(&mut self, d: Duration) {
-        if self.0.len() == WINDOW {
-            self.0.pop_front();
-        }
-        self.0
-            .push_back(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    }
-
-    fn summary(&self) -> LatencySummary {
-        let mut sorted: Vec<u64> = self.0.iter().copied().collect();
-        sorted.sort_unstable();
-        let pick = |p: f64| -> f64 {
-            if sorted.is_empty() {
-                return 0.0;
-            }
-            let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-            sorted[rank.min(sorted.len() - 1)] as f64 / 1000.0
-        };
-        LatencySummary {
-            count: u32::try_from(sorted.len()).unwrap_or(u32::MAX),
-            p50_us: pick(50.0),
-            p95_us: pick(95.0),
-            p99_us: pick(99.0),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct LatencySummary {
-    pub count: u32,
-    pub p50_us: f64,
-    pub p95_us: f64,
-    pub p99_us: f64,
-}
+pub use crate::metrics::LatencySummary;
+use crate::metrics::Samples;
 
 #[derive(Default)]
 struct Inner {
@@ -127,6 +87,7 @@ impl AuthMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::WINDOW;
 
     #[test]
     fn percentiles_come_from_the_recorded_samples() {

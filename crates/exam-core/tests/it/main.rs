@@ -5,4 +5,5 @@
 mod auth;
 mod config;
 mod keychain;
+mod queue;
 mod support;

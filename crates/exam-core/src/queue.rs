@@ -1,0 +1,937 @@
+//! The offline request queue: every operation for the server is written to SQLite (durably,
+//! `synchronous=FULL`) before the student is told "saved", and stays there until the server
+//! has taken it.
+//!
+//! - **Order.** Each entry belongs to a stream (e.g. one attempt) and gets the stream's next
+//!   sequence number; a stream's entries are handed out in that order, one stretch at a time.
+//!   Across streams: priority, then age.
+//! - **Idempotency.** The key is made when the entry is written and sent on every retry, so
+//!   at-least-once sending takes effect exactly once.
+//! - **Coalescing.** A newer entry with the same `coalesce_key` (the same answer) replaces the
+//!   older ones still waiting; one being sent is left alone and the newer one follows it.
+//! - **Quota.** Limits by count and bytes of the entries not yet delivered. When full, only
+//!   low-priority telemetry is evicted, oldest first, counted; an answer or a submission is
+//!   refused with [`QueueError::Full`] instead, never evicted.
+//! - **Dead letters.** A reply that retrying cannot fix moves its entry to `dead`, kept with
+//!   the reply, listed, exportable and retryable by hand; it never blocks the entries behind.
+//! - **Crash safety.** Entries left in flight by a crash are pending again at the next open.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::store::{Store, StoreError};
+
+/// Delivery priority: high before normal before low, then oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum Priority {
+    High = 0,
+    Normal = 1,
+    Low = 2,
+}
+
+impl Priority {
+    fn from_db(n: i64) -> Self {
+        match n {
+            0 => Self::High,
+            1 => Self::Normal,
+            _ => Self::Low,
+        }
+    }
+}
+
+/// What an entry is, which decides what the quota may do with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum Kind {
+    Attempt,
+    Answer,
+    Submission,
+    Event,
+    /// The only kind the quota may evict.
+    Telemetry,
+    Other,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Attempt => "attempt",
+            Self::Answer => "answer",
+            Self::Submission => "submission",
+            Self::Event => "event",
+            Self::Telemetry => "telemetry",
+            Self::Other => "other",
+        }
+    }
+
+    fn from_db(s: &str) -> Self {
+        match s {
+            "attempt" => Self::Attempt,
+            "answer" => Self::Answer,
+            "submission" => Self::Submission,
+            "event" => Self::Event,
+            "telemetry" => Self::Telemetry,
+            _ => Self::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum Status {
+    Pending,
+    InFlight,
+    Done,
+    Dead,
+}
+
+impl Status {
+    fn from_db(s: &str) -> Self {
+        match s {
+            "in_flight" => Self::InFlight,
+            "done" => Self::Done,
+            "dead" => Self::Dead,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// An operation to queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    pub method: String,
+    pub path: String,
+    pub body: Option<serde_json::Value>,
+    pub stream: String,
+    pub priority: Priority,
+    pub kind: Kind,
+    pub coalesce_key: Option<String>,
+    /// Writes the stream's sequence number into the body's `seq` (answer saves: the
+    /// server keeps the highest `seq`, so the order of saves is the order of the queue).
+    pub stamp_seq: bool,
+}
+
+impl NewEntry {
+    /// An answer save: `PUT /v1/attempts/{attempt}/answers/{question}` with
+    /// `{value, seq, saved_at}`, in the attempt's stream, coalesced per question.
+    pub fn answer(attempt: &str, question: &str, value: serde_json::Value, saved_at: &str) -> Self {
+        Self {
+            method: "PUT".into(),
+            path: format!("/v1/attempts/{attempt}/answers/{question}"),
+            body: Some(serde_json::json!({"value": value, "saved_at": saved_at})),
+            stream: format!("attempt:{attempt}"),
+            priority: Priority::Normal,
+            kind: Kind::Answer,
+            coalesce_key: Some(format!("answer:{attempt}:{question}")),
+            stamp_seq: true,
+        }
+    }
+
+    /// Creating an attempt on the server (it may have begun offline).
+    pub fn start_attempt(exam: &str, attempt: &str, started_at: &str) -> Self {
+        Self {
+            method: "POST".into(),
+            path: format!("/v1/exams/{exam}/attempts"),
+            body: Some(serde_json::json!({"attempt_id": attempt, "started_at": started_at})),
+            stream: format!("attempt:{attempt}"),
+            priority: Priority::High,
+            kind: Kind::Attempt,
+            coalesce_key: None,
+            stamp_seq: false,
+        }
+    }
+
+    /// Telemetry events (low priority, evictable).
+    pub fn telemetry(events: serde_json::Value) -> Self {
+        Self {
+            method: "POST".into(),
+            path: "/v1/events".into(),
+            body: Some(serde_json::json!({ "events": events })),
+            stream: "telemetry".into(),
+            priority: Priority::Low,
+            kind: Kind::Telemetry,
+            coalesce_key: None,
+            stamp_seq: false,
+        }
+    }
+}
+
+/// Where a new entry went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: i64,
+    pub seq: i64,
+    pub idempotency_key: String,
+    /// Older waiting entries it replaced.
+    pub superseded: u32,
+    /// Telemetry entries evicted to make room.
+    pub evicted: u32,
+}
+
+/// An entry handed out for sending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: i64,
+    pub method: String,
+    pub path: String,
+    pub body: Option<Vec<u8>>,
+    pub idempotency_key: String,
+    pub stream: String,
+    pub seq: i64,
+    pub priority: Priority,
+    pub kind: Kind,
+    pub attempts: u32,
+}
+
+/// What became of a claimed entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The server took it (2xx).
+    Done { status: u16, body: String },
+    /// Worth retrying (network, timeout, 5xx, 408, 429, in flight elsewhere): back to
+    /// pending after the backoff, or after `retry_after` if the server said so.
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Not sent, or its result does not count (e.g. an earlier entry of its stream failed in
+    /// the same batch): back to pending at once, no attempt counted.
+    Release,
+    /// A reply retrying cannot fix: kept as a dead letter with the reply.
+    Dead {
+        status: u16,
+        body: String,
+        error: String,
+    },
+}
+
+/// Exponential backoff with full jitter between `base` and `max`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `attempts + 1`: `base · 2^(attempts-1)` capped at `max`,
+    /// then jittered to between half and all of it (so a lab of clients does not retry in
+    /// step).
+    pub fn delay(&self, attempts: u32, random: f64) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        let full = self.base.saturating_mul(1u32 << exp).min(self.max);
+        full.mul_f64(0.5 + 0.5 * random.clamp(0.0, 1.0))
+    }
+}
+
+/// Quota limits on the entries not yet delivered (pending, in flight, dead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_entries: 200_000,
+            max_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(
+        "storage for unsent work is full ({entries} entries, {bytes} bytes; limits {max_entries} \
+         and {max_bytes}): this {kind} was not queued. Reconnect to deliver what is waiting"
+    )]
+    Full {
+        kind: &'static str,
+        entries: u64,
+        bytes: u64,
+        max_entries: u64,
+        max_bytes: u64,
+    },
+    #[error("queue entry {0} does not exist")]
+    NoSuchEntry(i64),
+    #[error("the request body cannot be stored: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counts for the sync panel and the quota.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct QueueCounts {
+    pub pending: u32,
+    pub in_flight: u32,
+    pub dead: u32,
+    pub done: u32,
+    /// Bytes of the entries counted against the quota.
+    pub bytes: f64,
+    pub evicted: u32,
+    pub coalesced: u32,
+}
+
+/// A dead letter, as listed and exported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct DeadLetter {
+    pub id: f64,
+    pub method: String,
+    pub path: String,
+    pub kind: Kind,
+    pub stream: String,
+    pub seq: f64,
+    pub attempts: u32,
+    pub created_at_ms: f64,
+    pub died_at_ms: f64,
+    pub error: Option<String>,
+    pub response_status: Option<u16>,
+    pub response_body: Option<String>,
+    /// The request body as queued (JSON text).
+    pub body: Option<String>,
+}
+
+/// Where "now" comes from: the system clock, or a hand-driven one for tests.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that moves only when told (tests, property tests).
+#[derive(Default)]
+pub struct ManualClock(pub AtomicI64);
+
+impl ManualClock {
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(
+            i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Totals of the entries counted against the quota, kept in memory (rebuilt at open), so a
+/// save never scans the table.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    entries: u64,
+    bytes: u64,
+}
+
+/// How many pending rows one claim looks at, at most, beyond what it hands out.
+const SCAN_SLACK: usize = 512;
+
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    limits: Mutex<Limits>,
+    backoff: Backoff,
+    totals: Mutex<Totals>,
+}
+
+/// The queue. Cheap to clone; every clone is the same queue.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+impl Queue {
+    /// Opens the queue in the client database at `path`; entries a crash left in flight
+    /// are pending again.
+    pub fn open(path: &Path, limits: Limits) -> Result<Self, QueueError> {
+        Self::open_with(Store::open(path)?, limits, Arc::new(SystemClock))
+    }
+
+    pub fn open_with(
+        store: Store,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, QueueError> {
+        let totals = {
+            let conn = store.lock();
+            let recovered = conn
+                .execute(
+                    "UPDATE queue SET status = 'pending' WHERE status = 'in_flight'",
+                    [],
+                )
+                .map_err(|e| store.error(e))?;
+            if recovered > 0 {
+                tracing::info!(recovered, "entries left in flight by a crash are pending again");
+            }
+            conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM queue WHERE status <> 'done'",
+                [],
+                |row| {
+                    Ok(Totals {
+                        entries: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                        bytes: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                    })
+                },
+            )
+            .map_err(|e| store.error(e))?
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                limits: Mutex::new(limits),
+                backoff: Backoff::default(),
+                totals: Mutex::new(totals),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.inner.store.path()
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub fn set_limits(&self, limits: Limits) {
+        *self.inner.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    fn err(&self, e: rusqlite::Error) -> QueueError {
+        QueueError::Store(self.inner.store.error(e))
+    }
+
+    /// Writes one entry durably. When this returns `Ok`, the entry survives a crash or a
+    /// power cut.
+    pub fn enqueue(&self, entry: NewEntry) -> Result<Enqueued, QueueError> {
+        let mut out = self.enqueue_many(vec![entry])?;
+        out.pop()
+            .ok_or_else(|| QueueError::Body("nothing was queued".into()))
+    }
+
+    /// Writes several entries in one transaction (all or none).
+    pub fn enqueue_many(&self, entries: Vec<NewEntry>) -> Result<Vec<Enqueued>, QueueError> {
+        let now = self.now_ms();
+        let limits = *self.inner.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = self.inner.store.lock();
+        let mut totals_guard = self.inner.totals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut totals = *totals_guard;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(entries.len());
+        let mut superseded_total = 0u32;
+        let mut evicted_total = 0u32;
+        for entry in entries {
+            let result = self.insert(&tx, entry, now, limits, &mut totals)?;
+            superseded_total += result.superseded;
+            evicted_total += result.evicted;
+            out.push(result);
+        }
+        if superseded_total > 0 {
+            bump(&tx, "coalesced", superseded_total).map_err(|e| self.err(e))?;
+        }
+        if evicted_total > 0 {
+            bump(&tx, "evicted", evicted_total).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        *totals_guard = totals;
+        Ok(out)
+    }
+
+    fn insert(
+        &self,
+        tx: &Transaction<'_>,
+        entry: NewEntry,
+        now: i64,
+        limits: Limits,
+        totals: &mut Totals,
+    ) -> Result<Enqueued, QueueError> {
+        let seq: i64 = tx
+            .query_row(
+                "INSERT INTO streams (stream, next_seq) VALUES (?1, 2)
+                 ON CONFLICT (stream) DO UPDATE SET next_seq = next_seq + 1
+                 RETURNING next_seq - 1",
+                params![entry.stream],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let mut body = entry.body;
+        if entry.stamp_seq {
+            if let Some(serde_json::Value::Object(map)) = body.as_mut() {
+                map.insert("seq".into(), seq.into());
+            }
+        }
+        let body = body
+            .map(|b| serde_json::to_vec(&b))
+            .transpose()
+            .map_err(|e| QueueError::Body(e.to_string()))?;
+        let bytes = (body.as_ref().map_or(0, Vec::len) + entry.path.len() + 96) as u64;
+
+        // A newer save of the same thing replaces the ones still waiting.
+        let mut superseded = 0u32;
+        if let Some(key) = &entry.coalesce_key {
+            let mut stmt = tx
+                .prepare_cached(
+                    "DELETE FROM queue WHERE coalesce_key = ?1 AND status = 'pending'
+                     RETURNING bytes",
+                )
+                .map_err(|e| self.err(e))?;
+            let freed = stmt
+                .query_map(params![key], |row| row.get::<_, i64>(0))
+                .map_err(|e| self.err(e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?;
+            for b in freed {
+                superseded += 1;
+                totals.entries = totals.entries.saturating_sub(1);
+                totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
+            }
+        }
+
+        // Room: evict telemetry, oldest first, never anything else.
+        let mut evicted = 0u32;
+        while totals.entries + 1 > limits.max_entries || totals.bytes + bytes > limits.max_bytes {
+            let victim: Option<(i64, i64)> = tx
+                .prepare_cached(
+                    "SELECT id, bytes FROM queue WHERE status = 'pending' AND kind = 'telemetry'
+                     ORDER BY created_at, id LIMIT 1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()
+                })
+                .map_err(|e| self.err(e))?;
+            let Some((id, b)) = victim else {
+                return Err(QueueError::Full {
+                    kind: entry.kind.as_str(),
+                    entries: totals.entries,
+                    bytes: totals.bytes,
+                    max_entries: limits.max_entries,
+                    max_bytes: limits.max_bytes,
+                });
+            };
+            tx.execute("DELETE FROM queue WHERE id = ?1", params![id])
+                .map_err(|e| self.err(e))?;
+            evicted += 1;
+            totals.entries = totals.entries.saturating_sub(1);
+            totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
+        }
+
+        let key = uuid::Uuid::new_v4().to_string();
+        let id = tx
+            .prepare_cached(
+                "INSERT INTO queue (method, path, body, idempotency_key, stream, seq, priority,
+                                    kind, coalesce_key, bytes, created_at, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+            )
+            .and_then(|mut s| {
+                s.insert(params![
+                    entry.method,
+                    entry.path,
+                    body,
+                    key,
+                    entry.stream,
+                    seq,
+                    entry.priority as i64,
+                    entry.kind.as_str(),
+                    entry.coalesce_key,
+                    bytes as i64,
+                    now,
+                ])
+            })
+            .map_err(|e| self.err(e))?;
+        totals.entries += 1;
+        totals.bytes += bytes;
+        Ok(Enqueued {
+            id,
+            seq,
+            idempotency_key: key,
+            superseded,
+            evicted,
+        })
+    }
+
+    /// Hands out up to `max` entries that may be sent now, marking them in flight: by
+    /// priority then age, and for each stream only a stretch starting at its first open
+    /// entry (so a stream's entries are delivered in order, a stretch at a time).
+    pub fn claim(&self, max: usize) -> Result<Vec<Claimed>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let now = self.now_ms();
+        let mut conn = self.inner.store.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut accepted: Vec<i64> = Vec::with_capacity(max);
+        {
+            let mut scan = tx
+                .prepare_cached(
+                    "SELECT id, stream, seq, next_attempt_at FROM queue WHERE status = 'pending'
+                     ORDER BY priority, created_at, id",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut before = tx
+                .prepare_cached(
+                    "SELECT id FROM queue
+                     WHERE stream = ?1 AND seq < ?2 AND status IN ('pending', 'in_flight')
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut rows = scan.query([]).map_err(|e| self.err(e))?;
+            let mut blocked: HashSet<String> = HashSet::new();
+            let mut taken: HashSet<i64> = HashSet::new();
+            let mut looked = 0usize;
+            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                looked += 1;
+                if accepted.len() >= max || looked > max + SCAN_SLACK {
+                    break;
+                }
+                let id: i64 = row.get(0).map_err(|e| self.err(e))?;
+                let stream: String = row.get(1).map_err(|e| self.err(e))?;
+                let seq: i64 = row.get(2).map_err(|e| self.err(e))?;
+                let due: i64 = row.get(3).map_err(|e| self.err(e))?;
+                if blocked.contains(&stream) {
+                    continue;
+                }
+                if due > now {
+                    blocked.insert(stream);
+                    continue;
+                }
+                let previous: Option<i64> = before
+                    .query_row(params![stream, seq], |r| r.get(0))
+                    .optional()
+                    .map_err(|e| self.err(e))?;
+                match previous {
+                    Some(p) if !taken.contains(&p) => {
+                        blocked.insert(stream);
+                    }
+                    _ => {
+                        taken.insert(id);
+                        accepted.push(id);
+                    }
+                }
+            }
+        }
+        let mut claimed = Vec::with_capacity(accepted.len());
+        {
+            let mut take = tx
+                .prepare_cached(
+                    "UPDATE queue SET status = 'in_flight' WHERE id = ?1
+                     RETURNING id, method, path, body, idempotency_key, stream, seq, priority,
+                               kind, attempts",
+                )
+                .map_err(|e| self.err(e))?;
+            for id in &accepted {
+                let entry = take
+                    .query_row(params![id], |r| {
+                        Ok(Claimed {
+                            id: r.get(0)?,
+                            method: r.get(1)?,
+                            path: r.get(2)?,
+                            body: r.get(3)?,
+                            idempotency_key: r.get(4)?,
+                            stream: r.get(5)?,
+                            seq: r.get(6)?,
+                            priority: Priority::from_db(r.get(7)?),
+                            kind: Kind::from_db(&r.get::<_, String>(8)?),
+                            attempts: count(r.get(9)?),
+                        })
+                    })
+                    .map_err(|e| self.err(e))?;
+                claimed.push(entry);
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(claimed)
+    }
+
+    /// Records what became of claimed entries, in one transaction.
+    pub fn complete(&self, results: &[(i64, Outcome)]) -> Result<(), QueueError> {
+        let now = self.now_ms();
+        let mut conn = self.inner.store.lock();
+        let mut totals = self.inner.totals.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut freed = Totals::default();
+        for (id, outcome) in results {
+            match outcome {
+                Outcome::Done { status, body } => {
+                    let bytes: Option<i64> = tx
+                        .prepare_cached(
+                            "UPDATE queue SET status = 'done', response_status = ?2,
+                                    response_body = ?3, completed_at = ?4, last_error = NULL,
+                                    attempts = attempts + 1
+                             WHERE id = ?1 AND status = 'in_flight' RETURNING bytes",
+                        )
+                        .and_then(|mut s| {
+                            s.query_row(params![id, status, body, now], |r| r.get(0))
+                                .optional()
+                        })
+                        .map_err(|e| self.err(e))?;
+                    if let Some(b) = bytes {
+                        freed.entries += 1;
+                        freed.bytes += u64::try_from(b).unwrap_or(0);
+                    }
+                }
+                Outcome::Retry { error, retry_after } => {
+                    let attempts: Option<i64> = tx
+                        .query_row(
+                            "SELECT attempts FROM queue WHERE id = ?1",
+                            params![id],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(|e| self.err(e))?;
+                    let Some(attempts) = attempts else { continue };
+                    let attempts = count(attempts) + 1;
+                    let delay = self
+                        .inner
+                        .backoff
+                        .delay(attempts, rand::random::<f64>())
+                        .max(retry_after.unwrap_or_default());
+                    tx.prepare_cached(
+                        "UPDATE queue SET status = 'pending', attempts = ?2, next_attempt_at = ?3,
+                                last_error = ?4
+                         WHERE id = ?1 AND status = 'in_flight'",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![id, attempts, now.saturating_add(ms(delay)), error])
+                    })
+                    .map_err(|e| self.err(e))?;
+                }
+                Outcome::Release => {
+                    tx.prepare_cached(
+                        "UPDATE queue SET status = 'pending' WHERE id = ?1 AND status = 'in_flight'",
+                    )
+                    .and_then(|mut s| s.execute(params![id]))
+                    .map_err(|e| self.err(e))?;
+                }
+                Outcome::Dead {
+                    status,
+                    body,
+                    error,
+                } => {
+                    tx.prepare_cached(
+                        "UPDATE queue SET status = 'dead', response_status = ?2, response_body = ?3,
+                                last_error = ?4, completed_at = ?5, attempts = attempts + 1
+                         WHERE id = ?1 AND status = 'in_flight'",
+                    )
+                    .and_then(|mut s| s.execute(params![id, status, body, error, now]))
+                    .map_err(|e| self.err(e))?;
+                    tracing::warn!(id, status, %error, "a queued request was refused; kept as a dead letter");
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        totals.entries = totals.entries.saturating_sub(freed.entries);
+        totals.bytes = totals.bytes.saturating_sub(freed.bytes);
+        Ok(())
+    }
+
+    /// When the earliest waiting entry becomes due (ms since the epoch), if any is waiting.
+    pub fn next_due_ms(&self) -> Result<Option<i64>, QueueError> {
+        let conn = self.inner.store.lock();
+        conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM queue WHERE status = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| self.err(e))
+    }
+
+    /// Makes every waiting entry due now ("sync now").
+    pub fn make_due_now(&self) -> Result<u32, QueueError> {
+        let now = self.now_ms();
+        let conn = self.inner.store.lock();
+        conn.execute(
+            "UPDATE queue SET next_attempt_at = ?1 WHERE status = 'pending' AND next_attempt_at > ?1",
+            params![now],
+        )
+        .map(|n| count(n as i64))
+        .map_err(|e| self.err(e))
+    }
+
+    pub fn counts(&self) -> Result<QueueCounts, QueueError> {
+        let conn = self.inner.store.lock();
+        let mut counts = QueueCounts::default();
+        let mut stmt = conn
+            .prepare_cached("SELECT status, COUNT(*) FROM queue GROUP BY status")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (status, n) = row.map_err(|e| self.err(e))?;
+            match Status::from_db(&status) {
+                Status::Pending => counts.pending = count(n),
+                Status::InFlight => counts.in_flight = count(n),
+                Status::Done => counts.done = count(n),
+                Status::Dead => counts.dead = count(n),
+            }
+        }
+        drop(stmt);
+        let counters = read_counters(&conn).map_err(|e| self.err(e))?;
+        counts.evicted = count(counters.get("evicted").copied().unwrap_or(0));
+        counts.coalesced = count(counters.get("coalesced").copied().unwrap_or(0));
+        counts.bytes = self.inner.totals.lock().unwrap_or_else(|p| p.into_inner()).bytes as f64;
+        Ok(counts)
+    }
+
+    /// Cheap counts for progress: entries not yet delivered (pending + in flight).
+    pub fn remaining(&self) -> Result<u64, QueueError> {
+        let conn = self.inner.store.lock();
+        conn.query_row(
+            "SELECT COUNT(*) FROM queue WHERE status IN ('pending', 'in_flight')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(|e| self.err(e))
+    }
+
+    /// Dead letters, newest first.
+    pub fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, QueueError> {
+        let conn = self.inner.store.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, method, path, kind, stream, seq, attempts, created_at, completed_at,
+                        last_error, response_status, response_body, body
+                 FROM queue WHERE status = 'dead' ORDER BY completed_at DESC, id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![limit], |r| {
+                Ok(DeadLetter {
+                    id: r.get::<_, i64>(0)? as f64,
+                    method: r.get(1)?,
+                    path: r.get(2)?,
+                    kind: Kind::from_db(&r.get::<_, String>(3)?),
+                    stream: r.get(4)?,
+                    seq: r.get::<_, i64>(5)? as f64,
+                    attempts: count(r.get(6)?),
+                    created_at_ms: r.get::<_, i64>(7)? as f64,
+                    died_at_ms: r.get::<_, Option<i64>>(8)?.unwrap_or(0) as f64,
+                    error: r.get(9)?,
+                    response_status: r
+                        .get::<_, Option<i64>>(10)?
+                        .and_then(|s| u16::try_from(s).ok()),
+                    response_body: r.get(11)?,
+                    body: r
+                        .get::<_, Option<Vec<u8>>>(12)?
+                        .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Puts a dead letter back in the queue (by hand, after the cause was fixed).
+    pub fn retry_dead(&self, id: i64) -> Result<(), QueueError> {
+        let now = self.now_ms();
+        let conn = self.inner.store.lock();
+        let changed = conn
+            .execute(
+                "UPDATE queue SET status = 'pending', attempts = 0, next_attempt_at = ?2,
+                        completed_at = NULL
+                 WHERE id = ?1 AND status = 'dead'",
+                params![id, now],
+            )
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(QueueError::NoSuchEntry(id));
+        }
+        Ok(())
+    }
+
+    /// Every dead letter as pretty JSON, for IT or the school.
+    pub fn export_dead(&self) -> Result<String, QueueError> {
+        let letters = self.dead_letters(u32::MAX)?;
+        serde_json::to_string_pretty(&letters).map_err(|e| QueueError::Body(e.to_string()))
+    }
+
+    /// Deletes delivered entries completed before `older_than` ago; how many.
+    pub fn prune_done(&self, older_than: Duration) -> Result<u32, QueueError> {
+        let cutoff = self.now_ms().saturating_sub(ms(older_than));
+        let conn = self.inner.store.lock();
+        conn.execute(
+            "DELETE FROM queue WHERE status = 'done' AND completed_at < ?1",
+            params![cutoff],
+        )
+        .map(|n| count(n as i64))
+        .map_err(|e| self.err(e))
+    }
+
+    /// The state of one entry (tests, the exam screens).
+    pub fn status_of(&self, id: i64) -> Result<Option<Status>, QueueError> {
+        let conn = self.inner.store.lock();
+        conn.query_row("SELECT status FROM queue WHERE id = ?1", params![id], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+        .map(|s| s.map(|s| Status::from_db(&s)))
+        .map_err(|e| self.err(e))
+    }
+
+    /// The store underneath (for the outage log and other tables of the client database).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+}
+
+fn bump(tx: &Transaction<'_>, name: &str, by: u32) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = value + ?2",
+    )?
+    .execute(params![name, by])?;
+    Ok(())
+}
+
+fn read_counters(conn: &rusqlite::Connection) -> rusqlite::Result<HashMap<String, i64>> {
+    let mut stmt = conn.prepare_cached("SELECT name, value FROM counters")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+
+use super::*;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    clock: Arc<ManualClock>,
+    queue: Queue,
+}
+
+fn fixture(limits: Limits) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exam-desktop.db");
+    let clock = Arc::new(ManualClock::default());
+    clock.0.store(1_000_000, Ordering::SeqCst);
+    let queue = Queue::open_with(Store::open(&path).unwrap(), limits, clock.clone()).unwrap();
+    Fixture {
+        _dir: dir,
+        path,
+        clock,
+        queue,
+    }
+}
+
+impl Fixture {
+    fn reopen(&mut self) {
+        self.queue = Queue::open_with(
+            Store::open(&self.path).unwrap(),
+            Limits::default(),
+            self.clock.clone(),
+        )
+        .unwrap();
+    }
+}
+
+fn answer(attempt: &str, question: &str, value: &str) -> NewEntry {
+    NewEntry::answer(attempt, question, json!(value), "2026-11-28T10:00:00Z")
+}
+
+fn done() -> Outcome {
+    Outcome::Done {
+        status: 200,
+        body: "{}".into(),
+    }
+}
+
+#[test]
+fn a_stream_is_handed_out_in_order_and_one_stretch_at_a_time() {
+    let f = fixture(Limits::default());
+    let start = f
+        .queue
+        .enqueue(NewEntry::start_attempt("e1", "a1", "2026-11-28T10:00:00Z"))
+        .unwrap();
+    let q1 = f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
+    let q2 = f.queue.enqueue(answer("a1", "q2", "y")).unwrap();
+    assert_eq!((start.seq, q1.seq, q2.seq), (1, 2, 3));
+    // The answer bodies carry the stream's sequence number.
+    let claimed = f.queue.claim(2).unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![start.id, q1.id]
+    );
+    let body: serde_json::Value = serde_json::from_slice(claimed[1].body.as_ref().unwrap()).unwrap();
+    assert_eq!(body["seq"], 2);
+    assert_eq!(body["value"], "x");
+    // While the stretch is in flight, the rest of the stream waits.
+    assert!(f.queue.claim(10).unwrap().is_empty());
+    f.queue
+        .complete(&[(start.id, done()), (q1.id, done())])
+        .unwrap();
+    let next = f.queue.claim(10).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].id, q2.id);
+    assert_eq!(next[0].idempotency_key, q2.idempotency_key);
+}
+
+#[test]
+fn across_streams_priority_then_age() {
+    let f = fixture(Limits::default());
+    let telemetry = f.queue.enqueue(NewEntry::telemetry(json!([]))).unwrap();
+    let a = f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
+    let b = f
+        .queue
+        .enqueue(NewEntry::start_attempt("e1", "a2", "2026-11-28T10:00:00Z"))
+        .unwrap();
+    let order: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(order, vec![b.id, a.id, telemetry.id]);
+}
+
+#[test]
+fn a_failed_head_blocks_its_stream_until_due_but_not_others() {
+    let f = fixture(Limits::default());
+    let a1 = f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
+    let a2 = f.queue.enqueue(answer("a1", "q2", "y")).unwrap();
+    let b1 = f.queue.enqueue(answer("b", "q1", "z")).unwrap();
+    let first = f.queue.claim(1).unwrap();
+    assert_eq!(first[0].id, a1.id);
+    f.queue
+        .complete(&[(
+            a1.id,
+            Outcome::Retry {
+                error: "connection reset".into(),
+                retry_after: Some(Duration::from_secs(30)),
+            },
+        )])
+        .unwrap();
+    // a1 waits 30 s (Retry-After beats the 1 s backoff); a2 waits behind it; b goes.
+    let next: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(next, vec![b1.id]);
+    f.clock.advance(Duration::from_secs(29));
+    assert!(f.queue.claim(10).unwrap().is_empty(), "not due yet");
+    f.clock.advance(Duration::from_secs(2));
+    let next: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(next, vec![a1.id, a2.id]);
+}
+
+#[test]
+fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+    let b = Backoff::default();
+    assert_eq!(b.delay(1, 1.0), Duration::from_secs(1));
+    assert_eq!(b.delay(2, 1.0), Duration::from_secs(2));
+    assert_eq!(b.delay(5, 1.0), Duration::from_secs(16));
+    assert_eq!(b.delay(5, 0.0), Duration::from_secs(8));
+    assert_eq!(b.delay(40, 1.0), Duration::from_secs(300));
+}
+
+#[test]
+fn a_newer_save_of_the_same_answer_replaces_the_waiting_one_but_not_one_in_flight() {
+    let f = fixture(Limits::default());
+    let v1 = f.queue.enqueue(answer("a1", "q1", "v1")).unwrap();
+    let v2 = f.queue.enqueue(answer("a1", "q1", "v2")).unwrap();
+    assert_eq!(v2.superseded, 1);
+    assert_eq!(f.queue.status_of(v1.id).unwrap(), None);
+    let inflight = f.queue.claim(1).unwrap();
+    assert_eq!(inflight[0].id, v2.id);
+    let v3 = f.queue.enqueue(answer("a1", "q1", "v3")).unwrap();
+    assert_eq!(v3.superseded, 0, "the one in flight is left alone");
+    assert_eq!(f.queue.status_of(v2.id).unwrap(), Some(Status::InFlight));
+    f.queue.complete(&[(v2.id, done())]).unwrap();
+    let next = f.queue.claim(5).unwrap();
+    assert_eq!(next[0].id, v3.id);
+    assert!(v3.seq > v2.seq);
+    let counts = f.queue.counts().unwrap();
+    assert_eq!(counts.coalesced, 1);
+}
+
+#[test]
+fn when_full_only_telemetry_is_evicted_and_answers_are_refused_clearly() {
+    let f = fixture(Limits {
+        max_entries: 3,
+        max_bytes: u64::MAX,
+    });
+    let t1 = f.queue.enqueue(NewEntry::telemetry(json!([1]))).unwrap();
+    let _t2 = f.queue.enqueue(NewEntry::telemetry(json!([2]))).unwrap();
+    f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
+    // Full: the oldest telemetry makes room for an answer.
+    let a2 = f.queue.enqueue(answer("a1", "q2", "y")).unwrap();
+    assert_eq!(a2.evicted, 1);
+    assert_eq!(f.queue.status_of(t1.id).unwrap(), None);
+    f.queue.enqueue(answer("a1", "q3", "z")).unwrap();
+    // Nothing evictable left: the answer is refused, nothing else changes.
+    let error = f.queue.enqueue(answer("a1", "q4", "w")).unwrap_err();
+    assert!(matches!(error, QueueError::Full { kind: "answer", .. }), "{error:?}");
+    assert!(error.to_string().contains("storage for unsent work is full"));
+    let counts = f.queue.counts().unwrap();
+    assert_eq!((counts.pending, counts.evicted), (3, 2));
+    // A delivered answer frees room.
+    let claimed = f.queue.claim(1).unwrap();
+    f.queue.complete(&[(claimed[0].id, done())]).unwrap();
+    f.queue.enqueue(answer("a1", "q4", "w")).unwrap();
+}
+
+#[test]
+fn the_byte_limit_counts_too() {
+    let f = fixture(Limits {
+        max_entries: 1000,
+        max_bytes: 1000,
+    });
+    let big = "x".repeat(600);
+    f.queue.enqueue(answer("a1", "q1", &big)).unwrap();
+    let error = f.queue.enqueue(answer("a1", "q2", &big)).unwrap_err();
+    assert!(matches!(error, QueueError::Full { .. }));
+}
+
+#[test]
+fn dead_letters_are_kept_listed_exported_retryable_and_block_nothing() {
+    let f = fixture(Limits::default());
+    let bad = f.queue.enqueue(answer("a1", "nope", "x")).unwrap();
+    let next = f.queue.enqueue(answer("a1", "q2", "y")).unwrap();
+    let claimed = f.queue.claim(1).unwrap();
+    assert_eq!(claimed[0].id, bad.id);
+    f.queue
+        .complete(&[(
+            bad.id,
+            Outcome::Dead {
+                status: 422,
+                body: r#"{"code":"unknown_question"}"#.into(),
+                error: "unknown question".into(),
+            },
+        )])
+        .unwrap();
+    // The next entry of the stream is not blocked.
+    assert_eq!(f.queue.claim(5).unwrap()[0].id, next.id);
+    let letters = f.queue.dead_letters(10).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].response_status, Some(422));
+    assert!(letters[0].response_body.as_deref().unwrap().contains("unknown_question"));
+    assert!(letters[0].body.as_deref().unwrap().contains("\"value\":\"x\""));
+    let exported: serde_json::Value = serde_json::from_str(&f.queue.export_dead().unwrap()).unwrap();
+    assert_eq!(exported[0]["path"], "/v1/attempts/a1/answers/nope");
+    // Retried by hand: pending again, same idempotency key.
+    f.queue.retry_dead(bad.id).unwrap();
+    let again = f.queue.claim(5).unwrap();
+    assert_eq!(again[0].idempotency_key, bad.idempotency_key);
+    assert!(matches!(f.queue.retry_dead(9999), Err(QueueError::NoSuchEntry(9999))));
+}
+
+#[test]
+fn entries_in_flight_at_a_crash_are_pending_again_after_reopening() {
+    let mut f = fixture(Limits::default());
+    let a = f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
+    f.queue.claim(5).unwrap();
+    assert_eq!(f.queue.status_of(a.id).unwrap(), Some(Status::InFlight));
+    f.reopen();
+    assert_eq!(f.queue.status_of(a.id).unwrap(), Some(Status::Pending));
+    let again = f.queue.claim(5).unwrap();
+    assert_eq!(again[0].idempotency_key, a.idempotency_key);
+    // Sequence numbers continue after a reopen.
+    let b = f.queue.enqueue(answer("a1", "q2", "y")).unwrap();
+    assert_eq!(b.seq, a.seq + 1);
+}
+
+#[test]
+fn released_entries_go_back_without_counting_an_attempt_and_done_ones_are_pruned() {
+    let f = fixture(Limits::default());
+    let a = f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
+    let c = f.queue.claim(1).unwrap();
+    f.queue.complete(&[(c[0].id, Outcome::Release)]).unwrap();
+    let c = f.queue.claim(1).unwrap();
+    assert_eq!(c[0].attempts, 0);
+    f.queue.complete(&[(a.id, done())]).unwrap();
+    assert_eq!(f.queue.counts().unwrap().done, 1);
+    assert_eq!(f.queue.prune_done(Duration::from_secs(60)).unwrap(), 0);
+    f.clock.advance(Duration::from_secs(61));
+    assert_eq!(f.queue.prune_done(Duration::from_secs(60)).unwrap(), 1);
+    assert_eq!(f.queue.counts().unwrap().bytes, 0.0);
+}
+
+#[test]
+fn sync_now_makes_waiting_entries_due() {
+    let f = fixture(Limits::default());
+    let a = f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
+    f.queue.claim(1).unwrap();
+    f.queue
+        .complete(&[(
+            a.id,
+            Outcome::Retry {
+                error: "503".into(),
+                retry_after: Some(Duration::from_secs(120)),
+            },
+        )])
+        .unwrap();
+    assert!(f.queue.claim(1).unwrap().is_empty());
+    assert_eq!(f.queue.make_due_now().unwrap(), 1);
+    assert_eq!(f.queue.claim(1).unwrap().len(), 1);
+}

@@ -1,0 +1,191 @@
+//! The client's SQLite database (`<data_dir>/exam-desktop.db`): opened once, migrated at
+//! start with the schema in the repository's `migrations/`, WAL with `synchronous=FULL` so a
+//! committed write survives a power cut.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use rusqlite_migration::{Migrations, M};
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "exam-desktop.db";
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!(
+        "../../../migrations/0001_queue.sql"
+    ))])
+}
+
+/// The schema version this build writes.
+pub fn schema_version() -> usize {
+    1
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database {path} was written by a newer version of Exam Bank Desktop (schema {found}; \
+         this version knows up to {known}). Install the newer version again; nothing was changed"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    #[error("the database {path} is damaged or is not an Exam Bank database: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("the disk holding {path} is full: free some space; nothing already saved was lost")]
+    DiskFull { path: PathBuf },
+    #[error("the database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+impl StoreError {
+    /// Wraps an SQLite error of the database at `path`, recognising a full disk and damage.
+    pub fn sqlite(path: &Path, source: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Self::DiskFull { path: path.into() },
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Self::Corrupt {
+                path: path.into(),
+                message: source.to_string(),
+            },
+            _ => Self::Sqlite {
+                path: path.into(),
+                source,
+            },
+        }
+    }
+}
+
+/// One connection behind a mutex: every write is short and synchronous, and SQLite has one
+/// writer anyway.
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`. A database from a
+    /// newer schema is refused untouched.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.into(),
+            source,
+        })?;
+        let err = |e| StoreError::sqlite(path, e);
+        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        // Reading the version first also tells a damaged or foreign file apart.
+        let found: usize = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(err)?;
+        if found > schema_version() {
+            return Err(StoreError::TooNew {
+                path: path.into(),
+                found,
+                known: schema_version(),
+            });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrations().to_latest(&mut conn).map_err(|e| match e {
+            rusqlite_migration::Error::RusqliteError { err, .. } => StoreError::sqlite(path, err),
+            other => StoreError::Corrupt {
+                path: path.into(),
+                message: other.to_string(),
+            },
+        })?;
+        Ok(Self {
+            path: path.into(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Opens `<data_dir>/exam-desktop.db`.
+    pub fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open(&data_dir.join(FILE_NAME))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for one short synchronous piece of work.
+    pub fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Maps an SQLite error of this database.
+    pub fn error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::sqlite(&self.path, source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid_and_the_version_is_known() {
+        assert!(migrations().validate().is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let version: usize = store
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema_version());
+        let mode: String = store
+            .lock()
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", 7).unwrap();
+            conn.execute_batch("CREATE TABLE future (x)").unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let error = Store::open(&path).err().unwrap();
+        let message = error.to_string();
+        assert!(message.contains("newer version"), "{message}");
+        assert!(message.contains("schema 7"), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let error = Store::open(&path).err().unwrap();
+        assert!(
+            matches!(error, StoreError::Corrupt { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(&path.display().to_string()));
+    }
+}

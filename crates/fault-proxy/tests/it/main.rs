@@ -1,0 +1,8 @@
+//! Integration tests of the fault proxy: real sockets, real (tiny) upstream servers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod faults;
+mod lifecycle;
+mod link;
+mod support;
