@@ -17,6 +17,13 @@ fn main() {
             "measure_event_delivery",
             "ack_event",
             "open_status_window",
+            "sync_status",
+            "sync_pause",
+            "sync_resume",
+            "sync_now",
+            "dead_letters",
+            "retry_dead_letter",
+            "export_dead_letters",
         ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         panic!("tauri-build failed: {error:#}");

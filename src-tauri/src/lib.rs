@@ -40,6 +40,13 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::windows::measure_event_delivery,
             commands::windows::ack_event,
             commands::windows::open_status_window,
+            commands::sync::sync_status,
+            commands::sync::sync_pause,
+            commands::sync::sync_resume,
+            commands::sync::sync_now,
+            commands::sync::dead_letters,
+            commands::sync::retry_dead_letter,
+            commands::sync::export_dead_letters,
         ])
         .events(tauri_specta::collect_events![events::CoreEventMessage])
 }
@@ -84,6 +91,42 @@ pub fn core_services(server: url::Url) -> Result<(EventBus, TokenManager), Strin
     let store = Arc::new(Keychain::new(OsKeychain::new(KEYCHAIN_SERVICE)));
     let auth = TokenManager::new(AuthConfig::new(server), http, store, bus.clone());
     Ok((bus, auth))
+}
+
+/// Opens the queue in the data directory and starts the network monitor and the sync
+/// engine on their own threads.
+pub fn start_offline(
+    settings: &exam_core::config::Settings,
+    auth: &TokenManager,
+    bus: &EventBus,
+) -> Result<state::Offline, String> {
+    use exam_core::network::{MonitorConfig, NetworkMonitor};
+    use exam_core::queue::{Limits, Queue};
+    use exam_core::sync::{SyncConfig, SyncEngine};
+
+    let path = settings.data_dir.join(exam_core::store::FILE_NAME);
+    let queue = Queue::open(&path, Limits::default()).map_err(|e| e.to_string())?;
+    let monitor = NetworkMonitor::spawn(
+        MonitorConfig::new(settings.server_url.clone()),
+        auth.http().clone(),
+        bus.clone(),
+        Some(queue.store().clone()),
+    )
+    .map(Arc::new)
+    .map_err(|e| format!("cannot start the network monitor: {e}"))?;
+    let engine = SyncEngine::spawn(
+        SyncConfig::default(),
+        queue.clone(),
+        auth.clone(),
+        monitor.view(),
+        bus.clone(),
+    )
+    .map_err(|e| format!("cannot start the sync engine: {e}"))?;
+    Ok(state::Offline {
+        queue,
+        monitor: Some(monitor),
+        engine,
+    })
 }
 
 /// Starts the app. Returns when the last window closes.
@@ -132,7 +175,11 @@ pub fn run() {
         });
         auth.spawn_worker()
     });
-    let state = AppState::new(loaded, log_file, bus, auth);
+    let offline = start_offline(&loaded.settings, &auth, &bus);
+    if let Err(error) = &offline {
+        tracing::error!(%error, "the offline queue cannot start");
+    }
+    let state = AppState::new(loaded, log_file, bus, auth, offline);
     *state.auth_worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(worker);
     // The single-instance plugin must be the first one registered.
     let builder =

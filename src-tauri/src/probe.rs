@@ -203,7 +203,11 @@ mod tests {
         assert_eq!(report.round_trip.count, 10);
         assert!(report.round_trip.p99_us > 0.0);
         assert_eq!(report.one_way.count, 10);
-        assert!((report.one_way.p50_us - 250.0).abs() < 1.0, "{:?}", report.one_way);
+        assert!(
+            (report.one_way.p50_us - 250.0).abs() < 1.0,
+            "{:?}",
+            report.one_way
+        );
         // A late answer to a finished round changes nothing.
         probe.ack(0, "silent", 0.0);
         assert!(probe.rounds.lock().unwrap().is_empty());

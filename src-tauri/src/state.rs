@@ -10,6 +10,13 @@ use exam_core::config::LoadedConfig;
 use crate::probe::EventProbe;
 use crate::windows::StatusWindowOpener;
 
+/// The offline queue, the network monitor and the sync engine.
+pub struct Offline {
+    pub queue: exam_core::queue::Queue,
+    pub monitor: Option<std::sync::Arc<exam_core::network::NetworkMonitor>>,
+    pub engine: exam_core::sync::SyncEngine,
+}
+
 pub struct AppState {
     pub config: LoadedConfig,
     pub log_file: Option<PathBuf>,
@@ -19,6 +26,8 @@ pub struct AppState {
     pub auth_worker: Mutex<Option<AuthWorker>>,
     /// Times core events to the windows (diagnostics).
     pub probe: EventProbe,
+    /// The queue and sync, or why they could not start (shown to the student).
+    pub offline: Result<Offline, String>,
     /// Opens status windows (set when the app starts).
     pub status_window_opener: OnceLock<StatusWindowOpener>,
 }
@@ -29,6 +38,7 @@ impl AppState {
         log_file: Option<PathBuf>,
         bus: EventBus,
         auth: TokenManager,
+        offline: Result<Offline, String>,
     ) -> Self {
         Self {
             config,
@@ -37,6 +47,7 @@ impl AppState {
             auth,
             auth_worker: Mutex::new(None),
             probe: EventProbe::default(),
+            offline,
             status_window_opener: OnceLock::new(),
         }
     }

@@ -55,11 +55,30 @@ fn app(dir: &Path) -> tauri::App<tauri::test::MockRuntime> {
         std::sync::Arc::new(exam_core::testing::MemoryStore::default()),
         bus.clone(),
     );
+    let queue = exam_core::queue::Queue::open(
+        &dir.join("data/exam-desktop.db"),
+        exam_core::queue::Limits::default(),
+    )
+    .unwrap();
+    let engine = exam_core::sync::SyncEngine::spawn(
+        exam_core::sync::SyncConfig::default(),
+        queue.clone(),
+        auth.clone(),
+        exam_core::sync::NetworkView::always_online(),
+        bus.clone(),
+    )
+    .unwrap();
+    let offline = crate::state::Offline {
+        queue,
+        monitor: None,
+        engine,
+    };
     let state = AppState::new(
         config,
         Some(dir.join("data/logs/exam-desktop.log")),
         bus,
         auth,
+        Ok(offline),
     );
     crate::configure(mock_builder(), state)
         .build(tauri::generate_context!())
@@ -148,4 +167,24 @@ fn typescript_bindings_are_up_to_date() {
         std::fs::write(&committed_path, &fresh_text).unwrap();
         panic!("{BINDINGS} was stale and has been regenerated: review and commit it");
     }
+}
+
+#[test]
+fn sync_status_and_dead_letter_export_over_ipc() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    let status = invoke("sync_status", &window).unwrap();
+    assert_eq!(status["queue"]["pending"], 0);
+    assert_eq!(status["network"], serde_json::Value::Null);
+    assert_eq!(
+        invoke("dead_letters", &window).unwrap(),
+        serde_json::json!([])
+    );
+    let path = invoke("export_dead_letters", &window).unwrap();
+    let path = PathBuf::from(path.as_str().unwrap());
+    assert!(path.starts_with(dir.path().join("data/exports")));
+    assert_eq!(std::fs::read_to_string(path).unwrap(), "[]");
 }

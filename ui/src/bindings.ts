@@ -25,6 +25,17 @@ export const commands = {
 	ackEvent: (id: number, window: string, receivedMs: number | null) => __TAURI_INVOKE<void>("ack_event", { id, window, receivedMs }),
 	/**  Opens another status window; its label. See [`crate::windows::open_status_window`]. */
 	openStatusWindow: () => typedError<string, IpcError>(__TAURI_INVOKE("open_status_window")),
+	syncStatus: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_status")),
+	/**  Pauses sending; work keeps being saved on this computer. */
+	syncPause: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_pause")),
+	syncResume: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_resume")),
+	/**  Sends everything now: waiting retries become due, and the network is probed at once. */
+	syncNow: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_now")),
+	deadLetters: () => typedError<DeadLetter[], IpcError>(__TAURI_INVOKE("dead_letters")),
+	/**  Puts a dead letter back in the queue, by hand. */
+	retryDeadLetter: (id: number | null) => typedError<null, IpcError>(__TAURI_INVOKE("retry_dead_letter", { id })),
+	/**  Writes every dead letter to `<data_dir>/exports/dead-letters-<time>.json`; the path. */
+	exportDeadLetters: () => typedError<string, IpcError>(__TAURI_INVOKE("export_dead_letters")),
 };
 
 /** Events */
@@ -110,6 +121,8 @@ export type CoreEvent =
 { type: "session_ended"; version: number; reason: string } | 
 /**  The network monitor's view changed. */
 { type: "network_changed"; status: NetStatus } | 
+/**  Sync progress: state, delivered, remaining, rate (at most ten a second). */
+{ type: "sync_progress"; progress: SyncProgress } | 
 /**
  *  A delivery probe: every window answers it at once, so the core can measure how long
  *  its events take to reach the windows (the diagnostics window and the benchmark).
@@ -120,6 +133,24 @@ sent_ms: number | null };
 
 /**  A core event as windows receive it. */
 export type CoreEventMessage = CoreEvent;
+
+/**  A dead letter, as listed and exported. */
+export type DeadLetter = {
+	id: number | null,
+	method: string,
+	path: string,
+	kind: Kind,
+	stream: string,
+	seq: number | null,
+	attempts: number,
+	created_at_ms: number | null,
+	died_at_ms: number | null,
+	error: string | null,
+	response_status: number | null,
+	response_body: string | null,
+	/**  The request body as queued (JSON text). */
+	body: string | null,
+};
 
 /**  What a measurement found. */
 export type DeliveryReport = {
@@ -158,6 +189,11 @@ export type HealthReport = {
 };
 
 export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | { kind: "offline"; message: string } | { kind: "not_signed_in" } | { kind: "session_ended"; reason: string } | { kind: "refused"; message: string } | { kind: "keychain"; message: string } | { kind: "validation"; message: string } | { kind: "internal"; message: string };
+
+/**  What an entry is, which decides what the quota may do with it. */
+export type Kind = "attempt" | "answer" | "submission" | "event" | 
+/**  The only kind the quota may evict. */
+"telemetry" | "other";
 
 /**  Percentiles of a set of durations, in microseconds (zero when there is no sample). */
 export type LatencySummary = {
@@ -200,6 +236,26 @@ export type NetStatus = {
 	probes: number,
 };
 
+/**  An outage as recorded. */
+export type Outage = {
+	state: string,
+	started_at_ms: number | null,
+	ended_at_ms: number | null,
+	duration_ms: number | null,
+};
+
+/**  Counts for the sync panel and the quota. */
+export type QueueCounts = {
+	pending: number,
+	in_flight: number,
+	dead: number,
+	done: number,
+	/**  Bytes of the entries counted against the quota. */
+	bytes: number | null,
+	evicted: number,
+	coalesced: number,
+};
+
 export type Severity = "ok" | "warning" | "problem";
 
 export type SourceStatus = 
@@ -209,6 +265,55 @@ export type SourceStatus =
 "absent" | 
 /**  There but malformed: see the problems. It contributed nothing. */
 "invalid";
+
+/**  What the student sees while syncing. */
+export type SyncProgress = {
+	state: SyncState,
+	/**  Delivered since this sync began. */
+	done: number,
+	/**  Not delivered yet (waiting or being sent). */
+	remaining: number,
+	items_per_s: number | null,
+	/**  What is being sent now. */
+	current: string | null,
+	last_error: string | null,
+};
+
+export type SyncState = 
+/**  Nothing to send. */
+"idle" | "syncing" | 
+/**  Paused by the student. */
+"paused" | 
+/**  The server cannot be reached; work waits on this computer. */
+"waiting_for_network" | 
+/**  Nobody is signed in; work waits on this computer. */
+"waiting_for_sign_in" | 
+/**  Work waits for its next retry. */
+"retrying";
+
+export type SyncStats = {
+	/**  Syncs begun (idle → syncing). */
+	syncs: number,
+	/**  Entries delivered, retried later, dead-lettered. */
+	successes: number,
+	failures: number,
+	dead: number,
+	/**  HTTP requests sent and how many were batches. */
+	requests: number,
+	batches: number,
+	avg_request_ms: number | null,
+	avg_sync_ms: number | null,
+};
+
+/**  Everything the sync panel shows. */
+export type SyncStatus = {
+	network: NetStatus | null,
+	progress: SyncProgress,
+	stats: SyncStats,
+	queue: QueueCounts,
+	/**  The newest outages first. */
+	outages: Outage[],
+};
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

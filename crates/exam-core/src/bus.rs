@@ -7,6 +7,7 @@ use tokio::sync::broadcast;
 
 use crate::auth::AuthSnapshot;
 use crate::network::NetStatus;
+use crate::sync::SyncProgress;
 
 /// Everything windows are told about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,6 +37,10 @@ pub enum CoreEvent {
     /// The network monitor's view changed.
     NetworkChanged {
         status: NetStatus,
+    },
+    /// Sync progress: state, delivered, remaining, rate (at most ten a second).
+    SyncProgress {
+        progress: SyncProgress,
     },
     /// A delivery probe: every window answers it at once, so the core can measure how long
     /// its events take to reach the windows (the diagnostics window and the benchmark).

@@ -15,11 +15,17 @@ pub mod network;
 pub mod queue;
 pub mod secret;
 pub mod store;
+pub mod sync;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
 /// The product's version, the same for the core, the shell and the installers.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Now as an RFC 3339 UTC timestamp with milliseconds (the API's time format).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
 
 /// Where the platform keeps this application's per-user data and configuration.
 pub(crate) fn project_dirs() -> Option<directories::ProjectDirs> {

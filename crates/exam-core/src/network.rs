@@ -119,7 +119,9 @@ impl MonitorConfig {
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
-    Ok { rtt: Duration },
+    Ok {
+        rtt: Duration,
+    },
     /// Timed out or no route: nothing answered.
     Unreachable(String),
     /// Something answered, but not the server's health: refused, 5xx…
@@ -285,9 +287,7 @@ pub async fn probe(http: &HttpClient, server: &Url, timeout: Duration) -> Probe 
         return Probe::ServerFailed("the server address is not usable".into());
     };
     let started = Instant::now();
-    let response = http
-        .send(http.client().get(health).timeout(timeout))
-        .await;
+    let response = http.send(http.client().get(health).timeout(timeout)).await;
     let rtt = started.elapsed();
     let response = match response {
         Ok(r) => r,
@@ -304,10 +304,7 @@ pub async fn probe(http: &HttpClient, server: &Url, timeout: Duration) -> Probe 
     let Ok(portal) = server.join("generate_204") else {
         return Probe::ServerFailed(format!("the server answers {status}"));
     };
-    match http
-        .send(http.client().get(portal).timeout(timeout))
-        .await
-    {
+    match http.send(http.client().get(portal).timeout(timeout)).await {
         Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => {
             Probe::ServerFailed(format!("the server's health check answers {status}"))
         }
@@ -341,9 +338,10 @@ fn classify_error(e: &reqwest::Error) -> Probe {
         text.to_lowercase()
     };
     if chain.contains("refused") {
-        Probe::ServerFailed("the server computer refuses connections (Exam Bank is not running)".into())
-    } else if chain.contains("reset") || chain.contains("closed") || chain.contains("broken pipe")
-    {
+        Probe::ServerFailed(
+            "the server computer refuses connections (Exam Bank is not running)".into(),
+        )
+    } else if chain.contains("reset") || chain.contains("closed") || chain.contains("broken pipe") {
         Probe::ServerFailed("the connection to the server was cut".into())
     } else if chain.contains("dns") || chain.contains("resolve") || chain.contains("lookup") {
         Probe::Unreachable("the server's name cannot be looked up (no network?)".into())
@@ -421,12 +419,7 @@ impl NetworkMonitor {
             .stop
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.wake.notify_one();
-        if let Some(thread) = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = thread.join();
         }
     }
@@ -488,7 +481,7 @@ async fn run(
             _ = shared.wake.notified() => {}
             changed = next_interface_change(&mut interfaces) => {
                 if changed {
-                    tracing::info!("a network interface changed; probing now");
+                    tracing::debug!("a network interface changed; probing now");
                 }
             }
         }
@@ -596,7 +589,9 @@ mod tests {
         let lost = t.observe(Probe::Unreachable("timed out".into()), 100);
         assert_eq!(t.status.state, NetState::Online, "{lost:?}");
         assert!(t.in_doubt());
-        let down = t.observe(Probe::Unreachable("timed out".into()), 150).unwrap();
+        let down = t
+            .observe(Probe::Unreachable("timed out".into()), 150)
+            .unwrap();
         assert_eq!(down.status.state, NetState::Offline);
         assert_eq!(down.outage_started, Some((NetState::Offline, 150)));
         assert_eq!(down.status.since_ms, 150.0);
@@ -620,7 +615,9 @@ mod tests {
         let mut t = tracker();
         t.observe(ok(1), 0);
         t.observe(Probe::ServerFailed("refused".into()), 10);
-        let down = t.observe(Probe::ServerFailed("refused".into()), 20).unwrap();
+        let down = t
+            .observe(Probe::ServerFailed("refused".into()), 20)
+            .unwrap();
         assert_eq!(down.status.state, NetState::ServerDown);
     }
 

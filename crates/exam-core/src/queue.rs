@@ -8,7 +8,9 @@
 //! - **Idempotency.** The key is made when the entry is written and sent on every retry, so
 //!   at-least-once sending takes effect exactly once.
 //! - **Coalescing.** A newer entry with the same `coalesce_key` (the same answer) replaces the
-//!   older ones still waiting; one being sent is left alone and the newer one follows it.
+//!   older ones that were never sent; one being sent, or one whose sending may have reached
+//!   the server (a lost reply), is left alone and the newer one follows it — so what the
+//!   server applied is always known exactly.
 //! - **Quota.** Limits by count and bytes of the entries not yet delivered. When full, only
 //!   low-priority telemetry is evicted, oldest first, counted; an answer or a submission is
 //!   refused with [`QueueError::Full`] instead, never evicted.
@@ -361,7 +363,7 @@ struct Totals {
 const SCAN_SLACK: usize = 512;
 
 struct Inner {
-    store: Store,
+    store: Arc<Store>,
     clock: Arc<dyn Clock>,
     limits: Mutex<Limits>,
     backoff: Backoff,
@@ -386,11 +388,11 @@ impl Queue {
     /// Opens the queue in the client database at `path`; entries a crash left in flight
     /// are pending again.
     pub fn open(path: &Path, limits: Limits) -> Result<Self, QueueError> {
-        Self::open_with(Store::open(path)?, limits, Arc::new(SystemClock))
+        Self::open_with(Arc::new(Store::open(path)?), limits, Arc::new(SystemClock))
     }
 
     pub fn open_with(
-        store: Store,
+        store: Arc<Store>,
         limits: Limits,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, QueueError> {
@@ -403,7 +405,10 @@ impl Queue {
                 )
                 .map_err(|e| store.error(e))?;
             if recovered > 0 {
-                tracing::info!(recovered, "entries left in flight by a crash are pending again");
+                tracing::info!(
+                    recovered,
+                    "entries left in flight by a crash are pending again"
+                );
             }
             conn.query_row(
                 "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM queue WHERE status <> 'done'",
@@ -514,7 +519,8 @@ impl Queue {
         if let Some(key) = &entry.coalesce_key {
             let mut stmt = tx
                 .prepare_cached(
-                    "DELETE FROM queue WHERE coalesce_key = ?1 AND status = 'pending'
+                    "DELETE FROM queue
+                     WHERE coalesce_key = ?1 AND status = 'pending' AND attempts = 0
                      RETURNING bytes",
                 )
                 .map_err(|e| self.err(e))?;
@@ -602,6 +608,15 @@ impl Queue {
         }
         let now = self.now_ms();
         let mut conn = self.inner.store.lock();
+        relaxed(&mut conn, |conn| self.claim_in(conn, max, now))
+    }
+
+    fn claim_in(
+        &self,
+        conn: &mut rusqlite::Connection,
+        max: usize,
+        now: i64,
+    ) -> Result<Vec<Claimed>, QueueError> {
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let mut accepted: Vec<i64> = Vec::with_capacity(max);
         {
@@ -691,6 +706,18 @@ impl Queue {
         let now = self.now_ms();
         let mut conn = self.inner.store.lock();
         let mut totals = self.inner.totals.lock().unwrap_or_else(|p| p.into_inner());
+        let freed = relaxed(&mut conn, |conn| self.complete_in(conn, results, now))?;
+        totals.entries = totals.entries.saturating_sub(freed.entries);
+        totals.bytes = totals.bytes.saturating_sub(freed.bytes);
+        Ok(())
+    }
+
+    fn complete_in(
+        &self,
+        conn: &mut rusqlite::Connection,
+        results: &[(i64, Outcome)],
+        now: i64,
+    ) -> Result<Totals, QueueError> {
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let mut freed = Totals::default();
         for (id, outcome) in results {
@@ -763,9 +790,7 @@ impl Queue {
             }
         }
         tx.commit().map_err(|e| self.err(e))?;
-        totals.entries = totals.entries.saturating_sub(freed.entries);
-        totals.bytes = totals.bytes.saturating_sub(freed.bytes);
-        Ok(())
+        Ok(freed)
     }
 
     /// When the earliest waiting entry becomes due (ms since the epoch), if any is waiting.
@@ -813,7 +838,12 @@ impl Queue {
         let counters = read_counters(&conn).map_err(|e| self.err(e))?;
         counts.evicted = count(counters.get("evicted").copied().unwrap_or(0));
         counts.coalesced = count(counters.get("coalesced").copied().unwrap_or(0));
-        counts.bytes = self.inner.totals.lock().unwrap_or_else(|p| p.into_inner()).bytes as f64;
+        counts.bytes = self
+            .inner
+            .totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bytes as f64;
         Ok(counts)
     }
 
@@ -913,9 +943,25 @@ impl Queue {
     }
 
     /// The store underneath (for the outage log and other tables of the client database).
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &Arc<Store> {
         &self.inner.store
     }
+}
+
+/// Runs `work` with `synchronous=NORMAL`, then restores FULL. Marking entries in flight or
+/// delivered need not reach the disk before the call returns: if a power cut loses such a
+/// mark, the entry is sent again and the server's idempotency makes the repeat harmless.
+/// Only saving new work must be `synchronous=FULL`.
+fn relaxed<T>(
+    conn: &mut rusqlite::Connection,
+    work: impl FnOnce(&mut rusqlite::Connection) -> T,
+) -> T {
+    let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+    let result = work(conn);
+    if let Err(error) = conn.pragma_update(None, "synchronous", "FULL") {
+        tracing::error!(%error, "could not restore synchronous=FULL");
+    }
+    result
 }
 
 fn bump(tx: &Transaction<'_>, name: &str, by: u32) -> rusqlite::Result<()> {

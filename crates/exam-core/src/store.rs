@@ -101,8 +101,10 @@ impl Store {
         }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrations().to_latest(&mut conn).map_err(|e| match e {
             rusqlite_migration::Error::RusqliteError { err, .. } => StoreError::sqlite(path, err),
@@ -182,10 +184,7 @@ mod tests {
         let path = dir.path().join(FILE_NAME);
         std::fs::write(&path, vec![0x5a; 8192]).unwrap();
         let error = Store::open(&path).err().unwrap();
-        assert!(
-            matches!(error, StoreError::Corrupt { .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
         assert!(error.to_string().contains(&path.display().to_string()));
     }
 }

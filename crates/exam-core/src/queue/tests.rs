@@ -16,7 +16,8 @@ fn fixture(limits: Limits) -> Fixture {
     let path = dir.path().join("exam-desktop.db");
     let clock = Arc::new(ManualClock::default());
     clock.0.store(1_000_000, Ordering::SeqCst);
-    let queue = Queue::open_with(Store::open(&path).unwrap(), limits, clock.clone()).unwrap();
+    let queue =
+        Queue::open_with(Arc::new(Store::open(&path).unwrap()), limits, clock.clone()).unwrap();
     Fixture {
         _dir: dir,
         path,
@@ -28,7 +29,7 @@ fn fixture(limits: Limits) -> Fixture {
 impl Fixture {
     fn reopen(&mut self) {
         self.queue = Queue::open_with(
-            Store::open(&self.path).unwrap(),
+            Arc::new(Store::open(&self.path).unwrap()),
             Limits::default(),
             self.clock.clone(),
         )
@@ -63,7 +64,8 @@ fn a_stream_is_handed_out_in_order_and_one_stretch_at_a_time() {
         claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![start.id, q1.id]
     );
-    let body: serde_json::Value = serde_json::from_slice(claimed[1].body.as_ref().unwrap()).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice(claimed[1].body.as_ref().unwrap()).unwrap();
     assert_eq!(body["seq"], 2);
     assert_eq!(body["value"], "x");
     // While the stretch is in flight, the rest of the stream waits.
@@ -138,13 +140,29 @@ fn a_newer_save_of_the_same_answer_replaces_the_waiting_one_but_not_one_in_fligh
     assert_eq!(inflight[0].id, v2.id);
     let v3 = f.queue.enqueue(answer("a1", "q1", "v3")).unwrap();
     assert_eq!(v3.superseded, 0, "the one in flight is left alone");
+    // One whose reply was lost may have been applied: it is sent again, not superseded.
+    f.queue
+        .complete(&[(
+            v2.id,
+            Outcome::Retry {
+                error: "reset".into(),
+                retry_after: None,
+            },
+        )])
+        .unwrap();
+    let v4 = f.queue.enqueue(answer("a1", "q1", "v4")).unwrap();
+    assert_eq!(v4.superseded, 1, "v3 (never sent) goes, v2 stays");
+    assert_eq!(f.queue.status_of(v2.id).unwrap(), Some(Status::Pending));
+    assert_eq!(f.queue.status_of(v3.id).unwrap(), None);
+    f.clock.advance(Duration::from_secs(10));
+    assert_eq!(f.queue.claim(1).unwrap()[0].id, v2.id);
     assert_eq!(f.queue.status_of(v2.id).unwrap(), Some(Status::InFlight));
     f.queue.complete(&[(v2.id, done())]).unwrap();
     let next = f.queue.claim(5).unwrap();
-    assert_eq!(next[0].id, v3.id);
-    assert!(v3.seq > v2.seq);
+    assert_eq!(next[0].id, v4.id);
+    assert!(v4.seq > v2.seq);
     let counts = f.queue.counts().unwrap();
-    assert_eq!(counts.coalesced, 1);
+    assert_eq!(counts.coalesced, 2);
 }
 
 #[test]
@@ -163,8 +181,13 @@ fn when_full_only_telemetry_is_evicted_and_answers_are_refused_clearly() {
     f.queue.enqueue(answer("a1", "q3", "z")).unwrap();
     // Nothing evictable left: the answer is refused, nothing else changes.
     let error = f.queue.enqueue(answer("a1", "q4", "w")).unwrap_err();
-    assert!(matches!(error, QueueError::Full { kind: "answer", .. }), "{error:?}");
-    assert!(error.to_string().contains("storage for unsent work is full"));
+    assert!(
+        matches!(error, QueueError::Full { kind: "answer", .. }),
+        "{error:?}"
+    );
+    assert!(error
+        .to_string()
+        .contains("storage for unsent work is full"));
     let counts = f.queue.counts().unwrap();
     assert_eq!((counts.pending, counts.evicted), (3, 2));
     // A delivered answer frees room.
@@ -207,15 +230,27 @@ fn dead_letters_are_kept_listed_exported_retryable_and_block_nothing() {
     let letters = f.queue.dead_letters(10).unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].response_status, Some(422));
-    assert!(letters[0].response_body.as_deref().unwrap().contains("unknown_question"));
-    assert!(letters[0].body.as_deref().unwrap().contains("\"value\":\"x\""));
-    let exported: serde_json::Value = serde_json::from_str(&f.queue.export_dead().unwrap()).unwrap();
+    assert!(letters[0]
+        .response_body
+        .as_deref()
+        .unwrap()
+        .contains("unknown_question"));
+    assert!(letters[0]
+        .body
+        .as_deref()
+        .unwrap()
+        .contains("\"value\":\"x\""));
+    let exported: serde_json::Value =
+        serde_json::from_str(&f.queue.export_dead().unwrap()).unwrap();
     assert_eq!(exported[0]["path"], "/v1/attempts/a1/answers/nope");
     // Retried by hand: pending again, same idempotency key.
     f.queue.retry_dead(bad.id).unwrap();
     let again = f.queue.claim(5).unwrap();
     assert_eq!(again[0].idempotency_key, bad.idempotency_key);
-    assert!(matches!(f.queue.retry_dead(9999), Err(QueueError::NoSuchEntry(9999))));
+    assert!(matches!(
+        f.queue.retry_dead(9999),
+        Err(QueueError::NoSuchEntry(9999))
+    ));
 }
 
 #[test]

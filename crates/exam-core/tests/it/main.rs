@@ -5,5 +5,7 @@
 mod auth;
 mod config;
 mod keychain;
+mod network;
 mod queue;
 mod support;
+mod sync;

@@ -14,7 +14,11 @@ use serde_json::json;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Answer { attempt: u8, question: u8, value: u16 },
+    Answer {
+        attempt: u8,
+        question: u8,
+        value: u16,
+    },
     Telemetry,
     Claim(u8),
     /// Completes the oldest claimed entries with these outcomes.
@@ -62,7 +66,9 @@ fn rows(store: &Store) -> HashMap<i64, Row> {
                 status: r.get(3)?,
                 kind: r.get(4)?,
                 coalesce_key: r.get(5)?,
-                value: body.map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap()["value"].clone()),
+                value: body.map(|b| {
+                    serde_json::from_slice::<serde_json::Value>(&b).unwrap()["value"].clone()
+                }),
                 next_attempt_at: r.get(7)?,
                 bytes: r.get(8)?,
             },
@@ -74,7 +80,7 @@ fn rows(store: &Store) -> HashMap<i64, Row> {
 }
 
 fn open(path: &std::path::Path, limits: Limits, clock: Arc<ManualClock>) -> Queue {
-    Queue::open_with(Store::open(path).unwrap(), limits, clock).unwrap()
+    Queue::open_with(Arc::new(Store::open(path).unwrap()), limits, clock).unwrap()
 }
 
 proptest! {
@@ -189,4 +195,3 @@ proptest! {
         }
     }
 }
-

@@ -1,0 +1,36 @@
+// Words for the network and sync states, shared by the header and the sync panel.
+import type { NetStatus, SyncProgress } from "../bindings";
+
+export function networkLabel(status: NetStatus | null | undefined): string {
+  switch (status?.state) {
+    case "online":
+      return "Online";
+    case "degraded":
+      return "Slow connection";
+    case "offline":
+      return "Offline — answers are kept on this computer";
+    case "captive_portal":
+      return "This network needs a sign-in page first";
+    case "server_down":
+      return "Exam Bank server unavailable — answers are kept on this computer";
+    default:
+      return "Checking the connection…";
+  }
+}
+
+export function syncLabel(p: SyncProgress): string {
+  switch (p.state) {
+    case "syncing":
+      return `Sending… ${p.done} sent, ${p.remaining} to go`;
+    case "paused":
+      return `Sending paused (${p.remaining} waiting)`;
+    case "waiting_for_network":
+      return p.remaining > 0 ? `${p.remaining} waiting for the connection` : "Nothing waiting";
+    case "waiting_for_sign_in":
+      return p.remaining > 0 ? `${p.remaining} waiting for you to sign in` : "Nothing waiting";
+    case "retrying":
+      return `${p.remaining} waiting to be retried`;
+    case "idle":
+      return "Everything is sent";
+  }
+}
