@@ -8,7 +8,7 @@ CREATE TABLE queue (
     method          TEXT    NOT NULL,
     path            TEXT    NOT NULL,
     body            BLOB,                       -- JSON, as sent
-    idempotency_key TEXT    NOT NULL UNIQUE,    -- made once, reused on every retry
+    idempotency_key TEXT    NOT NULL UNIQUE,    -- made once (UUIDv7: time-ordered, cheap to index), reused on every retry
     stream          TEXT    NOT NULL,           -- e.g. "attempt:<uuid>": delivered in seq order
     seq             INTEGER NOT NULL,
     priority        INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 2), -- 0 high, 1 normal, 2 low
@@ -23,13 +23,13 @@ CREATE TABLE queue (
     last_error      TEXT,
     response_status INTEGER,                    -- the server's reply, kept for done and dead entries
     response_body   TEXT,
-    completed_at    INTEGER,
-    UNIQUE (stream, seq)
+    completed_at    INTEGER
 );
 
 -- What can be sent next: priority, then age.
 CREATE INDEX queue_ready ON queue (priority, created_at, id) WHERE status = 'pending';
--- The open entries of a stream, to keep its order.
+-- The open entries of a stream, to keep its order (seq is unique per stream by construction:
+-- the streams table hands it out).
 CREATE INDEX queue_open_stream ON queue (stream, seq) WHERE status IN ('pending', 'in_flight');
 CREATE INDEX queue_coalesce ON queue (coalesce_key) WHERE status = 'pending' AND coalesce_key IS NOT NULL;
 CREATE INDEX queue_evictable ON queue (created_at, id) WHERE status = 'pending' AND kind = 'telemetry';

@@ -105,7 +105,11 @@ pub fn start_offline(
     use exam_core::sync::{SyncConfig, SyncEngine};
 
     let path = settings.data_dir.join(exam_core::store::FILE_NAME);
-    let queue = Queue::open(&path, Limits::default()).map_err(|e| e.to_string())?;
+    let limits = Limits {
+        max_entries: settings.queue.max_entries,
+        max_bytes: settings.queue.max_bytes,
+    };
+    let queue = Queue::open(&path, limits).map_err(|e| e.to_string())?;
     let monitor = NetworkMonitor::spawn(
         MonitorConfig::new(settings.server_url.clone()),
         auth.http().clone(),
@@ -114,8 +118,14 @@ pub fn start_offline(
     )
     .map(Arc::new)
     .map_err(|e| format!("cannot start the network monitor: {e}"))?;
+    let sync = SyncConfig {
+        concurrency: settings.sync.concurrency as usize,
+        batch_window: std::time::Duration::from_millis(u64::from(settings.sync.batch_window_ms)),
+        batch_max: settings.sync.batch_max as usize,
+        ..SyncConfig::default()
+    };
     let engine = SyncEngine::spawn(
-        SyncConfig::default(),
+        sync,
         queue.clone(),
         auth.clone(),
         monitor.view(),

@@ -144,6 +144,15 @@ fn sign_in_then_three_status_windows_follow_one_core() -> Result<()> {
         "0"
     );
 
+    // The sync panel: the monitor has found the server; nothing is waiting.
+    session.wait_text("[data-testid=network-state]", wait, |t| t == "Online")?;
+    session.click("[data-testid=sync-now]")?;
+    session.wait_text("[data-testid=sync-state]", wait, |t| {
+        t.contains("Everything is sent") || t.contains("Nothing waiting")
+    })?;
+    assert_eq!(session.text("[data-testid=queue-dead]")?, "0");
+    support::screenshot(&harness.display, "e2e-sync-panel.png")?;
+
     // The school ends the session: at the next refresh every window shows why.
     server.revoke_sessions("student7")?;
     session.switch_to(&handles[handles.len() - 1])?;

@@ -147,7 +147,7 @@ fn main() {
         queue
             .enqueue(NewEntry::answer(
                 &format!("a{}", i % 20),
-                &format!("q{}", i % 20),
+                &format!("q{}", (i / 20) % 20),
                 json!(i),
                 "2026-11-28T10:42:00.000Z",
             ))

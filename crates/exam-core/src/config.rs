@@ -29,6 +29,11 @@ pub const KEYS: &[&str] = &[
     "log.level",
     "log.max_file_bytes",
     "log.max_files",
+    "queue.max_entries",
+    "queue.max_bytes",
+    "sync.concurrency",
+    "sync.batch_window_ms",
+    "sync.batch_max",
 ];
 
 /// The managed file of this platform, which only an administrator can write.
@@ -49,6 +54,46 @@ pub struct Settings {
     pub server_url: Url,
     pub data_dir: PathBuf,
     pub log: LogSettings,
+    pub queue: QueueSettings,
+    pub sync: SyncSettings,
+}
+
+/// Limits on work waiting to be sent. When full, only telemetry is evicted; answers are
+/// refused with a clear "storage full" error, never dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            max_entries: 200_000,
+            max_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// How the sync engine sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Requests in flight at once.
+    pub concurrency: u32,
+    /// How long ready requests wait for company before a batch leaves (ms).
+    pub batch_window_ms: u32,
+    /// Requests per batch (1 = no batching).
+    pub batch_max: u32,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 3,
+            batch_window_ms: 25,
+            batch_max: 20,
+        }
+    }
 }
 
 impl Settings {
@@ -215,7 +260,40 @@ struct Partial {
     server_url: Option<ServerUrl>,
     data_dir: Option<AbsoluteDir>,
     log: Option<PartialLog>,
+    queue: Option<PartialQueue>,
+    sync: Option<PartialSync>,
     locked: Option<toml::Spanned<Vec<KnownKey>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialQueue {
+    max_entries: Option<Ranged<100, 100_000_000>>,
+    max_bytes: Option<Ranged<1_048_576, 68_719_476_736>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialSync {
+    concurrency: Option<Ranged<1, 16>>,
+    batch_window_ms: Option<Ranged<0, 1000>>,
+    batch_max: Option<Ranged<1, 50>>,
+}
+
+/// An integer within `MIN..=MAX`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "i64")]
+struct Ranged<const MIN: i64, const MAX: i64>(u64);
+
+impl<const MIN: i64, const MAX: i64> TryFrom<i64> for Ranged<MIN, MAX> {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        if (MIN..=MAX).contains(&value) {
+            Ok(Self(value.unsigned_abs()))
+        } else {
+            Err(format!("{value} is out of range ({MIN} to {MAX})"))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -369,17 +447,30 @@ struct Values {
     log_level: Option<String>,
     log_max_file_bytes: Option<u64>,
     log_max_files: Option<u32>,
+    queue_max_entries: Option<u64>,
+    queue_max_bytes: Option<u64>,
+    sync_concurrency: Option<u32>,
+    sync_batch_window_ms: Option<u32>,
+    sync_batch_max: Option<u32>,
 }
 
 impl From<Partial> for Values {
     fn from(p: Partial) -> Self {
         let log = p.log.unwrap_or_default();
+        let queue = p.queue.unwrap_or_default();
+        let sync = p.sync.unwrap_or_default();
+        let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         Values {
             server_url: p.server_url.map(|v| v.0),
             data_dir: p.data_dir.map(|v| v.0),
             log_level: log.level.map(|v| v.0),
             log_max_file_bytes: log.max_file_bytes.map(|v| v.0),
             log_max_files: log.max_files.map(|v| v.0),
+            queue_max_entries: queue.max_entries.map(|v| v.0),
+            queue_max_bytes: queue.max_bytes.map(|v| v.0),
+            sync_concurrency: sync.concurrency.map(|v| small(v.0)),
+            sync_batch_window_ms: sync.batch_window_ms.map(|v| small(v.0)),
+            sync_batch_max: sync.batch_max.map(|v| small(v.0)),
         }
     }
 }
@@ -406,6 +497,8 @@ impl Builder {
                 .clone()
                 .unwrap_or_else(|| inputs.cwd.join("exam-desktop-data")),
             log: LogSettings::default(),
+            queue: QueueSettings::default(),
+            sync: SyncSettings::default(),
         };
         let mut builder = Builder {
             settings,
@@ -622,6 +715,11 @@ impl Builder {
             log_level,
             log_max_file_bytes,
             log_max_files,
+            queue_max_entries,
+            queue_max_bytes,
+            sync_concurrency,
+            sync_batch_window_ms,
+            sync_batch_max,
         } = values;
         if let Some(v) = server_url {
             if self.may_set(index, "server_url") {
@@ -647,6 +745,31 @@ impl Builder {
         if let Some(v) = log_max_files {
             if self.may_set(index, "log.max_files") {
                 self.settings.log.max_files = v;
+            }
+        }
+        if let Some(v) = queue_max_entries {
+            if self.may_set(index, "queue.max_entries") {
+                self.settings.queue.max_entries = v;
+            }
+        }
+        if let Some(v) = queue_max_bytes {
+            if self.may_set(index, "queue.max_bytes") {
+                self.settings.queue.max_bytes = v;
+            }
+        }
+        if let Some(v) = sync_concurrency {
+            if self.may_set(index, "sync.concurrency") {
+                self.settings.sync.concurrency = v;
+            }
+        }
+        if let Some(v) = sync_batch_window_ms {
+            if self.may_set(index, "sync.batch_window_ms") {
+                self.settings.sync.batch_window_ms = v;
+            }
+        }
+        if let Some(v) = sync_batch_max {
+            if self.may_set(index, "sync.batch_max") {
+                self.settings.sync.batch_max = v;
             }
         }
     }

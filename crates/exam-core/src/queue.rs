@@ -565,7 +565,8 @@ impl Queue {
             totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
         }
 
-        let key = uuid::Uuid::new_v4().to_string();
+        // Time-ordered keys append to the unique index instead of landing at random in it.
+        let key = uuid::Uuid::now_v7().to_string();
         let id = tx
             .prepare_cached(
                 "INSERT INTO queue (method, path, body, idempotency_key, stream, seq, priority,

@@ -389,7 +389,8 @@ async fn run(ctx: Arc<Ctx>) {
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut network = ctx.network.status.clone();
     let mut bus = ctx.bus.subscribe();
-    let mut backlogged = false;
+    // Nothing was ready last time we looked (so a batch window is worth waiting).
+    let mut idle = true;
     let mut sync_started: Option<Instant> = None;
     // A monitor that stopped sends no more changes (and must not wake us in a loop).
     let mut network_alive = true;
@@ -429,8 +430,9 @@ async fn run(ctx: Arc<Ctx>) {
         let Ok(permit) = semaphore.clone().acquire_owned().await else {
             break;
         };
-        if !backlogged {
-            // Let saves typed in quick succession travel together.
+        if idle {
+            // Work arrived after a quiet spell: let saves typed in quick succession travel
+            // together.
             tokio::time::sleep(ctx.config.batch_window).await;
             if ctx.shared.paused.load(Ordering::SeqCst) || ctx.shared.stop.load(Ordering::SeqCst) {
                 drop(permit);
@@ -453,7 +455,7 @@ async fn run(ctx: Arc<Ctx>) {
         };
         if claimed.is_empty() {
             drop(permit);
-            backlogged = false;
+            idle = tasks.is_empty();
             let next_due = ctx.queue.next_due_ms().ok().flatten();
             if tasks.is_empty() {
                 finish_sync(&ctx, &mut sync_started);
@@ -479,7 +481,7 @@ async fn run(ctx: Arc<Ctx>) {
             }
             continue;
         }
-        backlogged = claimed.len() >= max;
+        idle = false;
         if sync_started.is_none() {
             sync_started = Some(Instant::now());
             ctx.shared

@@ -313,3 +313,43 @@ fn unrelated_arguments_are_left_alone() {
         SourceStatus::Absent
     );
 }
+
+#[test]
+fn queue_and_sync_limits_are_configurable_lockable_and_checked() {
+    let f = Fixture::new();
+    f.write(
+        &f.managed(),
+        "locked = [\"queue.max_bytes\"]\n[queue]\nmax_bytes = 10485760\n[sync]\nbatch_max = 10\n",
+    );
+    f.write(
+        &f.user(),
+        "[queue]\nmax_entries = 5000\nmax_bytes = 99999999\n[sync]\nconcurrency = 2\nbatch_window_ms = 50\n",
+    );
+    let cfg = f.load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    assert_eq!(cfg.settings.queue.max_entries, 5000);
+    assert_eq!(
+        cfg.settings.queue.max_bytes, 10_485_760,
+        "locked by the school"
+    );
+    assert_eq!(
+        (
+            cfg.settings.sync.concurrency,
+            cfg.settings.sync.batch_window_ms,
+            cfg.settings.sync.batch_max
+        ),
+        (2, 50, 10)
+    );
+
+    let f = Fixture::new();
+    f.write(&f.user(), "[sync]\nbatch_max = 500\n");
+    let cfg = f.load();
+    assert_eq!(cfg.problems.len(), 1);
+    let problem = &cfg.problems[0];
+    assert_eq!(problem.key.as_deref(), Some("sync.batch_max"));
+    assert!(
+        problem.message.contains("out of range (1 to 50)"),
+        "{problem}"
+    );
+    assert_eq!(cfg.settings.sync.batch_max, 20, "the default stays");
+}

@@ -4,6 +4,7 @@
 
 mod auth;
 mod config;
+mod crash;
 mod keychain;
 mod network;
 mod queue;
