@@ -4,7 +4,7 @@
 
 -- Every operation for the server, written before the student is told "saved".
 CREATE TABLE queue (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              INTEGER PRIMARY KEY,        -- the id the save got in the inbox
     method          TEXT    NOT NULL,
     path            TEXT    NOT NULL,
     body            BLOB,                       -- JSON, as sent
@@ -26,11 +26,31 @@ CREATE TABLE queue (
     completed_at    INTEGER
 );
 
+-- Saves land here first: one small row each (no secondary index), committed with
+-- synchronous=FULL before the student is told "saved"; moved into `queue` (same id) in
+-- groups before anything reads the queue.
+CREATE TABLE inbox (
+    id              INTEGER PRIMARY KEY,        -- given by the app, never reused
+    method          TEXT    NOT NULL,
+    path            TEXT    NOT NULL,
+    body            BLOB,
+    idempotency_key TEXT    NOT NULL,
+    stream          TEXT    NOT NULL,
+    seq             INTEGER NOT NULL,
+    priority        INTEGER NOT NULL,
+    kind            TEXT    NOT NULL,
+    coalesce_key    TEXT,
+    bytes           INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL
+);
+
 -- What can be sent next: priority, then age.
 CREATE INDEX queue_ready ON queue (priority, created_at, id) WHERE status = 'pending';
 -- The open entries of a stream, to keep its order (seq is unique per stream by construction:
--- the streams table hands it out).
+-- the streams table hands it out), and its open barriers (attempt creation, submission).
 CREATE INDEX queue_open_stream ON queue (stream, seq) WHERE status IN ('pending', 'in_flight');
+CREATE INDEX queue_open_barrier ON queue (stream, seq)
+    WHERE status IN ('pending', 'in_flight') AND kind NOT IN ('answer', 'event', 'telemetry');
 CREATE INDEX queue_coalesce ON queue (coalesce_key) WHERE status = 'pending' AND coalesce_key IS NOT NULL;
 CREATE INDEX queue_evictable ON queue (created_at, id) WHERE status = 'pending' AND kind = 'telemetry';
 CREATE INDEX queue_dead ON queue (completed_at, id) WHERE status = 'dead';

@@ -87,7 +87,13 @@ impl EventProbe {
 
     /// Sends `rounds` pings one after another, each to every open window, waiting up to
     /// `timeout` for all answers before the next.
-    pub async fn measure(&self, bus: &EventBus, rounds: u32, timeout: Duration) -> DeliveryReport {
+    pub async fn measure(
+        &self,
+        bus: &EventBus,
+        rounds: u32,
+        answer_after_ms: u32,
+        timeout: Duration,
+    ) -> DeliveryReport {
         let windows = self.open_windows();
         let mut nanos = Vec::with_capacity(windows.len() * rounds as usize);
         let mut one_way = Vec::with_capacity(nanos.capacity());
@@ -115,7 +121,11 @@ impl EventProbe {
                         done: Some(done),
                     },
                 );
-            bus.publish(CoreEvent::Ping { id, sent_ms });
+            bus.publish(CoreEvent::Ping {
+                id,
+                sent_ms,
+                answer_after_ms,
+            });
             let _ = tokio::time::timeout(timeout, finished).await;
             let round = self
                 .rounds
@@ -187,7 +197,7 @@ mod tests {
             let probe = probe.clone();
             tokio::spawn(async move {
                 while let Ok(event) = rx.recv().await {
-                    if let CoreEvent::Ping { id, sent_ms } = event {
+                    if let CoreEvent::Ping { id, sent_ms, .. } = event {
                         probe.ack(id, label, sent_ms + 0.25);
                         // A duplicate answer counts once.
                         probe.ack(id, label, sent_ms + 0.25);
@@ -195,7 +205,7 @@ mod tests {
                 }
             });
         }
-        let report = probe.measure(&bus, 5, Duration::from_millis(50)).await;
+        let report = probe.measure(&bus, 5, 0, Duration::from_millis(50)).await;
         assert_eq!(report.windows, 3);
         assert_eq!(report.rounds, 5);
         assert_eq!(report.delivered, 10);
@@ -218,7 +228,7 @@ mod tests {
         let bus = EventBus::default();
         let mut rx = bus.subscribe();
         let probe = EventProbe::default();
-        let report = probe.measure(&bus, 3, Duration::from_millis(10)).await;
+        let report = probe.measure(&bus, 3, 0, Duration::from_millis(10)).await;
         assert_eq!((report.windows, report.delivered, report.missed), (0, 0, 0));
         assert!(rx.try_recv().is_err());
     }

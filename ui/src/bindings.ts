@@ -20,7 +20,7 @@ export const commands = {
 	 *  Measures how fast core events reach every open window: `rounds` pings, each answered
 	 *  by every window (see [`crate::probe`]).
 	 */
-	measureEventDelivery: (rounds: number) => typedError<DeliveryReport, IpcError>(__TAURI_INVOKE("measure_event_delivery", { rounds })),
+	measureEventDelivery: (rounds: number, answerAfterMs: number) => typedError<DeliveryReport, IpcError>(__TAURI_INVOKE("measure_event_delivery", { rounds, answerAfterMs })),
 	/**  A window's answer to a ping: when it received it (ms since the epoch, its own clock). */
 	ackEvent: (id: number, window: string, receivedMs: number | null) => __TAURI_INVOKE<void>("ack_event", { id, window, receivedMs }),
 	/**  Opens another status window; its label. See [`crate::windows::open_status_window`]. */
@@ -129,7 +129,12 @@ export type CoreEvent =
  */
 { type: "ping"; id: number; 
 /**  When the core sent it, ms since the Unix epoch. */
-sent_ms: number | null };
+sent_ms: number | null; 
+/**
+ *  How long a window waits before answering, so answers do not compete with the
+ *  delivery to the other windows (0: answer at once, for the round trip).
+ */
+answer_after_ms: number };
 
 /**  A core event as windows receive it. */
 export type CoreEventMessage = CoreEvent;

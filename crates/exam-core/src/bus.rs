@@ -48,6 +48,9 @@ pub enum CoreEvent {
         id: u32,
         /// When the core sent it, ms since the Unix epoch.
         sent_ms: f64,
+        /// How long a window waits before answering, so answers do not compete with the
+        /// delivery to the other windows (0: answer at once, for the round trip).
+        answer_after_ms: u32,
     },
 }
 

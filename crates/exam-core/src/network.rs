@@ -104,10 +104,10 @@ impl MonitorConfig {
     pub fn new(server: Url) -> Self {
         Self {
             server,
-            interval: Duration::from_millis(500),
+            interval: Duration::from_millis(400),
             offline_interval: Duration::from_millis(400),
             doubt_interval: Duration::from_millis(40),
-            timeout: Duration::from_millis(300),
+            timeout: Duration::from_millis(250),
             max_timeout: Duration::from_secs(3),
             failures_to_flip: 2,
             successes_to_flip: 2,

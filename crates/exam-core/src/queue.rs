@@ -3,8 +3,10 @@
 //! has taken it.
 //!
 //! - **Order.** Each entry belongs to a stream (e.g. one attempt) and gets the stream's next
-//!   sequence number; a stream's entries are handed out in that order, one stretch at a time.
-//!   Across streams: priority, then age.
+//!   sequence number. Barriers (creating the attempt, submitting it) are delivered after
+//!   everything before them and before everything after them; answer saves between two
+//!   barriers may travel in parallel, since the server keeps the save with the highest `seq`
+//!   (the effect is the stream's order). Across streams: priority, then age.
 //! - **Idempotency.** The key is made when the entry is written and sent on every retry, so
 //!   at-least-once sending takes effect exactly once.
 //! - **Coalescing.** A newer entry with the same `coalesce_key` (the same answer) replaces the
@@ -73,6 +75,14 @@ impl Kind {
             Self::Telemetry => "telemetry",
             Self::Other => "other",
         }
+    }
+
+    /// A barrier is delivered only after everything before it in its stream, and holds
+    /// back everything after it (creating an attempt, submitting it). Other entries of a
+    /// stream may travel in parallel: answer saves carry the stream's `seq` and the server
+    /// keeps the highest, so the effect is the stream's order.
+    pub fn is_barrier(self) -> bool {
+        !matches!(self, Self::Answer | Self::Event | Self::Telemetry)
     }
 
     fn from_db(s: &str) -> Self {
@@ -174,8 +184,6 @@ pub struct Enqueued {
     pub id: i64,
     pub seq: i64,
     pub idempotency_key: String,
-    /// Older waiting entries it replaced.
-    pub superseded: u32,
     /// Telemetry entries evicted to make room.
     pub evicted: u32,
 }
@@ -362,12 +370,23 @@ struct Totals {
 /// How many pending rows one claim looks at, at most, beyond what it hands out.
 const SCAN_SLACK: usize = 512;
 
+/// What the queue keeps in memory (rebuilt at open): quota totals, each stream's next
+/// sequence number, and how many saves wait in the inbox.
+#[derive(Debug, Default)]
+struct State {
+    totals: Totals,
+    next_seq: HashMap<String, i64>,
+    inbox: u64,
+    /// The next entry id (ids are kept in memory so a save touches no counter row).
+    next_id: i64,
+}
+
 struct Inner {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
     limits: Mutex<Limits>,
     backoff: Backoff,
-    totals: Mutex<Totals>,
+    state: Mutex<State>,
 }
 
 /// The queue. Cheap to clone; every clone is the same queue.
@@ -396,7 +415,7 @@ impl Queue {
         limits: Limits,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, QueueError> {
-        let totals = {
+        let state = {
             let conn = store.lock();
             let recovered = conn
                 .execute(
@@ -410,27 +429,20 @@ impl Queue {
                     "entries left in flight by a crash are pending again"
                 );
             }
-            conn.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM queue WHERE status <> 'done'",
-                [],
-                |row| {
-                    Ok(Totals {
-                        entries: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
-                        bytes: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
-                    })
-                },
-            )
-            .map_err(|e| store.error(e))?
+            read_state(&conn).map_err(|e| store.error(e))?
         };
-        Ok(Self {
+        let queue = Self {
             inner: Arc::new(Inner {
                 store,
                 clock,
                 limits: Mutex::new(limits),
                 backoff: Backoff::default(),
-                totals: Mutex::new(totals),
+                state: Mutex::new(state),
             }),
-        })
+        };
+        // Saves a crash left in the inbox join the queue now.
+        drop(queue.conn()?);
+        Ok(queue)
     }
 
     pub fn path(&self) -> &Path {
@@ -458,146 +470,114 @@ impl Queue {
     }
 
     /// Writes several entries in one transaction (all or none).
+    ///
+    /// A save is one small row in the inbox, committed with `synchronous=FULL`; the indexed
+    /// queue takes it over in groups before anything reads the queue ([`Queue::conn`]). Only
+    /// when the quota would be exceeded does a save take the slow path: move the inbox, make
+    /// room (evicting telemetry only) or refuse, all in one transaction.
     pub fn enqueue_many(&self, entries: Vec<NewEntry>) -> Result<Vec<Enqueued>, QueueError> {
         let now = self.now_ms();
         let limits = *self.inner.limits.lock().unwrap_or_else(|p| p.into_inner());
         let mut conn = self.inner.store.lock();
-        let mut totals_guard = self.inner.totals.lock().unwrap_or_else(|p| p.into_inner());
-        let mut totals = *totals_guard;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let mut out = Vec::with_capacity(entries.len());
-        let mut superseded_total = 0u32;
-        let mut evicted_total = 0u32;
+        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut prepared = Vec::with_capacity(entries.len());
         for entry in entries {
-            let result = self.insert(&tx, entry, now, limits, &mut totals)?;
-            superseded_total += result.superseded;
-            evicted_total += result.evicted;
-            out.push(result);
+            let id = state.next_id;
+            state.next_id += 1;
+            prepared.push(prepare(id, entry, &mut state.next_seq)?);
         }
-        if superseded_total > 0 {
-            bump(&tx, "coalesced", superseded_total).map_err(|e| self.err(e))?;
+        let added: u64 = prepared.iter().map(|p| p.bytes).sum();
+        let count = prepared.len() as u64;
+        let fits = state.totals.entries + count <= limits.max_entries
+            && state.totals.bytes + added <= limits.max_bytes;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(prepared.len());
+        let mut totals = state.totals;
+        let mut evicted_total = 0u32;
+        if fits {
+            for p in &prepared {
+                let id = insert_inbox(&tx, p, now).map_err(|e| self.err(e))?;
+                out.push(p.enqueued(id, 0));
+            }
+            tx.commit().map_err(|e| self.err(e))?;
+            state.totals.entries += count;
+            state.totals.bytes += added;
+            state.inbox += count;
+            return Ok(out);
+        }
+        // Slow path: exact accounting in the queue itself.
+        move_inbox(&tx, &mut totals).map_err(|e| self.err(e))?;
+        for p in &prepared {
+            let mut evicted = 0u32;
+            while totals.entries + 1 > limits.max_entries
+                || totals.bytes + p.bytes > limits.max_bytes
+            {
+                let victim: Option<(i64, i64)> = tx
+                    .prepare_cached(
+                        "SELECT id, bytes FROM queue WHERE status = 'pending' AND kind = 'telemetry'
+                         ORDER BY created_at, id LIMIT 1",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(|e| self.err(e))?;
+                let Some((id, b)) = victim else {
+                    return Err(QueueError::Full {
+                        kind: p.kind.as_str(),
+                        entries: totals.entries,
+                        bytes: totals.bytes,
+                        max_entries: limits.max_entries,
+                        max_bytes: limits.max_bytes,
+                    });
+                };
+                tx.execute("DELETE FROM queue WHERE id = ?1", params![id])
+                    .map_err(|e| self.err(e))?;
+                evicted += 1;
+                totals.entries = totals.entries.saturating_sub(1);
+                totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
+            }
+            let id = insert_inbox(&tx, p, now).map_err(|e| self.err(e))?;
+            totals.entries += 1;
+            totals.bytes += p.bytes;
+            move_inbox(&tx, &mut totals).map_err(|e| self.err(e))?;
+            evicted_total += evicted;
+            out.push(p.enqueued(id, evicted));
         }
         if evicted_total > 0 {
             bump(&tx, "evicted", evicted_total).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))?;
-        *totals_guard = totals;
+        state.totals = totals;
+        state.inbox = 0;
         Ok(out)
     }
 
-    fn insert(
-        &self,
-        tx: &Transaction<'_>,
-        entry: NewEntry,
-        now: i64,
-        limits: Limits,
-        totals: &mut Totals,
-    ) -> Result<Enqueued, QueueError> {
-        let seq: i64 = tx
-            .query_row(
-                "INSERT INTO streams (stream, next_seq) VALUES (?1, 2)
-                 ON CONFLICT (stream) DO UPDATE SET next_seq = next_seq + 1
-                 RETURNING next_seq - 1",
-                params![entry.stream],
-                |row| row.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        let mut body = entry.body;
-        if entry.stamp_seq {
-            if let Some(serde_json::Value::Object(map)) = body.as_mut() {
-                map.insert("seq".into(), seq.into());
-            }
-        }
-        let body = body
-            .map(|b| serde_json::to_vec(&b))
-            .transpose()
-            .map_err(|e| QueueError::Body(e.to_string()))?;
-        let bytes = (body.as_ref().map_or(0, Vec::len) + entry.path.len() + 96) as u64;
+    /// Moves saves waiting in the inbox into the indexed queue now (every read does it
+    /// anyway; useful before reading the tables directly).
+    pub fn flush(&self) -> Result<(), QueueError> {
+        self.conn().map(drop)
+    }
 
-        // A newer save of the same thing replaces the ones still waiting.
-        let mut superseded = 0u32;
-        if let Some(key) = &entry.coalesce_key {
-            let mut stmt = tx
-                .prepare_cached(
-                    "DELETE FROM queue
-                     WHERE coalesce_key = ?1 AND status = 'pending' AND attempts = 0
-                     RETURNING bytes",
-                )
-                .map_err(|e| self.err(e))?;
-            let freed = stmt
-                .query_map(params![key], |row| row.get::<_, i64>(0))
-                .map_err(|e| self.err(e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.err(e))?;
-            for b in freed {
-                superseded += 1;
-                totals.entries = totals.entries.saturating_sub(1);
-                totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
-            }
-        }
-
-        // Room: evict telemetry, oldest first, never anything else.
-        let mut evicted = 0u32;
-        while totals.entries + 1 > limits.max_entries || totals.bytes + bytes > limits.max_bytes {
-            let victim: Option<(i64, i64)> = tx
-                .prepare_cached(
-                    "SELECT id, bytes FROM queue WHERE status = 'pending' AND kind = 'telemetry'
-                     ORDER BY created_at, id LIMIT 1",
-                )
-                .and_then(|mut s| {
-                    s.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .optional()
-                })
-                .map_err(|e| self.err(e))?;
-            let Some((id, b)) = victim else {
-                return Err(QueueError::Full {
-                    kind: entry.kind.as_str(),
-                    entries: totals.entries,
-                    bytes: totals.bytes,
-                    max_entries: limits.max_entries,
-                    max_bytes: limits.max_bytes,
-                });
-            };
-            tx.execute("DELETE FROM queue WHERE id = ?1", params![id])
-                .map_err(|e| self.err(e))?;
-            evicted += 1;
-            totals.entries = totals.entries.saturating_sub(1);
-            totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
-        }
-
-        // Time-ordered keys append to the unique index instead of landing at random in it.
-        let key = uuid::Uuid::now_v7().to_string();
-        let id = tx
-            .prepare_cached(
-                "INSERT INTO queue (method, path, body, idempotency_key, stream, seq, priority,
-                                    kind, coalesce_key, bytes, created_at, next_attempt_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-            )
-            .and_then(|mut s| {
-                s.insert(params![
-                    entry.method,
-                    entry.path,
-                    body,
-                    key,
-                    entry.stream,
-                    seq,
-                    entry.priority as i64,
-                    entry.kind.as_str(),
-                    entry.coalesce_key,
-                    bytes as i64,
-                    now,
-                ])
+    /// The connection with the inbox moved into the queue, for anything that reads or
+    /// changes the queue.
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>, QueueError> {
+        let mut conn = self.inner.store.lock();
+        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.inbox > 0 {
+            let mut totals = state.totals;
+            // Moving is not a save: if a power cut loses it, the inbox rows are still there.
+            relaxed(&mut conn, |conn| -> rusqlite::Result<()> {
+                let tx = conn.transaction()?;
+                move_inbox(&tx, &mut totals)?;
+                tx.commit()
             })
             .map_err(|e| self.err(e))?;
-        totals.entries += 1;
-        totals.bytes += bytes;
-        Ok(Enqueued {
-            id,
-            seq,
-            idempotency_key: key,
-            superseded,
-            evicted,
-        })
+            state.totals = totals;
+            state.inbox = 0;
+        }
+        drop(state);
+        Ok(conn)
     }
 
     /// Hands out up to `max` entries that may be sent now, marking them in flight: by
@@ -608,7 +588,7 @@ impl Queue {
             return Ok(Vec::new());
         }
         let now = self.now_ms();
-        let mut conn = self.inner.store.lock();
+        let mut conn = self.conn()?;
         relaxed(&mut conn, |conn| self.claim_in(conn, max, now))
     }
 
@@ -623,19 +603,28 @@ impl Queue {
         {
             let mut scan = tx
                 .prepare_cached(
-                    "SELECT id, stream, seq, next_attempt_at FROM queue WHERE status = 'pending'
-                     ORDER BY priority, created_at, id",
+                    "SELECT id, stream, seq, next_attempt_at, kind FROM queue
+                     WHERE status = 'pending' ORDER BY priority, created_at, id",
                 )
                 .map_err(|e| self.err(e))?;
-            let mut before = tx
+            // The open entries before a barrier, nearest first.
+            let mut open_before = tx
                 .prepare_cached(
                     "SELECT id FROM queue
                      WHERE stream = ?1 AND seq < ?2 AND status IN ('pending', 'in_flight')
+                     ORDER BY seq DESC LIMIT ?3",
+                )
+                .map_err(|e| self.err(e))?;
+            // The nearest open barrier before an entry.
+            let mut barrier_before = tx
+                .prepare_cached(
+                    "SELECT id FROM queue
+                     WHERE stream = ?1 AND seq < ?2 AND status IN ('pending', 'in_flight')
+                       AND kind NOT IN ('answer', 'event', 'telemetry')
                      ORDER BY seq DESC LIMIT 1",
                 )
                 .map_err(|e| self.err(e))?;
             let mut rows = scan.query([]).map_err(|e| self.err(e))?;
-            let mut blocked: HashSet<String> = HashSet::new();
             let mut taken: HashSet<i64> = HashSet::new();
             let mut looked = 0usize;
             while let Some(row) = rows.next().map_err(|e| self.err(e))? {
@@ -647,25 +636,30 @@ impl Queue {
                 let stream: String = row.get(1).map_err(|e| self.err(e))?;
                 let seq: i64 = row.get(2).map_err(|e| self.err(e))?;
                 let due: i64 = row.get(3).map_err(|e| self.err(e))?;
-                if blocked.contains(&stream) {
-                    continue;
-                }
+                let kind = Kind::from_db(&row.get::<_, String>(4).map_err(|e| self.err(e))?);
                 if due > now {
-                    blocked.insert(stream);
                     continue;
                 }
-                let previous: Option<i64> = before
-                    .query_row(params![stream, seq], |r| r.get(0))
-                    .optional()
-                    .map_err(|e| self.err(e))?;
-                match previous {
-                    Some(p) if !taken.contains(&p) => {
-                        blocked.insert(stream);
-                    }
-                    _ => {
-                        taken.insert(id);
-                        accepted.push(id);
-                    }
+                let free = if kind.is_barrier() {
+                    // Everything before it is delivered, or goes first in this request.
+                    let limit = i64::try_from(taken.len() + 1).unwrap_or(i64::MAX);
+                    let before = open_before
+                        .query_map(params![stream, seq, limit], |r| r.get::<_, i64>(0))
+                        .map_err(|e| self.err(e))?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| self.err(e))?;
+                    before.iter().all(|p| taken.contains(p))
+                } else {
+                    // Only a barrier before it holds it back.
+                    let barrier: Option<i64> = barrier_before
+                        .query_row(params![stream, seq], |r| r.get(0))
+                        .optional()
+                        .map_err(|e| self.err(e))?;
+                    barrier.is_none_or(|b| taken.contains(&b))
+                };
+                if free {
+                    taken.insert(id);
+                    accepted.push(id);
                 }
             }
         }
@@ -705,11 +699,11 @@ impl Queue {
     /// Records what became of claimed entries, in one transaction.
     pub fn complete(&self, results: &[(i64, Outcome)]) -> Result<(), QueueError> {
         let now = self.now_ms();
-        let mut conn = self.inner.store.lock();
-        let mut totals = self.inner.totals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = self.conn()?;
         let freed = relaxed(&mut conn, |conn| self.complete_in(conn, results, now))?;
-        totals.entries = totals.entries.saturating_sub(freed.entries);
-        totals.bytes = totals.bytes.saturating_sub(freed.bytes);
+        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.totals.entries = state.totals.entries.saturating_sub(freed.entries);
+        state.totals.bytes = state.totals.bytes.saturating_sub(freed.bytes);
         Ok(())
     }
 
@@ -796,7 +790,7 @@ impl Queue {
 
     /// When the earliest waiting entry becomes due (ms since the epoch), if any is waiting.
     pub fn next_due_ms(&self) -> Result<Option<i64>, QueueError> {
-        let conn = self.inner.store.lock();
+        let conn = self.conn()?;
         conn.query_row(
             "SELECT MIN(next_attempt_at) FROM queue WHERE status = 'pending'",
             [],
@@ -808,7 +802,7 @@ impl Queue {
     /// Makes every waiting entry due now ("sync now").
     pub fn make_due_now(&self) -> Result<u32, QueueError> {
         let now = self.now_ms();
-        let conn = self.inner.store.lock();
+        let conn = self.conn()?;
         conn.execute(
             "UPDATE queue SET next_attempt_at = ?1 WHERE status = 'pending' AND next_attempt_at > ?1",
             params![now],
@@ -818,7 +812,7 @@ impl Queue {
     }
 
     pub fn counts(&self) -> Result<QueueCounts, QueueError> {
-        let conn = self.inner.store.lock();
+        let conn = self.conn()?;
         let mut counts = QueueCounts::default();
         let mut stmt = conn
             .prepare_cached("SELECT status, COUNT(*) FROM queue GROUP BY status")
@@ -841,16 +835,17 @@ impl Queue {
         counts.coalesced = count(counters.get("coalesced").copied().unwrap_or(0));
         counts.bytes = self
             .inner
-            .totals
+            .state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .totals
             .bytes as f64;
         Ok(counts)
     }
 
     /// Cheap counts for progress: entries not yet delivered (pending + in flight).
     pub fn remaining(&self) -> Result<u64, QueueError> {
-        let conn = self.inner.store.lock();
+        let conn = self.conn()?;
         conn.query_row(
             "SELECT COUNT(*) FROM queue WHERE status IN ('pending', 'in_flight')",
             [],
@@ -862,7 +857,7 @@ impl Queue {
 
     /// Dead letters, newest first.
     pub fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, QueueError> {
-        let conn = self.inner.store.lock();
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, method, path, kind, stream, seq, attempts, created_at, completed_at,
@@ -899,7 +894,7 @@ impl Queue {
     /// Puts a dead letter back in the queue (by hand, after the cause was fixed).
     pub fn retry_dead(&self, id: i64) -> Result<(), QueueError> {
         let now = self.now_ms();
-        let conn = self.inner.store.lock();
+        let conn = self.conn()?;
         let changed = conn
             .execute(
                 "UPDATE queue SET status = 'pending', attempts = 0, next_attempt_at = ?2,
@@ -923,7 +918,7 @@ impl Queue {
     /// Deletes delivered entries completed before `older_than` ago; how many.
     pub fn prune_done(&self, older_than: Duration) -> Result<u32, QueueError> {
         let cutoff = self.now_ms().saturating_sub(ms(older_than));
-        let conn = self.inner.store.lock();
+        let conn = self.conn()?;
         conn.execute(
             "DELETE FROM queue WHERE status = 'done' AND completed_at < ?1",
             params![cutoff],
@@ -934,7 +929,7 @@ impl Queue {
 
     /// The state of one entry (tests, the exam screens).
     pub fn status_of(&self, id: i64) -> Result<Option<Status>, QueueError> {
-        let conn = self.inner.store.lock();
+        let conn = self.conn()?;
         conn.query_row("SELECT status FROM queue WHERE id = ?1", params![id], |r| {
             r.get::<_, String>(0)
         })
@@ -947,6 +942,182 @@ impl Queue {
     pub fn store(&self) -> &Arc<Store> {
         &self.inner.store
     }
+}
+
+/// A save ready to be written: its sequence number given, its body encoded.
+struct Prepared {
+    id: i64,
+    method: String,
+    path: String,
+    body: Option<Vec<u8>>,
+    key: String,
+    stream: String,
+    seq: i64,
+    priority: Priority,
+    kind: Kind,
+    coalesce_key: Option<String>,
+    bytes: u64,
+}
+
+impl Prepared {
+    fn enqueued(&self, id: i64, evicted: u32) -> Enqueued {
+        Enqueued {
+            id,
+            seq: self.seq,
+            idempotency_key: self.key.clone(),
+            evicted,
+        }
+    }
+}
+
+fn prepare(
+    id: i64,
+    entry: NewEntry,
+    next_seq: &mut HashMap<String, i64>,
+) -> Result<Prepared, QueueError> {
+    let next = next_seq.entry(entry.stream.clone()).or_insert(1);
+    let seq = *next;
+    *next += 1;
+    let mut body = entry.body;
+    if entry.stamp_seq {
+        if let Some(serde_json::Value::Object(map)) = body.as_mut() {
+            map.insert("seq".into(), seq.into());
+        }
+    }
+    let body = body
+        .map(|b| serde_json::to_vec(&b))
+        .transpose()
+        .map_err(|e| QueueError::Body(e.to_string()))?;
+    let bytes = (body.as_ref().map_or(0, Vec::len) + entry.path.len() + 96) as u64;
+    Ok(Prepared {
+        id,
+        method: entry.method,
+        path: entry.path,
+        body,
+        // Time-ordered keys append to the unique index instead of landing at random in it.
+        key: uuid::Uuid::now_v7().to_string(),
+        stream: entry.stream,
+        seq,
+        priority: entry.priority,
+        kind: entry.kind,
+        coalesce_key: entry.coalesce_key,
+        bytes,
+    })
+}
+
+fn insert_inbox(tx: &Transaction<'_>, p: &Prepared, now: i64) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO inbox (id, method, path, body, idempotency_key, stream, seq, priority,
+                            kind, coalesce_key, bytes, created_at)
+         VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        p.method,
+        p.path,
+        p.body,
+        p.key,
+        p.stream,
+        p.seq,
+        p.priority as i64,
+        p.kind.as_str(),
+        p.coalesce_key,
+        p.bytes as i64,
+        now,
+        p.id,
+    ])
+    .map(|_| p.id)
+}
+
+/// Moves every inbox row into the queue (same id), in order: a newer save of an answer
+/// replaces its older never-sent saves; each stream's next number is kept.
+fn move_inbox(tx: &Transaction<'_>, totals: &mut Totals) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, String, i64, Option<String>)> = {
+        let mut stmt =
+            tx.prepare_cached("SELECT id, stream, seq, coalesce_key FROM inbox ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut superseded = 0u32;
+    let mut next: HashMap<String, i64> = HashMap::new();
+    for (id, stream, seq, coalesce_key) in rows {
+        if let Some(key) = &coalesce_key {
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM queue
+                 WHERE coalesce_key = ?1 AND status = 'pending' AND attempts = 0
+                 RETURNING bytes",
+            )?;
+            let freed = stmt
+                .query_map(params![key], |row| row.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for b in freed {
+                superseded += 1;
+                totals.entries = totals.entries.saturating_sub(1);
+                totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
+            }
+        }
+        tx.prepare_cached(
+            "INSERT INTO queue (id, method, path, body, idempotency_key, stream, seq, priority,
+                                kind, coalesce_key, bytes, created_at, next_attempt_at)
+             SELECT id, method, path, body, idempotency_key, stream, seq, priority, kind,
+                    coalesce_key, bytes, created_at, created_at
+             FROM inbox WHERE id = ?1",
+        )?
+        .execute(params![id])?;
+        let n = next.entry(stream).or_insert(0);
+        *n = (*n).max(seq + 1);
+    }
+    tx.execute("DELETE FROM inbox", [])?;
+    for (stream, n) in next {
+        tx.prepare_cached(
+            "INSERT INTO streams (stream, next_seq) VALUES (?1, ?2)
+             ON CONFLICT (stream) DO UPDATE SET next_seq = max(next_seq, ?2)",
+        )?
+        .execute(params![stream, n])?;
+    }
+    if superseded > 0 {
+        bump(tx, "coalesced", superseded)?;
+    }
+    Ok(())
+}
+
+/// Totals, next sequence numbers and the inbox size, from the database.
+fn read_state(conn: &rusqlite::Connection) -> rusqlite::Result<State> {
+    let mut state = State::default();
+    let (entries, bytes): (i64, i64) = conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM queue WHERE status <> 'done')
+              + (SELECT COUNT(*) FROM inbox),
+                (SELECT COALESCE(SUM(bytes), 0) FROM queue WHERE status <> 'done')
+              + (SELECT COALESCE(SUM(bytes), 0) FROM inbox)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    state.totals = Totals {
+        entries: u64::try_from(entries).unwrap_or(0),
+        bytes: u64::try_from(bytes).unwrap_or(0),
+    };
+    let mut stmt = conn.prepare(
+        "SELECT stream, MAX(next) FROM (
+             SELECT stream, next_seq AS next FROM streams
+             UNION ALL SELECT stream, MAX(seq) + 1 FROM inbox GROUP BY stream)
+         GROUP BY stream",
+    )?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (stream, next) = row?;
+        state.next_seq.insert(stream, next);
+    }
+    state.inbox = conn.query_row("SELECT COUNT(*) FROM inbox", [], |r| {
+        r.get::<_, i64>(0).map(|n| u64::try_from(n).unwrap_or(0))
+    })?;
+    state.next_id = conn.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM queue), 0),
+                    COALESCE((SELECT MAX(id) FROM inbox), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(state)
 }
 
 /// Runs `work` with `synchronous=NORMAL`, then restores FULL. Marking entries in flight or

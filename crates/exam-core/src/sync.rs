@@ -749,10 +749,12 @@ async fn send_batch(ctx: &Ctx, claimed: &[Claimed]) -> Vec<(i64, Outcome)> {
                 .unwrap_or_default(),
             Err(_) => HashMap::new(),
         };
-    // Within a stream, an item after one that did not go through keeps its result only if
-    // it succeeded; otherwise it is sent again later (e.g. an answer whose attempt is not
-    // created yet), without counting against it.
-    let mut broken: HashSet<&str> = HashSet::new();
+    // Within a stream: after a barrier that did not go through, later items keep their result
+    // only if they succeeded (e.g. an answer whose attempt is not created yet is sent again
+    // later, without counting against it); a barrier after any failed item likewise (a
+    // submission must not overtake an answer that failed).
+    let mut failed_any: HashSet<&str> = HashSet::new();
+    let mut failed_barrier: HashSet<&str> = HashSet::new();
     claimed
         .iter()
         .map(|c| {
@@ -763,11 +765,20 @@ async fn send_batch(ctx: &Ctx, claimed: &[Claimed]) -> Vec<(i64, Outcome)> {
                     retry_after: None,
                 },
             };
+            let stream = c.stream.as_str();
+            let held_back = if c.kind.is_barrier() {
+                failed_any.contains(stream)
+            } else {
+                failed_barrier.contains(stream)
+            };
             let outcome = match outcome {
                 Outcome::Done { .. } => outcome,
-                _ if broken.contains(c.stream.as_str()) => Outcome::Release,
+                _ if held_back => Outcome::Release,
                 other => {
-                    broken.insert(c.stream.as_str());
+                    failed_any.insert(stream);
+                    if c.kind.is_barrier() {
+                        failed_barrier.insert(stream);
+                    }
                     other
                 }
             };

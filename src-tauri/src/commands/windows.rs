@@ -23,6 +23,7 @@ pub fn diagnostics(state: tauri::State<'_, AppState>) -> HealthReport {
 pub async fn measure_event_delivery(
     state: tauri::State<'_, AppState>,
     rounds: u32,
+    answer_after_ms: u32,
 ) -> Result<DeliveryReport, IpcError> {
     if !(1..=10_000).contains(&rounds) {
         return Err(IpcError::Validation {
@@ -31,7 +32,12 @@ pub async fn measure_event_delivery(
     }
     Ok(state
         .probe
-        .measure(&state.bus, rounds, Duration::from_secs(2))
+        .measure(
+            &state.bus,
+            rounds,
+            answer_after_ms.min(1000),
+            Duration::from_secs(2) + Duration::from_millis(u64::from(answer_after_ms.min(1000))),
+        )
         .await)
 }
 

@@ -93,7 +93,7 @@ fn across_streams_priority_then_age() {
 }
 
 #[test]
-fn a_failed_head_blocks_its_stream_until_due_but_not_others() {
+fn a_failed_answer_waits_for_its_retry_without_holding_back_the_others() {
     let f = fixture(Limits::default());
     let a1 = f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
     let a2 = f.queue.enqueue(answer("a1", "q2", "y")).unwrap();
@@ -109,14 +109,82 @@ fn a_failed_head_blocks_its_stream_until_due_but_not_others() {
             },
         )])
         .unwrap();
-    // a1 waits 30 s (Retry-After beats the 1 s backoff); a2 waits behind it; b goes.
+    // a1 waits 30 s (Retry-After beats the 1 s backoff); the other answers go.
     let next: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
-    assert_eq!(next, vec![b1.id]);
+    assert_eq!(next, vec![a2.id, b1.id]);
     f.clock.advance(Duration::from_secs(29));
     assert!(f.queue.claim(10).unwrap().is_empty(), "not due yet");
     f.clock.advance(Duration::from_secs(2));
     let next: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
-    assert_eq!(next, vec![a1.id, a2.id]);
+    assert_eq!(next, vec![a1.id]);
+}
+
+#[test]
+fn a_failed_barrier_holds_back_its_stream_and_a_barrier_waits_for_everything_before_it() {
+    let f = fixture(Limits::default());
+    let start = f
+        .queue
+        .enqueue(NewEntry::start_attempt("e1", "a1", "2026-11-28T10:00:00Z"))
+        .unwrap();
+    let q1 = f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
+    let first = f.queue.claim(1).unwrap();
+    assert_eq!(first[0].id, start.id);
+    f.queue
+        .complete(&[(
+            start.id,
+            Outcome::Retry {
+                error: "503".into(),
+                retry_after: None,
+            },
+        )])
+        .unwrap();
+    assert!(
+        f.queue.claim(10).unwrap().is_empty(),
+        "no answer before its attempt exists"
+    );
+    f.clock.advance(Duration::from_secs(5));
+    let both: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(
+        both,
+        vec![start.id, q1.id],
+        "the barrier first, in one request"
+    );
+    // A second barrier (high priority) waits for the answers before it.
+    let mut submit = NewEntry::start_attempt("e1", "a1", "x");
+    submit.kind = Kind::Submission;
+    let submit = f.queue.enqueue(submit).unwrap();
+    let q2 = f.queue.enqueue(answer("a1", "q2", "y")).unwrap();
+    assert!(
+        f.queue.claim(10).unwrap().is_empty(),
+        "q1 is still in flight"
+    );
+    f.queue
+        .complete(&[(start.id, done()), (q1.id, done())])
+        .unwrap();
+    let next: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(
+        next,
+        vec![submit.id, q2.id],
+        "the barrier first, what follows it after it in the same request"
+    );
+    f.queue
+        .complete(&[(submit.id, done()), (q2.id, done())])
+        .unwrap();
+    // With the barrier in flight elsewhere, what follows waits.
+    let q3 = f.queue.enqueue(answer("a1", "q3", "z")).unwrap();
+    let mut again = NewEntry::start_attempt("e1", "a1", "x");
+    again.kind = Kind::Submission;
+    let again = f.queue.enqueue(again).unwrap();
+    let q4 = f.queue.enqueue(answer("a1", "q4", "w")).unwrap();
+    assert_eq!(f.queue.claim(1).unwrap()[0].id, q3.id);
+    let next: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
+    assert!(
+        next.is_empty(),
+        "the barrier waits for q3, q4 waits for the barrier: {next:?}"
+    );
+    f.queue.complete(&[(q3.id, done())]).unwrap();
+    let next: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(next, vec![again.id, q4.id]);
 }
 
 #[test]
@@ -134,12 +202,16 @@ fn a_newer_save_of_the_same_answer_replaces_the_waiting_one_but_not_one_in_fligh
     let f = fixture(Limits::default());
     let v1 = f.queue.enqueue(answer("a1", "q1", "v1")).unwrap();
     let v2 = f.queue.enqueue(answer("a1", "q1", "v2")).unwrap();
-    assert_eq!(v2.superseded, 1);
-    assert_eq!(f.queue.status_of(v1.id).unwrap(), None);
+    assert_eq!(f.queue.status_of(v1.id).unwrap(), None, "superseded");
+    assert_eq!(f.queue.counts().unwrap().coalesced, 1);
     let inflight = f.queue.claim(1).unwrap();
     assert_eq!(inflight[0].id, v2.id);
     let v3 = f.queue.enqueue(answer("a1", "q1", "v3")).unwrap();
-    assert_eq!(v3.superseded, 0, "the one in flight is left alone");
+    assert_eq!(
+        f.queue.status_of(v2.id).unwrap(),
+        Some(Status::InFlight),
+        "the one in flight is left alone"
+    );
     // One whose reply was lost may have been applied: it is sent again, not superseded.
     f.queue
         .complete(&[(
@@ -151,7 +223,11 @@ fn a_newer_save_of_the_same_answer_replaces_the_waiting_one_but_not_one_in_fligh
         )])
         .unwrap();
     let v4 = f.queue.enqueue(answer("a1", "q1", "v4")).unwrap();
-    assert_eq!(v4.superseded, 1, "v3 (never sent) goes, v2 stays");
+    assert_eq!(
+        f.queue.counts().unwrap().coalesced,
+        2,
+        "v3 (never sent) goes, v2 stays"
+    );
     assert_eq!(f.queue.status_of(v2.id).unwrap(), Some(Status::Pending));
     assert_eq!(f.queue.status_of(v3.id).unwrap(), None);
     f.clock.advance(Duration::from_secs(10));

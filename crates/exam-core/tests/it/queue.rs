@@ -20,6 +20,10 @@ enum Op {
         value: u16,
     },
     Telemetry,
+    /// A barrier (an attempt being created) in an attempt's stream.
+    Barrier {
+        attempt: u8,
+    },
     Claim(u8),
     /// Completes the oldest claimed entries with these outcomes.
     Complete(Vec<u8>),
@@ -32,6 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0u8..3, 0u8..4, any::<u16>()).prop_map(|(attempt, question, value)| Op::Answer { attempt, question, value }),
         2 => Just(Op::Telemetry),
+        1 => (0u8..3).prop_map(|attempt| Op::Barrier { attempt }),
         3 => (1u8..6).prop_map(Op::Claim),
         3 => proptest::collection::vec(0u8..4, 1..5).prop_map(Op::Complete),
         1 => (0u16..5000).prop_map(Op::Advance),
@@ -51,10 +56,15 @@ struct Row {
     bytes: i64,
 }
 
-fn rows(store: &Store) -> HashMap<i64, Row> {
-    let conn = store.lock();
+/// Every entry: the indexed queue and the saves still in the inbox (pending).
+fn rows(queue: &Queue) -> HashMap<i64, Row> {
+    let conn = queue.store().lock();
     let mut stmt = conn
-        .prepare("SELECT id, stream, seq, status, kind, coalesce_key, body, next_attempt_at, bytes FROM queue")
+        .prepare(
+            "SELECT id, stream, seq, status, kind, coalesce_key, body, next_attempt_at, bytes FROM queue
+             UNION ALL
+             SELECT id, stream, seq, 'pending', kind, coalesce_key, body, created_at, bytes FROM inbox",
+        )
         .unwrap();
     stmt.query_map([], |r| {
         let body: Option<Vec<u8>> = r.get(6)?;
@@ -116,13 +126,20 @@ proptest! {
                         Err(other) => prop_assert!(false, "unexpected error {other}"),
                     }
                 }
+                Op::Barrier { attempt } => {
+                    if let Ok(e) = queue.enqueue(NewEntry::start_attempt("e", &format!("a{attempt}"), "2026-11-28T10:00:00Z")) {
+                        written.insert(e.id, (None, false));
+                    }
+                }
                 Op::Telemetry => {
                     if let Ok(e) = queue.enqueue(NewEntry::telemetry(json!([{"id": "x"}]))) {
                         written.insert(e.id, (None, false));
                     }
                 }
                 Op::Claim(n) => {
-                    let before = rows(queue.store());
+                    // Compare with the queue as the claim sees it (the inbox moved in).
+                    queue.flush().unwrap();
+                    let before = rows(&queue);
                     let now = clock.0.load(Ordering::SeqCst);
                     let got = queue.claim(usize::from(n)).unwrap();
                     prop_assert!(got.len() <= usize::from(n));
@@ -131,10 +148,13 @@ proptest! {
                         let row = &before[&c.id];
                         prop_assert_eq!(&row.status, "pending");
                         prop_assert!(row.next_attempt_at <= now);
-                        // Every open entry before it in its stream is handed out with it.
+                        // A barrier goes only with every open entry before it in its stream;
+                        // any entry goes only with every open barrier before it.
+                        let barrier = |r: &Row| r.kind != "answer" && r.kind != "telemetry";
                         for (id, other) in &before {
-                            if other.stream == row.stream && other.seq < row.seq
-                                && (other.status == "pending" || other.status == "in_flight") {
+                            let open = other.status == "pending" || other.status == "in_flight";
+                            if other.stream == row.stream && other.seq < row.seq && open
+                                && (barrier(row) || barrier(other)) {
                                 prop_assert!(ids.contains(id), "entry {} handed out before {} of its stream", c.id, id);
                             }
                         }
@@ -161,7 +181,7 @@ proptest! {
                     drop(queue);
                     queue = open(&path, limits, clock.clone());
                     claimed.clear();
-                    prop_assert!(rows(queue.store()).values().all(|r| r.status != "in_flight"));
+                    prop_assert!(rows(&queue).values().all(|r| r.status != "in_flight"));
                 }
                 Op::Prune => {
                     queue.prune_done(Duration::ZERO).unwrap();
@@ -169,7 +189,7 @@ proptest! {
             }
 
             // Invariants after every step.
-            let now_rows = rows(queue.store());
+            let now_rows = rows(&queue);
             for (key, (id, value)) in &latest {
                 match now_rows.get(id) {
                     Some(row) => prop_assert_eq!(row.value.as_ref(), Some(value), "{}", key),
@@ -186,7 +206,7 @@ proptest! {
             let open: Vec<&Row> = now_rows.values().filter(|r| r.status != "done").collect();
             prop_assert!(open.len() as u64 <= limits.max_entries);
             prop_assert!(open.iter().map(|r| r.bytes as u64).sum::<u64>() <= limits.max_bytes);
-            prop_assert!(now_rows.values().all(|r| r.kind == "telemetry" || r.coalesce_key.is_some()));
+            prop_assert!(now_rows.values().all(|r| r.kind != "answer" || r.coalesce_key.is_some()));
             for (id, row) in &now_rows {
                 if row.status == "done" {
                     if let Some(w) = written.get_mut(id) { w.1 = true; }
