@@ -26,22 +26,13 @@ CREATE TABLE queue (
     completed_at    INTEGER
 );
 
--- Saves land here first: one small row each (no secondary index), committed with
--- synchronous=FULL before the student is told "saved"; moved into `queue` (same id) in
--- groups before anything reads the queue.
+-- Saves land here first: one row per save or group of saves (a JSON array of entries, no
+-- secondary index), committed with synchronous=FULL before the student is told "saved";
+-- moved into `queue` (each entry keeping its id) before anything reads the queue.
 CREATE TABLE inbox (
-    id              INTEGER PRIMARY KEY,        -- given by the app, never reused
-    method          TEXT    NOT NULL,
-    path            TEXT    NOT NULL,
-    body            BLOB,
-    idempotency_key TEXT    NOT NULL,
-    stream          TEXT    NOT NULL,
-    seq             INTEGER NOT NULL,
-    priority        INTEGER NOT NULL,
-    kind            TEXT    NOT NULL,
-    coalesce_key    TEXT,
-    bytes           INTEGER NOT NULL,
-    created_at      INTEGER NOT NULL
+    id         INTEGER PRIMARY KEY,   -- the id of its first entry
+    created_at INTEGER NOT NULL,      -- ms since the Unix epoch
+    entries    TEXT    NOT NULL
 );
 
 -- What can be sent next: priority, then age.

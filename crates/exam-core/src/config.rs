@@ -91,7 +91,7 @@ impl Default for SyncSettings {
         Self {
             concurrency: 3,
             batch_window_ms: 25,
-            batch_max: 20,
+            batch_max: 50,
         }
     }
 }

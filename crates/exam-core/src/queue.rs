@@ -457,6 +457,14 @@ impl Queue {
         *self.inner.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
+    /// Names this database in an error from writing the inbox.
+    fn inbox_error(&self, e: QueueError) -> QueueError {
+        match e {
+            QueueError::Store(StoreError::Sqlite { source, .. }) => self.err(source),
+            other => other,
+        }
+    }
+
     fn err(&self, e: rusqlite::Error) -> QueueError {
         QueueError::Store(self.inner.store.error(e))
     }
@@ -495,10 +503,8 @@ impl Queue {
         let mut totals = state.totals;
         let mut evicted_total = 0u32;
         if fits {
-            for p in &prepared {
-                let id = insert_inbox(&tx, p, now).map_err(|e| self.err(e))?;
-                out.push(p.enqueued(id, 0));
-            }
+            insert_inbox(&tx, &prepared, now).map_err(|e| self.inbox_error(e))?;
+            out.extend(prepared.iter().map(|p| p.enqueued(p.id, 0)));
             tx.commit().map_err(|e| self.err(e))?;
             state.totals.entries += count;
             state.totals.bytes += added;
@@ -537,12 +543,12 @@ impl Queue {
                 totals.entries = totals.entries.saturating_sub(1);
                 totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
             }
-            let id = insert_inbox(&tx, p, now).map_err(|e| self.err(e))?;
+            insert_inbox(&tx, std::slice::from_ref(p), now).map_err(|e| self.inbox_error(e))?;
             totals.entries += 1;
             totals.bytes += p.bytes;
             move_inbox(&tx, &mut totals).map_err(|e| self.err(e))?;
             evicted_total += evicted;
-            out.push(p.enqueued(id, evicted));
+            out.push(p.enqueued(p.id, evicted));
         }
         if evicted_total > 0 {
             bump(&tx, "evicted", evicted_total).map_err(|e| self.err(e))?;
@@ -567,10 +573,16 @@ impl Queue {
         if state.inbox > 0 {
             let mut totals = state.totals;
             // Moving is not a save: if a power cut loses it, the inbox rows are still there.
+            // In parts, each its own transaction, so memory and the WAL stay small.
             relaxed(&mut conn, |conn| -> rusqlite::Result<()> {
-                let tx = conn.transaction()?;
-                move_inbox(&tx, &mut totals)?;
-                tx.commit()
+                loop {
+                    let tx = conn.transaction()?;
+                    let moved = move_inbox_part(&tx, &mut totals, 4096)?;
+                    tx.commit()?;
+                    if moved == 0 {
+                        return Ok(());
+                    }
+                }
             })
             .map_err(|e| self.err(e))?;
             state.totals = totals;
@@ -584,18 +596,26 @@ impl Queue {
     /// priority then age, and for each stream only a stretch starting at its first open
     /// entry (so a stream's entries are delivered in order, a stretch at a time).
     pub fn claim(&self, max: usize) -> Result<Vec<Claimed>, QueueError> {
+        self.claim_up_to(max, u64::MAX)
+    }
+
+    /// Like [`Queue::claim`], stopping before the entries' bytes pass `max_bytes` (one
+    /// entry is always handed out, however big), so a batch stays under the server's body
+    /// limit.
+    pub fn claim_up_to(&self, max: usize, max_bytes: u64) -> Result<Vec<Claimed>, QueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
         let now = self.now_ms();
         let mut conn = self.conn()?;
-        relaxed(&mut conn, |conn| self.claim_in(conn, max, now))
+        relaxed(&mut conn, |conn| self.claim_in(conn, max, max_bytes, now))
     }
 
     fn claim_in(
         &self,
         conn: &mut rusqlite::Connection,
         max: usize,
+        max_bytes: u64,
         now: i64,
     ) -> Result<Vec<Claimed>, QueueError> {
         let tx = conn.transaction().map_err(|e| self.err(e))?;
@@ -603,7 +623,7 @@ impl Queue {
         {
             let mut scan = tx
                 .prepare_cached(
-                    "SELECT id, stream, seq, next_attempt_at, kind FROM queue
+                    "SELECT id, stream, seq, next_attempt_at, kind, bytes FROM queue
                      WHERE status = 'pending' ORDER BY priority, created_at, id",
                 )
                 .map_err(|e| self.err(e))?;
@@ -627,6 +647,7 @@ impl Queue {
             let mut rows = scan.query([]).map_err(|e| self.err(e))?;
             let mut taken: HashSet<i64> = HashSet::new();
             let mut looked = 0usize;
+            let mut bytes_taken = 0u64;
             while let Some(row) = rows.next().map_err(|e| self.err(e))? {
                 looked += 1;
                 if accepted.len() >= max || looked > max + SCAN_SLACK {
@@ -637,8 +658,13 @@ impl Queue {
                 let seq: i64 = row.get(2).map_err(|e| self.err(e))?;
                 let due: i64 = row.get(3).map_err(|e| self.err(e))?;
                 let kind = Kind::from_db(&row.get::<_, String>(4).map_err(|e| self.err(e))?);
+                let bytes =
+                    u64::try_from(row.get::<_, i64>(5).map_err(|e| self.err(e))?).unwrap_or(0);
                 if due > now {
                     continue;
+                }
+                if !accepted.is_empty() && bytes_taken + bytes > max_bytes {
+                    break;
                 }
                 let free = if kind.is_barrier() {
                     // Everything before it is delivered, or goes first in this request.
@@ -660,6 +686,7 @@ impl Queue {
                 if free {
                     taken.insert(id);
                     accepted.push(id);
+                    bytes_taken += bytes;
                 }
             }
         }
@@ -1005,71 +1032,138 @@ fn prepare(
     })
 }
 
-fn insert_inbox(tx: &Transaction<'_>, p: &Prepared, now: i64) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO inbox (id, method, path, body, idempotency_key, stream, seq, priority,
-                            kind, coalesce_key, bytes, created_at)
-         VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        p.method,
-        p.path,
-        p.body,
-        p.key,
-        p.stream,
-        p.seq,
-        p.priority as i64,
-        p.kind.as_str(),
-        p.coalesce_key,
-        p.bytes as i64,
-        now,
-        p.id,
-    ])
-    .map(|_| p.id)
+/// One saved entry inside an inbox row.
+#[derive(Serialize, serde::Deserialize)]
+struct InboxEntry {
+    id: i64,
+    method: String,
+    path: String,
+    body: Option<String>,
+    key: String,
+    stream: String,
+    seq: i64,
+    priority: i64,
+    kind: String,
+    coalesce_key: Option<String>,
+    bytes: u64,
+}
+
+impl From<&Prepared> for InboxEntry {
+    fn from(p: &Prepared) -> Self {
+        Self {
+            id: p.id,
+            method: p.method.clone(),
+            path: p.path.clone(),
+            body: p
+                .body
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned()),
+            key: p.key.clone(),
+            stream: p.stream.clone(),
+            seq: p.seq,
+            priority: p.priority as i64,
+            kind: p.kind.as_str().to_string(),
+            coalesce_key: p.coalesce_key.clone(),
+            bytes: p.bytes,
+        }
+    }
+}
+
+/// Writes a group of saves as one inbox row (one row however many: a grouped save costs
+/// little more than a single one).
+fn insert_inbox(tx: &Transaction<'_>, group: &[Prepared], now: i64) -> Result<(), QueueError> {
+    let Some(first) = group.first() else {
+        return Ok(());
+    };
+    let entries: Vec<InboxEntry> = group.iter().map(InboxEntry::from).collect();
+    let text = serde_json::to_string(&entries).map_err(|e| QueueError::Body(e.to_string()))?;
+    tx.prepare_cached("INSERT INTO inbox (id, created_at, entries) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![first.id, now, text]))
+        .map_err(|e| {
+            QueueError::Store(StoreError::Sqlite {
+                path: std::path::PathBuf::new(),
+                source: e,
+            })
+        })?;
+    Ok(())
+}
+
+/// The entries of one inbox row.
+fn decode_inbox(text: &str) -> rusqlite::Result<Vec<InboxEntry>> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// Moves every inbox row into the queue (same id), in order: a newer save of an answer
 /// replaces its older never-sent saves; each stream's next number is kept.
 fn move_inbox(tx: &Transaction<'_>, totals: &mut Totals) -> rusqlite::Result<()> {
-    let rows: Vec<(i64, String, i64, Option<String>)> = {
+    while move_inbox_part(tx, totals, 4096)? > 0 {}
+    Ok(())
+}
+
+/// Moves up to `limit` of the oldest inbox rows; how many.
+fn move_inbox_part(
+    tx: &Transaction<'_>,
+    totals: &mut Totals,
+    limit: i64,
+) -> rusqlite::Result<usize> {
+    let rows: Vec<(i64, i64, String)> = {
         let mut stmt =
-            tx.prepare_cached("SELECT id, stream, seq, coalesce_key FROM inbox ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            tx.prepare_cached("SELECT id, created_at, entries FROM inbox ORDER BY id LIMIT ?1")?;
+        let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    if rows.is_empty() {
-        return Ok(());
-    }
+    let Some(last) = rows.last().map(|r| r.0) else {
+        return Ok(0);
+    };
+    let mut moved = 0usize;
     let mut superseded = 0u32;
     let mut next: HashMap<String, i64> = HashMap::new();
-    for (id, stream, seq, coalesce_key) in rows {
-        if let Some(key) = &coalesce_key {
-            let mut stmt = tx.prepare_cached(
-                "DELETE FROM queue
-                 WHERE coalesce_key = ?1 AND status = 'pending' AND attempts = 0
-                 RETURNING bytes",
-            )?;
-            let freed = stmt
-                .query_map(params![key], |row| row.get::<_, i64>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            for b in freed {
-                superseded += 1;
-                totals.entries = totals.entries.saturating_sub(1);
-                totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
+    for (_, created_at, text) in rows {
+        for e in decode_inbox(&text)? {
+            if let Some(key) = &e.coalesce_key {
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM queue
+                     WHERE coalesce_key = ?1 AND status = 'pending' AND attempts = 0
+                     RETURNING bytes",
+                )?;
+                let freed = stmt
+                    .query_map(params![key], |row| row.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                for b in freed {
+                    superseded += 1;
+                    totals.entries = totals.entries.saturating_sub(1);
+                    totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
+                }
             }
+            tx.prepare_cached(
+                "INSERT INTO queue (id, method, path, body, idempotency_key, stream, seq,
+                                    priority, kind, coalesce_key, bytes, created_at,
+                                    next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+            )?
+            .execute(params![
+                e.id,
+                e.method,
+                e.path,
+                e.body.map(String::into_bytes),
+                e.key,
+                e.stream,
+                e.seq,
+                e.priority,
+                e.kind,
+                e.coalesce_key,
+                i64::try_from(e.bytes).unwrap_or(i64::MAX),
+                created_at,
+            ])?;
+            let n = next.entry(e.stream).or_insert(0);
+            *n = (*n).max(e.seq + 1);
+            moved += 1;
         }
-        tx.prepare_cached(
-            "INSERT INTO queue (id, method, path, body, idempotency_key, stream, seq, priority,
-                                kind, coalesce_key, bytes, created_at, next_attempt_at)
-             SELECT id, method, path, body, idempotency_key, stream, seq, priority, kind,
-                    coalesce_key, bytes, created_at, created_at
-             FROM inbox WHERE id = ?1",
-        )?
-        .execute(params![id])?;
-        let n = next.entry(stream).or_insert(0);
-        *n = (*n).max(seq + 1);
     }
-    tx.execute("DELETE FROM inbox", [])?;
+    tx.prepare_cached("DELETE FROM inbox WHERE id <= ?1")?
+        .execute(params![last])?;
     for (stream, n) in next {
         tx.prepare_cached(
             "INSERT INTO streams (stream, next_seq) VALUES (?1, ?2)
@@ -1080,43 +1174,41 @@ fn move_inbox(tx: &Transaction<'_>, totals: &mut Totals) -> rusqlite::Result<()>
     if superseded > 0 {
         bump(tx, "coalesced", superseded)?;
     }
-    Ok(())
+    Ok(moved.max(1))
 }
 
 /// Totals, next sequence numbers and the inbox size, from the database.
 fn read_state(conn: &rusqlite::Connection) -> rusqlite::Result<State> {
     let mut state = State::default();
-    let (entries, bytes): (i64, i64) = conn.query_row(
-        "SELECT (SELECT COUNT(*) FROM queue WHERE status <> 'done')
-              + (SELECT COUNT(*) FROM inbox),
-                (SELECT COALESCE(SUM(bytes), 0) FROM queue WHERE status <> 'done')
-              + (SELECT COALESCE(SUM(bytes), 0) FROM inbox)",
+    let (entries, bytes, max_id): (i64, i64, i64) = conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM queue WHERE status <> 'done'),
+                (SELECT COALESCE(SUM(bytes), 0) FROM queue WHERE status <> 'done'),
+                (SELECT COALESCE(MAX(id), 0) FROM queue)",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     state.totals = Totals {
         entries: u64::try_from(entries).unwrap_or(0),
         bytes: u64::try_from(bytes).unwrap_or(0),
     };
-    let mut stmt = conn.prepare(
-        "SELECT stream, MAX(next) FROM (
-             SELECT stream, next_seq AS next FROM streams
-             UNION ALL SELECT stream, MAX(seq) + 1 FROM inbox GROUP BY stream)
-         GROUP BY stream",
-    )?;
+    state.next_id = max_id + 1;
+    let mut stmt = conn.prepare("SELECT stream, next_seq FROM streams")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
         let (stream, next) = row?;
         state.next_seq.insert(stream, next);
     }
-    state.inbox = conn.query_row("SELECT COUNT(*) FROM inbox", [], |r| {
-        r.get::<_, i64>(0).map(|n| u64::try_from(n).unwrap_or(0))
-    })?;
-    state.next_id = conn.query_row(
-        "SELECT MAX(COALESCE((SELECT MAX(id) FROM queue), 0),
-                    COALESCE((SELECT MAX(id) FROM inbox), 0)) + 1",
-        [],
-        |r| r.get(0),
-    )?;
+    // Saves a crash left in the inbox count too (they join the queue right after).
+    let mut stmt = conn.prepare("SELECT entries FROM inbox")?;
+    for text in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        for e in decode_inbox(&text?)? {
+            state.totals.entries += 1;
+            state.totals.bytes += e.bytes;
+            state.inbox += 1;
+            state.next_id = state.next_id.max(e.id + 1);
+            let next = state.next_seq.entry(e.stream).or_insert(1);
+            *next = (*next).max(e.seq + 1);
+        }
+    }
     Ok(state)
 }
 

@@ -20,6 +20,9 @@ use crate::bus::{CoreEvent, EventBus};
 use crate::network::{NetState, NetStatus};
 use crate::queue::{Claimed, Outcome, Queue};
 
+/// A batch stays under this many bytes of entries (the server refuses bodies over 1 MiB).
+pub const BATCH_BYTES: u64 = 512 * 1024;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncConfig {
     /// Requests (single or batch) in flight at once.
@@ -36,7 +39,8 @@ impl Default for SyncConfig {
         Self {
             concurrency: 3,
             batch_window: Duration::from_millis(25),
-            batch_max: 20,
+            // The contract's maximum: one server commit for up to 50 saves.
+            batch_max: 50,
             request_timeout: Duration::from_secs(20),
         }
     }
@@ -444,7 +448,7 @@ async fn run(ctx: Arc<Ctx>) {
         } else {
             1
         };
-        let claimed = match ctx.queue.claim(max) {
+        let claimed = match ctx.queue.claim_up_to(max, BATCH_BYTES) {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(%error, "cannot read the queue");

@@ -378,3 +378,20 @@ fn sync_now_makes_waiting_entries_due() {
     assert_eq!(f.queue.make_due_now().unwrap(), 1);
     assert_eq!(f.queue.claim(1).unwrap().len(), 1);
 }
+
+#[test]
+fn a_claim_stops_before_its_bytes_pass_the_cap_but_always_hands_out_one() {
+    let f = fixture(Limits::default());
+    let big = "x".repeat(5000);
+    for q in 0..4 {
+        f.queue
+            .enqueue(answer("a1", &format!("q{q}"), &big))
+            .unwrap();
+    }
+    assert_eq!(f.queue.claim_up_to(10, 12_000).unwrap().len(), 2);
+    assert_eq!(
+        f.queue.claim_up_to(10, 100).unwrap().len(),
+        1,
+        "one, however big"
+    );
+}

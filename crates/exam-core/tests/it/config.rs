@@ -351,5 +351,5 @@ fn queue_and_sync_limits_are_configurable_lockable_and_checked() {
         problem.message.contains("out of range (1 to 50)"),
         "{problem}"
     );
-    assert_eq!(cfg.settings.sync.batch_max, 20, "the default stays");
+    assert_eq!(cfg.settings.sync.batch_max, 50, "the default stays");
 }

@@ -60,33 +60,58 @@ struct Row {
 fn rows(queue: &Queue) -> HashMap<i64, Row> {
     let conn = queue.store().lock();
     let mut stmt = conn
-        .prepare(
-            "SELECT id, stream, seq, status, kind, coalesce_key, body, next_attempt_at, bytes FROM queue
-             UNION ALL
-             SELECT id, stream, seq, 'pending', kind, coalesce_key, body, created_at, bytes FROM inbox",
-        )
+        .prepare("SELECT id, stream, seq, status, kind, coalesce_key, body, next_attempt_at, bytes FROM queue")
         .unwrap();
-    stmt.query_map([], |r| {
-        let body: Option<Vec<u8>> = r.get(6)?;
-        Ok((
-            r.get(0)?,
-            Row {
-                stream: r.get(1)?,
-                seq: r.get(2)?,
-                status: r.get(3)?,
-                kind: r.get(4)?,
-                coalesce_key: r.get(5)?,
-                value: body.map(|b| {
-                    serde_json::from_slice::<serde_json::Value>(&b).unwrap()["value"].clone()
-                }),
-                next_attempt_at: r.get(7)?,
-                bytes: r.get(8)?,
-            },
-        ))
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
+    let value = |body: Option<&[u8]>| {
+        body.map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["value"].clone())
+    };
+    let mut out: HashMap<i64, Row> = stmt
+        .query_map([], |r| {
+            let body: Option<Vec<u8>> = r.get(6)?;
+            Ok((
+                r.get(0)?,
+                Row {
+                    stream: r.get(1)?,
+                    seq: r.get(2)?,
+                    status: r.get(3)?,
+                    kind: r.get(4)?,
+                    coalesce_key: r.get(5)?,
+                    value: value(body.as_deref()),
+                    next_attempt_at: r.get(7)?,
+                    bytes: r.get(8)?,
+                },
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT created_at, entries FROM inbox")
+        .unwrap();
+    let groups: Vec<(i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (created_at, text) in groups {
+        let entries: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        for e in entries {
+            out.insert(
+                e["id"].as_i64().unwrap(),
+                Row {
+                    stream: e["stream"].as_str().unwrap().into(),
+                    seq: e["seq"].as_i64().unwrap(),
+                    status: "pending".into(),
+                    kind: e["kind"].as_str().unwrap().into(),
+                    coalesce_key: e["coalesce_key"].as_str().map(str::to_string),
+                    value: value(e["body"].as_str().map(str::as_bytes)),
+                    next_attempt_at: created_at,
+                    bytes: e["bytes"].as_i64().unwrap(),
+                },
+            );
+        }
+    }
+    out
 }
 
 fn open(path: &std::path::Path, limits: Limits, clock: Arc<ManualClock>) -> Queue {
