@@ -189,3 +189,49 @@ fn sign_in_then_three_status_windows_follow_one_core() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn the_status_window_shows_the_connection_lost_and_back() -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = support::ExamServer::start()?;
+    // The app reaches the server through a link the test can cut.
+    let link = fault_proxy::FaultProxy::start(server.addr)?;
+    let data_dir = tempfile::tempdir()?;
+    let harness = Harness::start(&[
+        ("EXAM_DESKTOP_SERVER", format!("{}/", link.url())),
+        (
+            "EXAM_DESKTOP_DATA_DIR",
+            data_dir.path().display().to_string(),
+        ),
+    ])?;
+    let session = harness.session()?;
+    let wait = Duration::from_secs(30);
+    session.sign_in("student11", "demo")?;
+    let main = session.current_handle()?;
+    session.click("[data-testid=open-status]")?;
+    let handles = session.wait_for_windows(2, wait)?;
+    let status = handles
+        .iter()
+        .find(|h| **h != main)
+        .expect("a status window");
+    session.switch_to(status)?;
+    session.wait_text("[data-testid=network-state]", wait, |t| t == "Online")?;
+
+    // The cable is pulled: nothing answers any more.
+    link.set_link(fault_proxy::Link::Blackhole);
+    let shown = session.wait_text("[data-testid=network-state]", wait, |t| {
+        t.starts_with("Offline")
+    })?;
+    assert!(shown.contains("kept on this computer"), "{shown}");
+    session.find("[data-testid=sync-now]")?;
+    support::screenshot(&harness.display, "e2e-offline.png")?;
+    // The main window still says the student is signed in (offline is not signed out).
+    session.switch_to(&main)?;
+    session.wait_text("[data-testid=signed-in-user]", wait, |t| t == "student11")?;
+
+    // Back: the window says so by itself.
+    link.set_link(fault_proxy::Link::Up);
+    session.switch_to(status)?;
+    session.wait_text("[data-testid=network-state]", wait, |t| t == "Online")?;
+    Ok(())
+}

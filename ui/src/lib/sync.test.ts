@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { SyncProgress } from "../bindings";
-import { networkLabel, syncLabel } from "./sync";
+import { networkLabel, sentence, syncLabel } from "./sync";
 
 const progress = (state: SyncProgress["state"], remaining: number, done = 0): SyncProgress => ({
   state,
@@ -26,5 +26,13 @@ describe("sync words", () => {
     expect(syncLabel(progress("waiting_for_sign_in", 2))).toBe("2 waiting for you to sign in");
     expect(syncLabel(progress("waiting_for_sign_in", 0))).toBe("Nothing waiting");
     expect(syncLabel(progress("idle", 0))).toBe("Everything is sent");
+  });
+});
+
+describe("sentence", () => {
+  it("capitalises and ends reasons", () => {
+    expect(sentence("the server does not answer (timed out)")).toBe("The server does not answer (timed out)");
+    expect(sentence("the connection to the server was cut")).toBe("The connection to the server was cut.");
+    expect(sentence("")).toBe("");
   });
 });

@@ -34,3 +34,11 @@ export function syncLabel(p: SyncProgress): string {
       return "Everything is sent";
   }
 }
+
+/** A reason from the core as a sentence: capital first, full stop last. */
+export function sentence(text: string): string {
+  const t = text.trim();
+  if (!t) return t;
+  const capital = t.charAt(0).toUpperCase() + t.slice(1);
+  return /[.!?)]$/.test(capital) ? capital : `${capital}.`;
+}
