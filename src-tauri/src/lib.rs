@@ -185,7 +185,15 @@ pub fn run() {
         });
         auth.spawn_worker()
     });
-    let offline = start_offline(&loaded.settings, &auth, &bus);
+    // With a settings problem nothing is sent anywhere until IT fixes it.
+    let offline = if loaded.problems.is_empty() {
+        start_offline(&loaded.settings, &auth, &bus)
+    } else {
+        Err(
+            "the settings on this computer have a problem; nothing is sent until it is fixed"
+                .into(),
+        )
+    };
     if let Err(error) = &offline {
         tracing::error!(%error, "the offline queue cannot start");
     }

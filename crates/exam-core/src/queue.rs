@@ -1118,6 +1118,7 @@ fn move_inbox_part(
         return Ok(0);
     };
     let mut moved = 0usize;
+    let mut max_id = 0i64;
     let mut superseded = 0u32;
     let mut next: HashMap<String, i64> = HashMap::new();
     for (_, created_at, text) in rows {
@@ -1159,11 +1160,18 @@ fn move_inbox_part(
             ])?;
             let n = next.entry(e.stream).or_insert(0);
             *n = (*n).max(e.seq + 1);
+            max_id = max_id.max(e.id);
             moved += 1;
         }
     }
     tx.prepare_cached("DELETE FROM inbox WHERE id <= ?1")?
         .execute(params![last])?;
+    // Ids are never reused, even after delivered entries are pruned.
+    tx.prepare_cached(
+        "INSERT INTO counters (name, value) VALUES ('max_id', ?1)
+         ON CONFLICT (name) DO UPDATE SET value = max(value, ?1)",
+    )?
+    .execute(params![max_id])?;
     for (stream, n) in next {
         tx.prepare_cached(
             "INSERT INTO streams (stream, next_seq) VALUES (?1, ?2)
@@ -1183,7 +1191,8 @@ fn read_state(conn: &rusqlite::Connection) -> rusqlite::Result<State> {
     let (entries, bytes, max_id): (i64, i64, i64) = conn.query_row(
         "SELECT (SELECT COUNT(*) FROM queue WHERE status <> 'done'),
                 (SELECT COALESCE(SUM(bytes), 0) FROM queue WHERE status <> 'done'),
-                (SELECT COALESCE(MAX(id), 0) FROM queue)",
+                max((SELECT COALESCE(MAX(id), 0) FROM queue),
+                    (SELECT COALESCE(MAX(value), 0) FROM counters WHERE name = 'max_id'))",
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;

@@ -395,3 +395,17 @@ fn a_claim_stops_before_its_bytes_pass_the_cap_but_always_hands_out_one() {
         "one, however big"
     );
 }
+
+#[test]
+fn ids_are_never_reused_even_after_pruning_and_a_restart() {
+    let mut f = fixture(Limits::default());
+    let a = f.queue.enqueue(answer("a1", "q1", "x")).unwrap();
+    let c = f.queue.claim(1).unwrap();
+    f.queue.complete(&[(c[0].id, done())]).unwrap();
+    f.clock.advance(Duration::from_secs(10));
+    assert_eq!(f.queue.prune_done(Duration::from_secs(1)).unwrap(), 1);
+    f.reopen();
+    let b = f.queue.enqueue(answer("a1", "q2", "y")).unwrap();
+    assert!(b.id > a.id, "{} after {}", b.id, a.id);
+    assert!(b.seq > a.seq);
+}
