@@ -31,12 +31,17 @@ fn rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// A ~300-byte answer save, like the browser peer's.
+/// A ~300-byte answer save, like the browser peer's (`QUEUE_BENCH_VALUE_BYTES` changes the
+/// answer's length, 200 by default).
 fn save(i: usize) -> NewEntry {
+    let width: usize = std::env::var("QUEUE_BENCH_VALUE_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     NewEntry::answer(
         &format!("attempt-{}", i % 20),
         &format!("q{:03}", i % 997),
-        json!(format!("{i:0>200}")),
+        json!(format!("{i:0>width$}")),
         "2026-11-28T10:42:00.000Z",
     )
 }
