@@ -457,12 +457,23 @@ impl Queue {
         *self.inner.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
-    /// Names this database in an error from writing the inbox.
-    fn inbox_error(&self, e: QueueError) -> QueueError {
-        match e {
-            QueueError::Store(StoreError::Sqlite { source, .. }) => self.err(source),
-            other => other,
-        }
+    /// Writes a group of saves as one inbox row (one row however many: a grouped save
+    /// costs little more than a single one).
+    fn insert_inbox(
+        &self,
+        tx: &Transaction<'_>,
+        group: &[Prepared],
+        now: i64,
+    ) -> Result<(), QueueError> {
+        let Some(first) = group.first() else {
+            return Ok(());
+        };
+        let entries: Vec<InboxEntry> = group.iter().map(InboxEntry::from).collect();
+        let text = serde_json::to_string(&entries).map_err(|e| QueueError::Body(e.to_string()))?;
+        tx.prepare_cached("INSERT INTO inbox (id, created_at, entries) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![first.id, now, text]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     fn err(&self, e: rusqlite::Error) -> QueueError {
@@ -503,7 +514,7 @@ impl Queue {
         let mut totals = state.totals;
         let mut evicted_total = 0u32;
         if fits {
-            insert_inbox(&tx, &prepared, now).map_err(|e| self.inbox_error(e))?;
+            self.insert_inbox(&tx, &prepared, now)?;
             out.extend(prepared.iter().map(|p| p.enqueued(p.id, 0)));
             tx.commit().map_err(|e| self.err(e))?;
             state.totals.entries += count;
@@ -543,7 +554,7 @@ impl Queue {
                 totals.entries = totals.entries.saturating_sub(1);
                 totals.bytes = totals.bytes.saturating_sub(u64::try_from(b).unwrap_or(0));
             }
-            insert_inbox(&tx, std::slice::from_ref(p), now).map_err(|e| self.inbox_error(e))?;
+            self.insert_inbox(&tx, std::slice::from_ref(p), now)?;
             totals.entries += 1;
             totals.bytes += p.bytes;
             move_inbox(&tx, &mut totals).map_err(|e| self.err(e))?;
@@ -1067,25 +1078,6 @@ impl From<&Prepared> for InboxEntry {
             bytes: p.bytes,
         }
     }
-}
-
-/// Writes a group of saves as one inbox row (one row however many: a grouped save costs
-/// little more than a single one).
-fn insert_inbox(tx: &Transaction<'_>, group: &[Prepared], now: i64) -> Result<(), QueueError> {
-    let Some(first) = group.first() else {
-        return Ok(());
-    };
-    let entries: Vec<InboxEntry> = group.iter().map(InboxEntry::from).collect();
-    let text = serde_json::to_string(&entries).map_err(|e| QueueError::Body(e.to_string()))?;
-    tx.prepare_cached("INSERT INTO inbox (id, created_at, entries) VALUES (?1, ?2, ?3)")
-        .and_then(|mut s| s.execute(params![first.id, now, text]))
-        .map_err(|e| {
-            QueueError::Store(StoreError::Sqlite {
-                path: std::path::PathBuf::new(),
-                source: e,
-            })
-        })?;
-    Ok(())
 }
 
 /// The entries of one inbox row.

@@ -6,17 +6,14 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use exam_core::auth::AuthConfig;
 use exam_core::bus::EventBus;
 use exam_core::queue::{Limits, NewEntry, Queue};
-use exam_core::sync::{NetworkView, SyncConfig, SyncEngine};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::support::{manager, password, MemoryStore, Server, ADMIN};
+use crate::support::{admin_attempt, drained, memory_manager, online_engine, password, Server};
 
 const CHILD_DB: &str = "EXAM_CRASH_CHILD_DB";
 const CHILD_SERVER: &str = "EXAM_CRASH_CHILD_SERVER";
@@ -43,24 +40,11 @@ fn crash_child() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let queue = Queue::open(std::path::Path::new(&db), Limits::default()).unwrap();
     let bus = EventBus::default();
-    let auth = manager(
-        AuthConfig::new(server),
-        Arc::new(MemoryStore::default()),
-        bus.clone(),
-    );
+    let auth = memory_manager(server, &bus);
     runtime
         .block_on(auth.sign_in("student9", password()))
         .unwrap();
-    let engine = runtime.block_on(async {
-        SyncEngine::spawn(
-            SyncConfig::default(),
-            queue.clone(),
-            auth.clone(),
-            NetworkView::always_online(),
-            bus.clone(),
-        )
-        .unwrap()
-    });
+    let engine = runtime.block_on(async { online_engine(&queue, &auth, &bus) });
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut out = std::io::stdout().lock();
     for n in 0.. {
@@ -207,38 +191,15 @@ async fn answers_reported_durable_survive_sigkill() {
     // Deliver what is left, then the server holds exactly the newest save of each answer.
     let queue = Queue::open(&db, Limits::default()).unwrap();
     let bus = EventBus::default();
-    let auth = manager(
-        AuthConfig::new(server.url()),
-        Arc::new(MemoryStore::default()),
-        bus.clone(),
-    );
+    let auth = memory_manager(server.url(), &bus);
     auth.sign_in("student9", password()).await.unwrap();
-    let engine = SyncEngine::spawn(
-        SyncConfig::default(),
-        queue.clone(),
-        auth,
-        NetworkView::always_online(),
-        bus,
-    )
-    .unwrap();
+    let engine = online_engine(&queue, &auth, &bus);
     engine.sync_now();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while queue.remaining().unwrap() > 0 {
-        assert!(std::time::Instant::now() < deadline, "{:?}", queue.counts());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    drained(&queue, Duration::from_secs(60)).await;
     assert_eq!(queue.counts().unwrap().dead, 0);
     let rows = newest_rows(&queue);
     for attempt in &attempts {
-        let held: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}v1/admin/attempts/{attempt}", server.url()))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let held = admin_attempt(&server, attempt).await;
         for question in QUESTIONS {
             if let Some((_, value, _)) = rows.get(&(attempt.clone(), question.to_string())) {
                 assert_eq!(

@@ -115,3 +115,61 @@ pub fn manager(config: AuthConfig, store: Arc<dyn SecretStore>, bus: EventBus) -
 pub fn password() -> Secret<String> {
     Secret::new("demo".to_string())
 }
+
+/// A token manager for `server` on an in-memory secret store.
+pub fn memory_manager(server: url::Url, bus: &EventBus) -> TokenManager {
+    manager(
+        AuthConfig::new(server),
+        Arc::new(MemoryStore::default()),
+        bus.clone(),
+    )
+}
+
+/// A sync engine with the default settings, on a network that is always up.
+pub fn online_engine(
+    queue: &exam_core::queue::Queue,
+    auth: &TokenManager,
+    bus: &EventBus,
+) -> exam_core::sync::SyncEngine {
+    exam_core::sync::SyncEngine::spawn(
+        exam_core::sync::SyncConfig::default(),
+        queue.clone(),
+        auth.clone(),
+        exam_core::sync::NetworkView::always_online(),
+        bus.clone(),
+    )
+    .unwrap()
+}
+
+/// What the server holds for an attempt (admin API).
+pub async fn admin_attempt(server: &Server, attempt: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/admin/attempts/{attempt}",
+            server.addr
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until nothing is left to send; fails after `within`.
+pub async fn drained(queue: &exam_core::queue::Queue, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let remaining = queue.remaining().unwrap();
+        if remaining == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{remaining} entries still queued after {within:?}: {:?}",
+            queue.counts().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -5,18 +5,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use exam_core::auth::AuthConfig;
 use exam_core::bus::EventBus;
 use exam_core::network::{MonitorConfig, NetworkMonitor};
 use exam_core::queue::{Limits, NewEntry, Queue, Status};
-use exam_core::sync::{NetworkView, SyncConfig, SyncEngine};
+use exam_core::sync::{SyncConfig, SyncEngine};
 use fault_proxy::{FaultProxy, Faults, Link};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::support::{self, manager, password, MemoryStore, Server, ADMIN};
+use crate::support::{admin_attempt, drained, memory_manager, online_engine, password, Server};
 
 /// A valid random answer for a question of the demo package.
 fn random_value(question: &Value, rng: &mut impl Rng) -> Value {
@@ -42,48 +41,13 @@ fn random_value(question: &Value, rng: &mut impl Rng) -> Value {
     }
 }
 
-async fn admin_attempt(server: &Server, attempt: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!(
-            "http://{}/v1/admin/attempts/{attempt}",
-            server.addr
-        ))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn drained(queue: &Queue, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let remaining = queue.remaining().unwrap();
-        if remaining == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{remaining} entries still queued after {within:?}: {:?}",
-            queue.counts().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_saves_through_a_flapping_link_take_effect_exactly_once() {
     let server = Server::start(900).await;
     let proxy = Arc::new(FaultProxy::start(server.addr).unwrap());
     let base: url::Url = format!("{}/", proxy.url()).parse().unwrap();
     let bus = EventBus::default();
-    let auth = manager(
-        AuthConfig::new(base.clone()),
-        Arc::new(MemoryStore::default()),
-        bus.clone(),
-    );
+    let auth = memory_manager(base.clone(), &bus);
     auth.sign_in("student5", password()).await.unwrap();
     let package: Value = auth
         .send_authorized(|c| c.get(base.join("v1/exams/demo-mixed/package").unwrap()))
@@ -255,11 +219,7 @@ fn stored_writes_per_attempt(queue: &Queue) -> HashMap<String, u64> {
 async fn a_refused_request_becomes_a_dead_letter_and_blocks_nothing() {
     let server = Server::start(900).await;
     let bus = EventBus::default();
-    let auth = manager(
-        AuthConfig::new(server.url()),
-        Arc::new(MemoryStore::default()),
-        bus.clone(),
-    );
+    let auth = memory_manager(server.url(), &bus);
     auth.sign_in("student6", password()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
@@ -284,14 +244,7 @@ async fn a_refused_request_becomes_a_dead_letter_and_blocks_nothing() {
             &now,
         ))
         .unwrap();
-    let engine = SyncEngine::spawn(
-        SyncConfig::default(),
-        queue.clone(),
-        auth.clone(),
-        NetworkView::always_online(),
-        bus.clone(),
-    )
-    .unwrap();
+    let engine = online_engine(&queue, &auth, &bus);
     engine.notify();
     drained(&queue, Duration::from_secs(30)).await;
     assert_eq!(queue.status_of(bad.id).unwrap(), Some(Status::Dead));
@@ -306,18 +259,13 @@ async fn a_refused_request_becomes_a_dead_letter_and_blocks_nothing() {
         .contains("refused by the server"));
     let held = admin_attempt(&server, &attempt).await;
     assert_eq!(held["answers"]["q03"]["value"], "a short answer");
-    let _ = support::ADMIN;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_out_the_queue_waits_and_is_kept_then_delivers_after_sign_in() {
     let server = Server::start(900).await;
     let bus = EventBus::default();
-    let auth = manager(
-        AuthConfig::new(server.url()),
-        Arc::new(MemoryStore::default()),
-        bus.clone(),
-    );
+    let auth = memory_manager(server.url(), &bus);
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
     let attempt = uuid::Uuid::new_v4().to_string();
@@ -333,14 +281,7 @@ async fn signed_out_the_queue_waits_and_is_kept_then_delivers_after_sign_in() {
             &now,
         ))
         .unwrap();
-    let engine = SyncEngine::spawn(
-        SyncConfig::default(),
-        queue.clone(),
-        auth.clone(),
-        NetworkView::always_online(),
-        bus.clone(),
-    )
-    .unwrap();
+    let engine = online_engine(&queue, &auth, &bus);
     engine.notify();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
