@@ -41,11 +41,10 @@ async fn main() {
         ip_rate: exam_server::RateSpec::OFF,
         ..exam_server::Config::new(dir.path().join("bench.db"))
     };
-    let server = exam_server::Server::bind("127.0.0.1:0".parse().unwrap(), config)
+    let server = exam_server::Server::spawn("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
-    let base = format!("http://{}/", server.local_addr().unwrap());
-    tokio::spawn(server.serve(std::future::pending()));
+    let base = server.url();
 
     let manager = TokenManager::new(
         AuthConfig::new(base.parse().unwrap()),

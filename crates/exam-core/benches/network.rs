@@ -15,27 +15,12 @@ use fault_proxy::{FaultProxy, Link};
 
 const ROUNDS: usize = 5;
 
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    done: tokio::task::JoinHandle<()>,
-}
-
-async fn serve(addr: SocketAddr, db: &std::path::Path) -> (SocketAddr, Running) {
+async fn serve(addr: SocketAddr, db: &std::path::Path) -> exam_server::Running {
     let config = exam_server::Config {
         demo: true,
         ..exam_server::Config::new(db.to_path_buf())
     };
-    let server = exam_server::Server::bind(addr, config).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(async move {
-        let _ = server
-            .serve(async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    (addr, Running { stop, done })
+    exam_server::Server::spawn(addr, config).await.unwrap()
 }
 
 async fn until(monitor: &NetworkMonitor, usable: bool) -> Duration {
@@ -67,7 +52,8 @@ fn report(what: &str, down: Vec<Duration>, up: Vec<Duration>) {
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("net.db");
-    let (addr, mut server) = serve("127.0.0.1:0".parse().unwrap(), &db).await;
+    let mut server = serve("127.0.0.1:0".parse().unwrap(), &db).await;
+    let addr = server.addr;
     let proxy = FaultProxy::start(addr).unwrap();
     let monitor = NetworkMonitor::spawn(
         MonitorConfig::new(format!("{}/", proxy.url()).parse().unwrap()),
@@ -98,12 +84,10 @@ async fn main() {
     let (mut down, mut up) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         tokio::time::sleep(Duration::from_millis(300 + 137 * round as u64)).await;
-        let _ = server.stop.send(());
-        let _ = server.done.await;
+        server.stop().await;
         down.push(until(&monitor, false).await);
         tokio::time::sleep(Duration::from_millis(200 + 91 * round as u64)).await;
-        let (_, again) = serve(addr, &db).await;
-        server = again;
+        server = serve(addr, &db).await;
         up.push(until(&monitor, true).await);
     }
     report("server stopped and restarted", down, up);

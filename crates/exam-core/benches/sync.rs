@@ -97,11 +97,10 @@ async fn main() {
         ip_rate: exam_server::RateSpec::OFF,
         ..exam_server::Config::new(dir.path().join("bench.db"))
     };
-    let server = exam_server::Server::bind("127.0.0.1:0".parse().unwrap(), config)
+    let server = exam_server::Server::spawn("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
-    let base = format!("http://{}/", server.local_addr().unwrap());
-    tokio::spawn(server.serve(std::future::pending()));
+    let base = server.url();
 
     // SYNC_BENCH_BATCH=20 tries another batch size (the default is the app's, 50).
     let batch: usize = std::env::var("SYNC_BENCH_BATCH")

@@ -138,6 +138,63 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Binds `addr` and serves in the background on the current Tokio runtime (tests,
+    /// benchmarks, tools). [`Running::stop`], or dropping the handle, stops it.
+    pub async fn spawn(addr: SocketAddr, config: Config) -> anyhow::Result<Running> {
+        let server = Self::bind(addr, config).await?;
+        let addr = server.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            if let Err(error) = server
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await
+            {
+                tracing::error!(%error, "the server stopped with an error");
+            }
+        });
+        Ok(Running {
+            addr,
+            stop: Some(stop),
+            done: Some(done),
+        })
+    }
+}
+
+/// A server serving in the background (see [`Server::spawn`]).
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// `http://ADDR/`
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Stops serving and waits until it has (the port is free again; the database stays).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// Now, as the server's clock says.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()

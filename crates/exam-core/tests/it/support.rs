@@ -17,8 +17,7 @@ pub const ADMIN: &str = "core-tests-admin";
 pub struct Server {
     pub addr: SocketAddr,
     _dir: Option<tempfile::TempDir>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
+    running: exam_server::Running,
 }
 
 pub fn config(db: PathBuf, access_ttl_s: u64) -> Config {
@@ -45,32 +44,17 @@ impl Server {
     }
 
     pub async fn start_at(addr: SocketAddr, config: Config) -> Self {
-        let server = exam_server::Server::bind(addr, config).await.unwrap();
-        let addr = server.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let done = tokio::spawn(async move {
-            let _ = server
-                .serve(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let running = exam_server::Server::spawn(addr, config).await.unwrap();
         Self {
-            addr,
+            addr: running.addr,
             _dir: None,
-            stop: Some(stop),
-            done: Some(done),
+            running,
         }
     }
 
     /// Stops serving (the port is free again); the database stays.
     pub async fn stop(&mut self) -> Option<tempfile::TempDir> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(done) = self.done.take() {
-            let _ = done.await;
-        }
+        self.running.stop().await;
         self._dir.take()
     }
 
@@ -92,14 +76,6 @@ impl Server {
 
     pub async fn refreshes(&self) -> u64 {
         self.stats().await["token_refreshes"].as_u64().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
