@@ -34,10 +34,13 @@ fn rss_mib() -> f64 {
 /// A ~300-byte answer save, like the browser peer's (`QUEUE_BENCH_VALUE_BYTES` changes the
 /// answer's length, 200 by default).
 fn save(i: usize) -> NewEntry {
-    let width: usize = std::env::var("QUEUE_BENCH_VALUE_BYTES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    static WIDTH: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let width = *WIDTH.get_or_init(|| {
+        std::env::var("QUEUE_BENCH_VALUE_BYTES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200)
+    });
     NewEntry::answer(
         &format!("attempt-{}", i % 20),
         &format!("q{:03}", i % 997),
@@ -57,54 +60,150 @@ fn open(dir: &tempfile::TempDir, name: &str) -> Queue {
     Queue::open(&dir.path().join(name), unlimited()).unwrap()
 }
 
+/// `n` saves one per transaction (each made before its clock starts: the caller's
+/// formatting is not the queue's cost).
 fn one_at_a_time(queue: &Queue, n: usize, offset: usize) -> (Vec<Duration>, Duration) {
     let mut took = Vec::with_capacity(n);
-    let start = Instant::now();
+    let mut total = Duration::ZERO;
     for i in 0..n {
+        let entry = save(offset + i);
         let t = Instant::now();
-        queue.enqueue(save(offset + i)).unwrap();
-        took.push(t.elapsed());
+        queue.enqueue(entry).unwrap();
+        let d = t.elapsed();
+        took.push(d);
+        total += d;
     }
-    let total = start.elapsed();
     took.sort();
     (took, total)
 }
 
+/// One group of figures.
+type Phase = fn(&tempfile::TempDir);
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     println!("queue benchmarks (real file in {}):", dir.path().display());
-
-    // Durable enqueue, one per transaction, 3 runs of 2,000 (median run by p99).
-    let mut runs = Vec::new();
-    for run in 0..3 {
-        let queue = open(&dir, &format!("single-{run}.db"));
-        runs.push(one_at_a_time(&queue, 2000, 0));
+    // `QUEUE_BENCH_ONLY=single,grouped` runs some of them.
+    let only = std::env::var("QUEUE_BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
+    let phases: [(&str, Phase); 5] = [
+        ("single", single),
+        ("grouped", grouped),
+        ("dequeue", dequeue),
+        ("coalescing", coalescing),
+        ("scale", scale),
+    ];
+    for (name, phase) in phases {
+        if run(name) {
+            phase(&dir);
+        }
     }
-    runs.sort_by_key(|(took, _)| pct(took, 99.0));
-    let (took, total) = &runs[1];
-    println!(
-        "  durable save, one per transaction: p50 {:.3} ms  p99 {:.3} ms  {:.0} saves/s   (budget p99 ≤ 1 ms, ≥ 4,000/s; browser IndexedDB strict 0.98 / 5.01 ms, 771/s)",
-        ms(pct(took, 50.0)),
-        ms(pct(took, 99.0)),
-        2000.0 / total.as_secs_f64()
-    );
+}
 
-    // Grouped enqueue: 100 per transaction.
-    let queue = open(&dir, "grouped.db");
+/// SQLite alone on this disk: rows of 300 bytes, `per_tx` per transaction, WAL +
+/// synchronous=FULL, timed after 2,000 rows (the WAL at its working size, as for the queue);
+/// rows per second.
+fn floor_rows(dir: &tempfile::TempDir, name: &str, per_tx: usize) -> f64 {
+    let mut conn = rusqlite::Connection::open(dir.path().join(name)).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+        .unwrap();
+    let row = vec![b'x'; 300];
+    let mut insert = |n: usize| {
+        let tx = conn.transaction().unwrap();
+        for _ in 0..n {
+            tx.prepare_cached("INSERT INTO t (v) VALUES (?1)")
+                .unwrap()
+                .execute([&row])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    };
+    for _ in 0..2000 {
+        insert(1);
+    }
+    let rows = if per_tx == 1 { 4000 } else { 100_000 };
     let start = Instant::now();
-    for chunk in 0..1000 {
-        queue
-            .enqueue_many((0..100).map(|i| save(chunk * 100 + i)).collect())
-            .unwrap();
+    for _ in 0..rows / per_tx {
+        insert(per_tx);
     }
-    let grouped = 100_000.0 / start.elapsed().as_secs_f64();
-    println!(
-        "  grouped save, 100 per transaction: {grouped:.0} entries/s   (budget ≥ 100,000/s; browser IndexedDB ≈ 10–11k/s)"
-    );
+    rows as f64 / start.elapsed().as_secs_f64()
+}
 
+/// Durable saves, one per transaction, next to SQLite's own floor on the same disk.
+fn single(dir: &tempfile::TempDir) {
+    // Durable enqueue, one per transaction. A new database's first saves also grow its WAL
+    // file (each commit then changes the file's size as well as its data); once the WAL has
+    // reached its working size (about 1,000 pages, then reused after each checkpoint) a save
+    // only overwrites it, as on a machine in the middle of an exam.
+    let line = |what: &str, (took, total): &(Vec<Duration>, Duration), n: usize| {
+        println!(
+            "  durable save, one per transaction, {what}: p50 {:.3} ms  p99 {:.3} ms  {:.0} saves/s   (budget p99 ≤ 1 ms, ≥ 4,000/s; browser IndexedDB strict 0.98 / 5.01 ms, 771/s)",
+            ms(pct(took, 50.0)),
+            ms(pct(took, 99.0)),
+            n as f64 / total.as_secs_f64()
+        );
+    };
+    let mut fresh = Vec::new();
+    let mut steady = Vec::new();
+    let mut floor = Vec::new();
+    for run in 0..3 {
+        let queue = open(dir, &format!("single-{run}.db"));
+        fresh.push(one_at_a_time(&queue, 2000, 0));
+        steady.push(one_at_a_time(&queue, 4000, 2000));
+        floor.push(floor_rows(dir, &format!("floor-single-{run}.db"), 1));
+    }
+    // Median run by throughput.
+    fresh.sort_by_key(|(_, total)| *total);
+    steady.sort_by_key(|(_, total)| *total);
+    floor.sort_by(f64::total_cmp);
+    line("first 2,000 into a new file", &fresh[1], 2000);
+    line("steady state (4,000 more)", &steady[1], 4000);
+    let rate = 4000.0 / steady[1].1.as_secs_f64();
+    println!(
+        "    SQLite's floor on this disk in the same runs (one 300-byte row per transaction, WAL + FULL, steady): {:.0} rows/s; the queue reaches {:.0} % of it   (the budget's 4,000/s is 78 % of the 5,101/s floor it was set against)",
+        floor[1],
+        100.0 * rate / floor[1]
+    );
+}
+
+/// Grouped saves, 100 per transaction, next to SQLite's floor.
+fn grouped(dir: &tempfile::TempDir) {
+    // Grouped enqueue: 100 per transaction (3 runs of 100,000; median).
+    let mut rates = Vec::new();
+    for run in 0..3 {
+        let queue = open(dir, &format!("grouped-{run}.db"));
+        let mut total = Duration::ZERO;
+        for chunk in 0..1000 {
+            let group: Vec<NewEntry> = (0..100).map(|i| save(chunk * 100 + i)).collect();
+            let t = Instant::now();
+            queue.enqueue_many(group).unwrap();
+            total += t.elapsed();
+        }
+        rates.push(100_000.0 / total.as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "  grouped save, 100 per transaction: {:.0} entries/s (runs {:.0} / {:.0} / {:.0})   (budget ≥ 100,000/s; browser IndexedDB ≈ 10–11k/s)",
+        rates[1], rates[0], rates[1], rates[2]
+    );
+    let mut floor: Vec<f64> = (0..3)
+        .map(|run| floor_rows(dir, &format!("floor-grouped-{run}.db"), 100))
+        .collect();
+    floor.sort_by(f64::total_cmp);
+    println!(
+        "    SQLite's floor on this disk (100 rows of 300 bytes per transaction, WAL + FULL): {:.0} rows/s; the queue reaches {:.0} % of it   (the budget is 81 % of the 124k/s floor it was set against)",
+        floor[1],
+        100.0 * rates[1] / floor[1]
+    );
+}
+
+/// Claim and complete until empty.
+fn dequeue(dir: &tempfile::TempDir) {
     // Dequeue: claim 20, complete them, until empty (100,000 entries, 20 streams; the
     // grouped run coalesced most of them, so fill a fresh one without coalescing keys).
-    let queue = open(&dir, "dequeue.db");
+    let queue = open(dir, "dequeue.db");
     for chunk in 0..1000 {
         queue
             .enqueue_many(
@@ -144,9 +243,12 @@ fn main() {
         "  dequeue (claim 20 + mark done): {:.0} entries/s over {dequeued}",
         dequeued as f64 / start.elapsed().as_secs_f64()
     );
+}
 
+/// Saves that replace older saves of the same answer.
+fn coalescing(dir: &tempfile::TempDir) {
     // Coalescing: 10,000 saves of 400 answers, one per transaction.
-    let queue = open(&dir, "coalesce.db");
+    let queue = open(dir, "coalesce.db");
     let start = Instant::now();
     for i in 0..10_000 {
         queue
@@ -165,13 +267,16 @@ fn main() {
         counts.pending,
         counts.coalesced
     );
+}
 
+/// The cost of a save and a claim with many entries queued; memory.
+fn scale(dir: &tempfile::TempDir) {
     // Scale: cost of a save and of a claim when the queue is empty vs holding N entries.
     let scale: usize = std::env::var("QUEUE_BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let queue = open(&dir, "scale.db");
+    let queue = open(dir, "scale.db");
     let rss_before = rss_mib();
     let (empty, _) = one_at_a_time(&queue, 500, 0);
     let claim_empty = time_claims(&queue);

@@ -468,10 +468,19 @@ impl Queue {
         let Some(first) = group.first() else {
             return Ok(());
         };
-        let entries: Vec<InboxEntry> = group.iter().map(InboxEntry::from).collect();
-        let text = serde_json::to_string(&entries).map_err(|e| QueueError::Body(e.to_string()))?;
+        let size: usize = group
+            .iter()
+            .map(|p| {
+                inbox::FIXED_BYTES
+                    + p.path.len()
+                    + p.stream.len()
+                    + p.body.as_ref().map_or(0, Vec::len)
+                    + p.coalesce_key.as_ref().map_or(0, String::len)
+            })
+            .sum();
+        let data = inbox::encode(group.iter().map(Prepared::as_inbox), size);
         tx.prepare_cached("INSERT INTO inbox (id, created_at, entries) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![first.id, now, text]))
+            .and_then(|mut s| s.execute(params![first.id, now, data]))
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -982,13 +991,19 @@ impl Queue {
     }
 }
 
+/// What an entry counts against the byte quota: its path and body, and a fixed share for
+/// the rest of its row.
+fn entry_bytes(path: &str, body: Option<&[u8]>) -> u64 {
+    (body.map_or(0, <[u8]>::len) + path.len() + 96) as u64
+}
+
 /// A save ready to be written: its sequence number given, its body encoded.
 struct Prepared {
     id: i64,
     method: String,
     path: String,
     body: Option<Vec<u8>>,
-    key: String,
+    key: uuid::Uuid,
     stream: String,
     seq: i64,
     priority: Priority,
@@ -1002,8 +1017,23 @@ impl Prepared {
         Enqueued {
             id,
             seq: self.seq,
-            idempotency_key: self.key.clone(),
+            idempotency_key: self.key.to_string(),
             evicted,
+        }
+    }
+
+    fn as_inbox(&self) -> inbox::EntryRef<'_> {
+        inbox::EntryRef {
+            id: self.id,
+            seq: self.seq,
+            priority: self.priority,
+            key: &self.key,
+            method: &self.method,
+            kind: self.kind,
+            stream: &self.stream,
+            coalesce_key: self.coalesce_key.as_deref(),
+            path: &self.path,
+            body: self.body.as_deref(),
         }
     }
 }
@@ -1026,64 +1056,20 @@ fn prepare(
         .map(|b| serde_json::to_vec(&b))
         .transpose()
         .map_err(|e| QueueError::Body(e.to_string()))?;
-    let bytes = (body.as_ref().map_or(0, Vec::len) + entry.path.len() + 96) as u64;
+    let bytes = entry_bytes(&entry.path, body.as_deref());
     Ok(Prepared {
         id,
         method: entry.method,
         path: entry.path,
         body,
         // Time-ordered keys append to the unique index instead of landing at random in it.
-        key: uuid::Uuid::now_v7().to_string(),
+        key: uuid::Uuid::now_v7(),
         stream: entry.stream,
         seq,
         priority: entry.priority,
         kind: entry.kind,
         coalesce_key: entry.coalesce_key,
         bytes,
-    })
-}
-
-/// One saved entry inside an inbox row.
-#[derive(Serialize, serde::Deserialize)]
-struct InboxEntry {
-    id: i64,
-    method: String,
-    path: String,
-    body: Option<String>,
-    key: String,
-    stream: String,
-    seq: i64,
-    priority: i64,
-    kind: String,
-    coalesce_key: Option<String>,
-    bytes: u64,
-}
-
-impl From<&Prepared> for InboxEntry {
-    fn from(p: &Prepared) -> Self {
-        Self {
-            id: p.id,
-            method: p.method.clone(),
-            path: p.path.clone(),
-            body: p
-                .body
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned()),
-            key: p.key.clone(),
-            stream: p.stream.clone(),
-            seq: p.seq,
-            priority: p.priority as i64,
-            kind: p.kind.as_str().to_string(),
-            coalesce_key: p.coalesce_key.clone(),
-            bytes: p.bytes,
-        }
-    }
-}
-
-/// The entries of one inbox row.
-fn decode_inbox(text: &str) -> rusqlite::Result<Vec<InboxEntry>> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
@@ -1100,10 +1086,12 @@ fn move_inbox_part(
     totals: &mut Totals,
     limit: i64,
 ) -> rusqlite::Result<usize> {
-    let rows: Vec<(i64, i64, String)> = {
+    let rows: Vec<(i64, i64, Vec<inbox::InboxEntry>)> = {
         let mut stmt =
             tx.prepare_cached("SELECT id, created_at, entries FROM inbox ORDER BY id LIMIT ?1")?;
-        let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, inbox::decode_column(r.get_ref(2)?)?))
+        })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let Some(last) = rows.last().map(|r| r.0) else {
@@ -1113,8 +1101,8 @@ fn move_inbox_part(
     let mut max_id = 0i64;
     let mut superseded = 0u32;
     let mut next: HashMap<String, i64> = HashMap::new();
-    for (_, created_at, text) in rows {
-        for e in decode_inbox(&text)? {
+    for (_, created_at, entries) in rows {
+        for e in entries {
             if let Some(key) = &e.coalesce_key {
                 let mut stmt = tx.prepare_cached(
                     "DELETE FROM queue
@@ -1140,8 +1128,8 @@ fn move_inbox_part(
                 e.id,
                 e.method,
                 e.path,
-                e.body.map(String::into_bytes),
-                e.key,
+                e.body,
+                e.key.to_string(),
                 e.stream,
                 e.seq,
                 e.priority,
@@ -1200,8 +1188,8 @@ fn read_state(conn: &rusqlite::Connection) -> rusqlite::Result<State> {
     }
     // Saves a crash left in the inbox count too (they join the queue right after).
     let mut stmt = conn.prepare("SELECT entries FROM inbox")?;
-    for text in stmt.query_map([], |r| r.get::<_, String>(0))? {
-        for e in decode_inbox(&text?)? {
+    for entries in stmt.query_map([], |r| inbox::decode_column(r.get_ref(0)?))? {
+        for e in entries? {
             state.totals.entries += 1;
             state.totals.bytes += e.bytes;
             state.inbox += 1;
@@ -1244,5 +1232,6 @@ fn read_counters(conn: &rusqlite::Connection) -> rusqlite::Result<HashMap<String
     rows.collect()
 }
 
+pub mod inbox;
 #[cfg(test)]
 mod tests;

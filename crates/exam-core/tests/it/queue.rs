@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use exam_core::queue::{Limits, ManualClock, NewEntry, Outcome, Queue, QueueError};
+use exam_core::queue::{inbox, Limits, ManualClock, NewEntry, Outcome, Queue, QueueError};
 use exam_core::store::Store;
 use proptest::prelude::*;
 use serde_json::json;
@@ -88,25 +88,26 @@ fn rows(queue: &Queue) -> HashMap<i64, Row> {
     let mut stmt = conn
         .prepare("SELECT created_at, entries FROM inbox")
         .unwrap();
-    let groups: Vec<(i64, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    let groups: Vec<(i64, Vec<inbox::InboxEntry>)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, inbox::decode(r.get_ref(1)?).unwrap()))
+        })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    for (created_at, text) in groups {
-        let entries: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    for (created_at, entries) in groups {
         for e in entries {
             out.insert(
-                e["id"].as_i64().unwrap(),
+                e.id,
                 Row {
-                    stream: e["stream"].as_str().unwrap().into(),
-                    seq: e["seq"].as_i64().unwrap(),
+                    stream: e.stream,
+                    seq: e.seq,
                     status: "pending".into(),
-                    kind: e["kind"].as_str().unwrap().into(),
-                    coalesce_key: e["coalesce_key"].as_str().map(str::to_string),
-                    value: value(e["body"].as_str().map(str::as_bytes)),
+                    kind: e.kind,
+                    coalesce_key: e.coalesce_key,
+                    value: value(e.body.as_deref()),
                     next_attempt_at: created_at,
-                    bytes: e["bytes"].as_i64().unwrap(),
+                    bytes: i64::try_from(e.bytes).unwrap(),
                 },
             );
         }
