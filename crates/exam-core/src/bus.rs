@@ -42,6 +42,12 @@ pub enum CoreEvent {
     SyncProgress {
         progress: SyncProgress,
     },
+    /// Something about an attempt changed on the server's side (an answer delivered, the
+    /// deadline confirmed, the submission delivered or refused): windows showing it ask
+    /// for its progress.
+    ExamChanged {
+        attempt_id: String,
+    },
     /// A delivery probe: every window answers it at once, so the core can measure how long
     /// its events take to reach the windows (the diagnostics window and the benchmark).
     Ping {

@@ -7,12 +7,14 @@
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod exam;
 pub mod http;
 pub mod keychain;
 pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod queue;
+pub mod seal;
 pub mod secret;
 pub mod store;
 pub mod sync;

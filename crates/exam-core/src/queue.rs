@@ -29,6 +29,7 @@ use std::time::Duration;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use crate::seal::{is_sealed, Sealer};
 use crate::store::{Store, StoreError};
 
 /// Delivery priority: high before normal before low, then oldest first.
@@ -139,7 +140,11 @@ impl NewEntry {
     pub fn answer(attempt: &str, question: &str, value: serde_json::Value, saved_at: &str) -> Self {
         Self {
             method: "PUT".into(),
-            path: format!("/v1/attempts/{attempt}/answers/{question}"),
+            path: format!(
+                "/v1/attempts/{}/answers/{}",
+                segment(attempt),
+                segment(question)
+            ),
             body: Some(serde_json::json!({"value": value, "saved_at": saved_at})),
             stream: format!("attempt:{attempt}"),
             priority: Priority::Normal,
@@ -153,11 +158,28 @@ impl NewEntry {
     pub fn start_attempt(exam: &str, attempt: &str, started_at: &str) -> Self {
         Self {
             method: "POST".into(),
-            path: format!("/v1/exams/{exam}/attempts"),
+            path: format!("/v1/exams/{}/attempts", segment(exam)),
             body: Some(serde_json::json!({"attempt_id": attempt, "started_at": started_at})),
             stream: format!("attempt:{attempt}"),
             priority: Priority::High,
             kind: Kind::Attempt,
+            coalesce_key: None,
+            stamp_seq: false,
+        }
+    }
+
+    /// Submitting an attempt: `{answer_count, answers_digest}` (a barrier: delivered after
+    /// every save before it).
+    pub fn submit(attempt: &str, answer_count: usize, answers_digest: &str) -> Self {
+        Self {
+            method: "POST".into(),
+            path: format!("/v1/attempts/{}/submit", segment(attempt)),
+            body: Some(
+                serde_json::json!({"answer_count": answer_count, "answers_digest": answers_digest}),
+            ),
+            stream: format!("attempt:{attempt}"),
+            priority: Priority::High,
+            kind: Kind::Submission,
             coalesce_key: None,
             stamp_seq: false,
         }
@@ -176,6 +198,33 @@ impl NewEntry {
             stamp_seq: false,
         }
     }
+}
+
+/// An id as one URL path segment (ids are opaque: `/`, `?` or `#` in one must not change
+/// the request).
+pub fn segment(id: &str) -> std::borrow::Cow<'_, str> {
+    if id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    std::borrow::Cow::Owned(
+        url::form_urlencoded::byte_serialize(id.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20"),
+    )
+}
+
+/// Where a queued entry stands (see [`Queue::entry_states`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryState {
+    pub status: Status,
+    pub completed_at_ms: Option<i64>,
+    pub response_status: Option<u16>,
+    pub response_body: Option<String>,
+    /// The last error (retries) or why it was refused (dead).
+    pub error: Option<String>,
 }
 
 /// Where a new entry went.
@@ -387,6 +436,10 @@ struct Inner {
     limits: Mutex<Limits>,
     backoff: Backoff,
     state: Mutex<State>,
+    /// Seals answer bodies at rest (see [`crate::seal`]); set once the key is known.
+    sealer: std::sync::RwLock<Option<Arc<dyn Sealer>>>,
+    /// Woken whenever work is added (the sync engine waits on it when idle).
+    added: Arc<tokio::sync::Notify>,
 }
 
 /// The queue. Cheap to clone; every clone is the same queue.
@@ -438,6 +491,8 @@ impl Queue {
                 limits: Mutex::new(limits),
                 backoff: Backoff::default(),
                 state: Mutex::new(state),
+                sealer: std::sync::RwLock::new(None),
+                added: Arc::new(tokio::sync::Notify::new()),
             }),
         };
         // Saves a crash left in the inbox join the queue now.
@@ -451,6 +506,25 @@ impl Queue {
 
     pub fn now_ms(&self) -> i64 {
         self.inner.clock.now_ms()
+    }
+
+    /// From now on answer saves are queued sealed (their bodies hold what the student
+    /// wrote), and sealed bodies are opened when they are handed out for sending.
+    pub fn set_sealer(&self, sealer: Arc<dyn Sealer>) {
+        *self.inner.sealer.write().unwrap_or_else(|p| p.into_inner()) = Some(sealer);
+    }
+
+    /// Notified whenever work is added or made due (a permit is kept if nobody waits).
+    pub fn added(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.added.clone()
+    }
+
+    fn sealer(&self) -> Option<Arc<dyn Sealer>> {
+        self.inner
+            .sealer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn set_limits(&self, limits: Limits) {
@@ -504,15 +578,26 @@ impl Queue {
     /// when the quota would be exceeded does a save take the slow path: move the inbox, make
     /// room (evicting telemetry only) or refuse, all in one transaction.
     pub fn enqueue_many(&self, entries: Vec<NewEntry>) -> Result<Vec<Enqueued>, QueueError> {
+        self.enqueue_many_with(entries, |_, _| Ok(()))
+    }
+
+    /// [`Queue::enqueue_many`], with `also` writing the caller's own rows in the same
+    /// transaction (e.g. the saved answer next to its queued save: both or neither).
+    pub fn enqueue_many_with(
+        &self,
+        entries: Vec<NewEntry>,
+        also: impl FnOnce(&Transaction<'_>, &[Enqueued]) -> rusqlite::Result<()>,
+    ) -> Result<Vec<Enqueued>, QueueError> {
         let now = self.now_ms();
         let limits = *self.inner.limits.lock().unwrap_or_else(|p| p.into_inner());
         let mut conn = self.inner.store.lock();
         let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let sealer = self.sealer();
         let mut prepared = Vec::with_capacity(entries.len());
         for entry in entries {
             let id = state.next_id;
             state.next_id += 1;
-            prepared.push(prepare(id, entry, &mut state.next_seq)?);
+            prepared.push(prepare(id, entry, &mut state.next_seq, sealer.as_deref())?);
         }
         let added: u64 = prepared.iter().map(|p| p.bytes).sum();
         let count = prepared.len() as u64;
@@ -525,10 +610,12 @@ impl Queue {
         if fits {
             self.insert_inbox(&tx, &prepared, now)?;
             out.extend(prepared.iter().map(|p| p.enqueued(p.id, 0)));
+            also(&tx, &out).map_err(|e| self.err(e))?;
             tx.commit().map_err(|e| self.err(e))?;
             state.totals.entries += count;
             state.totals.bytes += added;
             state.inbox += count;
+            self.inner.added.notify_one();
             return Ok(out);
         }
         // Slow path: exact accounting in the queue itself.
@@ -573,9 +660,11 @@ impl Queue {
         if evicted_total > 0 {
             bump(&tx, "evicted", evicted_total).map_err(|e| self.err(e))?;
         }
+        also(&tx, &out).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         state.totals = totals;
         state.inbox = 0;
+        self.inner.added.notify_one();
         Ok(out)
     }
 
@@ -739,8 +828,63 @@ impl Queue {
                 claimed.push(entry);
             }
         }
+        self.open_sealed(&tx, &mut claimed, now)?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(claimed)
+    }
+
+    /// Opens the sealed bodies of claimed entries. One that cannot be opened is not sent:
+    /// without the key (the keychain not available yet) it waits a minute; with a key that
+    /// does not open it, it becomes a dead letter saying so (kept, never dropped).
+    fn open_sealed(
+        &self,
+        tx: &Transaction<'_>,
+        claimed: &mut Vec<Claimed>,
+        now: i64,
+    ) -> Result<(), QueueError> {
+        if !claimed
+            .iter()
+            .any(|c| c.body.as_deref().is_some_and(is_sealed))
+        {
+            return Ok(());
+        }
+        let sealer = self.sealer();
+        let mut kept = Vec::with_capacity(claimed.len());
+        for mut c in claimed.drain(..) {
+            let Some(body) = c.body.as_deref().filter(|b| is_sealed(b)) else {
+                kept.push(c);
+                continue;
+            };
+            let opened = sealer
+                .as_deref()
+                .map(|s| s.open(c.idempotency_key.as_bytes(), body));
+            match opened {
+                Some(Ok(plain)) => {
+                    c.body = Some(plain);
+                    kept.push(c);
+                }
+                None => {
+                    tx.execute(
+                        "UPDATE queue SET status = 'pending', next_attempt_at = ?2,
+                                last_error = 'waiting for the answer key from the OS keychain'
+                         WHERE id = ?1",
+                        params![c.id, now + 60_000],
+                    )
+                    .map_err(|e| self.err(e))?;
+                }
+                Some(Err(error)) => {
+                    tracing::error!(id = c.id, %error, "a queued answer cannot be opened");
+                    tx.execute(
+                        "UPDATE queue SET status = 'dead', last_error = ?2, completed_at = ?3
+                         WHERE id = ?1",
+                        params![c.id, error.to_string(), now],
+                    )
+                    .map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        *claimed = kept;
+        Ok(())
     }
 
     /// Records what became of claimed entries, in one transaction.
@@ -908,12 +1052,13 @@ impl Queue {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, method, path, kind, stream, seq, attempts, created_at, completed_at,
-                        last_error, response_status, response_body, body
+                        last_error, response_status, response_body, body, idempotency_key
                  FROM queue WHERE status = 'dead' ORDER BY completed_at DESC, id DESC LIMIT ?1",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![limit], |r| {
+                let key: String = r.get(13)?;
                 Ok(DeadLetter {
                     id: r.get::<_, i64>(0)? as f64,
                     method: r.get(1)?,
@@ -931,11 +1076,24 @@ impl Queue {
                     response_body: r.get(11)?,
                     body: r
                         .get::<_, Option<Vec<u8>>>(12)?
-                        .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                        .map(|b| self.readable(&key, &b)),
                 })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// A body as text for people (dead letters and their export): sealed ones opened when
+    /// the key is at hand.
+    fn readable(&self, key: &str, body: &[u8]) -> String {
+        if !is_sealed(body) {
+            return String::from_utf8_lossy(body).into_owned();
+        }
+        match self.sealer().map(|s| s.open(key.as_bytes(), body)) {
+            Some(Ok(plain)) => String::from_utf8_lossy(&plain).into_owned(),
+            Some(Err(error)) => format!("<encrypted: {error}>"),
+            None => "<encrypted: the answer key is not loaded>".into(),
+        }
     }
 
     /// Puts a dead letter back in the queue (by hand, after the cause was fixed).
@@ -953,6 +1111,7 @@ impl Queue {
         if changed == 0 {
             return Err(QueueError::NoSuchEntry(id));
         }
+        self.inner.added.notify_one();
         Ok(())
     }
 
@@ -960,6 +1119,65 @@ impl Queue {
     pub fn export_dead(&self) -> Result<String, QueueError> {
         let letters = self.dead_letters(u32::MAX)?;
         serde_json::to_string_pretty(&letters).map_err(|e| QueueError::Body(e.to_string()))
+    }
+
+    /// Where each of `ids` stands, with the server's reply once there is one (entries
+    /// pruned or coalesced away are absent).
+    pub fn entry_states(&self, ids: &[i64]) -> Result<HashMap<i64, EntryState>, QueueError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT status, completed_at, response_status, response_body, last_error
+                 FROM queue WHERE id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = HashMap::with_capacity(ids.len());
+        for &id in ids {
+            let state = stmt
+                .query_row(params![id], |r| {
+                    Ok(EntryState {
+                        status: Status::from_db(&r.get::<_, String>(0)?),
+                        completed_at_ms: r.get(1)?,
+                        response_status: r
+                            .get::<_, Option<i64>>(2)?
+                            .and_then(|s| u16::try_from(s).ok()),
+                        response_body: r.get(3)?,
+                        error: r.get(4)?,
+                    })
+                })
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some(state) = state {
+                out.insert(id, state);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks a dead letter as dealt with by the caller (e.g. a refused submission sent
+    /// again under a new key): kept with its reply, no longer listed as refused.
+    pub fn resolve_dead(&self, id: i64, note: &str) -> Result<(), QueueError> {
+        let now = self.now_ms();
+        let conn = self.conn()?;
+        let bytes: Option<i64> = conn
+            .query_row(
+                "UPDATE queue SET status = 'done', last_error = ?2, completed_at = ?3
+                 WHERE id = ?1 AND status = 'dead' RETURNING bytes",
+                params![id, note, now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(bytes) = bytes else {
+            return Err(QueueError::NoSuchEntry(id));
+        };
+        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.totals.entries = state.totals.entries.saturating_sub(1);
+        state.totals.bytes = state
+            .totals
+            .bytes
+            .saturating_sub(u64::try_from(bytes).unwrap_or(0));
+        Ok(())
     }
 
     /// Deletes delivered entries completed before `older_than` ago; how many.
@@ -1042,6 +1260,7 @@ fn prepare(
     id: i64,
     entry: NewEntry,
     next_seq: &mut HashMap<String, i64>,
+    sealer: Option<&dyn Sealer>,
 ) -> Result<Prepared, QueueError> {
     let next = next_seq.entry(entry.stream.clone()).or_insert(1);
     let seq = *next;
@@ -1057,13 +1276,20 @@ fn prepare(
         .transpose()
         .map_err(|e| QueueError::Body(e.to_string()))?;
     let bytes = entry_bytes(&entry.path, body.as_deref());
+    // Time-ordered keys append to the unique index instead of landing at random in it.
+    let key = uuid::Uuid::now_v7();
+    let body = match (body, sealer) {
+        (Some(plain), Some(sealer)) if entry.kind == Kind::Answer => {
+            Some(sealer.seal(key.hyphenated().to_string().as_bytes(), &plain))
+        }
+        (body, _) => body,
+    };
     Ok(Prepared {
         id,
         method: entry.method,
         path: entry.path,
         body,
-        // Time-ordered keys append to the unique index instead of landing at random in it.
-        key: uuid::Uuid::now_v7(),
+        key,
         stream: entry.stream,
         seq,
         priority: entry.priority,

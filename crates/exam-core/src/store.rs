@@ -13,14 +13,15 @@ use rusqlite_migration::{Migrations, M};
 pub const FILE_NAME: &str = "exam-desktop.db";
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../../migrations/0001_queue.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../../migrations/0001_queue.sql")),
+        M::up(include_str!("../../../migrations/0002_exam.sql")),
+    ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> usize {
-    1
+    2
 }
 
 #[derive(Debug, thiserror::Error)]

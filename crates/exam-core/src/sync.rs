@@ -477,9 +477,11 @@ async fn run(ctx: Arc<Ctx>) {
                 })
                 .unwrap_or(Duration::from_secs(30))
                 .min(Duration::from_secs(30));
+            let added = ctx.queue.added();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = ctx.shared.wake.notified() => {}
+                _ = added.notified() => {}
                 changed = network.changed(), if network_alive => network_alive = changed.is_ok(),
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }

@@ -409,3 +409,75 @@ fn ids_are_never_reused_even_after_pruning_and_a_restart() {
     assert!(b.id > a.id, "{} after {}", b.id, a.id);
     assert!(b.seq > a.seq);
 }
+
+#[test]
+fn answers_are_sealed_at_rest_and_opened_only_to_be_sent() {
+    use crate::seal::AnswerKey;
+    let mut f = fixture(Limits::default());
+    let (key, encoded) = AnswerKey::generate();
+    f.queue.set_sealer(Arc::new(key));
+    f.queue
+        .enqueue(answer("a1", "q1", "bí mật của học sinh"))
+        .unwrap();
+    f.queue
+        .enqueue(NewEntry::telemetry(json!([{"type": "focus_lost"}])))
+        .unwrap();
+    let everywhere = |path: &std::path::Path| {
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            bytes.extend(std::fs::read(file).unwrap_or_default());
+        }
+        bytes
+    };
+    let secret = "bí mật của học sinh".as_bytes();
+    // In the inbox, then in the queue: never in the clear on disk.
+    assert!(!everywhere(&f.path)
+        .windows(secret.len())
+        .any(|w| w == secret));
+    f.queue.flush().unwrap();
+    assert!(!everywhere(&f.path)
+        .windows(secret.len())
+        .any(|w| w == secret));
+    // Telemetry is not an answer: left as it is.
+    let claimed = f.queue.claim(10).unwrap();
+    assert_eq!(claimed.len(), 2);
+    let body: serde_json::Value =
+        serde_json::from_slice(claimed[0].body.as_ref().unwrap()).unwrap();
+    assert_eq!(body["value"], "bí mật của học sinh");
+    f.queue
+        .complete(&[(claimed[0].id, Outcome::Release), (claimed[1].id, done())])
+        .unwrap();
+
+    // Restarted without the key (the keychain not unlocked yet): the answer waits.
+    f.reopen();
+    assert!(f.queue.claim(10).unwrap().is_empty());
+    assert_eq!(f.queue.counts().unwrap().pending, 1);
+    // With the right key again it goes.
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(encoded.expose(), &mut bytes).unwrap();
+    f.reopen();
+    f.queue.set_sealer(Arc::new(AnswerKey::from_bytes(&bytes)));
+    f.clock.advance(Duration::from_secs(61));
+    let claimed = f.queue.claim(10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    f.queue
+        .complete(&[(claimed[0].id, Outcome::Release)])
+        .unwrap();
+    // With another key it cannot be opened: a dead letter that says why, kept.
+    f.reopen();
+    f.queue.set_sealer(Arc::new(AnswerKey::generate().0));
+    assert!(f.queue.claim(10).unwrap().is_empty());
+    let dead = f.queue.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cannot be decrypted"),
+        "{:?}",
+        dead[0].error
+    );
+    assert!(dead[0].body.as_deref().unwrap().starts_with("<encrypted"));
+}

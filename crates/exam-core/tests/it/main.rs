@@ -5,6 +5,7 @@
 mod auth;
 mod config;
 mod crash;
+mod exam;
 mod keychain;
 mod network;
 mod queue;

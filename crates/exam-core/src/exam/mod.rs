@@ -1,0 +1,1354 @@
+//! The exam itself, offline-first: the exam list and downloaded packages (kept up to date
+//! with ETags, so an exam starts with no network), attempts begun on this computer (created
+//! on the server later through the queue, with their idempotency key), answers saved
+//! sealed next to their queued save in one transaction, the deadline from the server's
+//! clock, submission with the answers digest, and the receipt.
+//!
+//! What the server did with each queued operation comes back through the queue (the reply
+//! kept with each delivered or refused entry); [`ExamService::reconcile`] reads it: answers
+//! "saved on the server", the deadline confirmed, the receipt — and a digest mismatch is
+//! resolved by sending the answers the server lacks again, never by dropping any.
+
+mod package;
+mod views;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, OptionalExtension};
+
+pub use package::{AnswerValue, BadPackage, ExamOption, Package, Question, QuestionKind};
+pub use views::*;
+
+use crate::auth::{AuthError, SecretStore, TokenManager};
+use crate::bus::{CoreEvent, EventBus};
+use crate::queue::{segment, EntryState, NewEntry, Queue, QueueError, Status};
+use crate::seal::{AnswerKey, SealError, Sealer};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExamError {
+    #[error("not signed in")]
+    NotSignedIn,
+    #[error("the Exam Bank server cannot be reached ({0})")]
+    Offline(String),
+    #[error("the server refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    BadPackage(#[from] BadPackage),
+    #[error(
+        "exam `{0}` has not been downloaded to this computer, and the server cannot be reached \
+         to download it now"
+    )]
+    NotDownloaded(String),
+    #[error("{0} was not found on this computer")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Key(#[from] SealError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the session: {0}")]
+    Auth(AuthError),
+}
+
+impl From<AuthError> for ExamError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::NotSignedIn => Self::NotSignedIn,
+            AuthError::Offline(message) => Self::Offline(message),
+            other => Self::Auth(other),
+        }
+    }
+}
+
+/// Digest rounds after which a still-differing server is reported instead of tried again.
+const MAX_RESEND_ROUNDS: i64 = 3;
+
+pub(crate) fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+pub(crate) fn parse_ms(text: &str) -> Option<i64> {
+    humantime::parse_rfc3339_weak(text.trim().trim_end_matches('Z'))
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+}
+
+fn local_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Associated data of a saved answer: it opens only in its own place.
+fn answer_ad(exam: &str, attempt: &str, question: &str) -> Vec<u8> {
+    format!("answer\0{exam}\0{attempt}\0{question}").into_bytes()
+}
+
+struct Inner {
+    store: Arc<Store>,
+    queue: Queue,
+    auth: TokenManager,
+    secrets: Arc<dyn SecretStore>,
+    key: Mutex<Option<Arc<AnswerKey>>>,
+    bus: EventBus,
+    /// Server clock minus this computer's, learned from `Date` headers.
+    offset_ms: AtomicI64,
+    packages: Mutex<HashMap<(String, u32), Arc<Package>>>,
+    /// Attempts opened since this process started (to tell a resumed one).
+    opened: Mutex<HashSet<String>>,
+}
+
+/// The exams of the signed-in student. Cheap to clone.
+#[derive(Clone)]
+pub struct ExamService {
+    inner: Arc<Inner>,
+}
+
+/// One row of `attempts`.
+#[derive(Debug, Clone)]
+struct AttemptRow {
+    attempt_id: String,
+    exam_id: String,
+    exam_version: u32,
+    started_at: String,
+    deadline_at: String,
+    deadline_confirmed: bool,
+    start_entry: Option<i64>,
+    start_error: Option<String>,
+    status: String,
+    current_question: Option<String>,
+    submitted_at: Option<String>,
+    submit_entry: Option<i64>,
+    answer_count: Option<i64>,
+    local_digest: Option<String>,
+    receipt_id: Option<String>,
+    receipt_digest: Option<String>,
+    receipt_late: Option<bool>,
+    delivered_at: Option<String>,
+    submit_error: Option<String>,
+    resends: i64,
+}
+
+const ATTEMPT_COLUMNS: &str = "attempt_id, exam_id, exam_version, started_at, deadline_at,
+    deadline_confirmed, start_entry, start_error, status, current_question, submitted_at,
+    submit_entry, answer_count, local_digest, receipt_id, receipt_digest, receipt_late,
+    delivered_at, submit_error, resends";
+
+fn attempt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptRow> {
+    Ok(AttemptRow {
+        attempt_id: r.get(0)?,
+        exam_id: r.get(1)?,
+        exam_version: r.get(2)?,
+        started_at: r.get(3)?,
+        deadline_at: r.get(4)?,
+        deadline_confirmed: r.get(5)?,
+        start_entry: r.get(6)?,
+        start_error: r.get(7)?,
+        status: r.get(8)?,
+        current_question: r.get(9)?,
+        submitted_at: r.get(10)?,
+        submit_entry: r.get(11)?,
+        answer_count: r.get(12)?,
+        local_digest: r.get(13)?,
+        receipt_id: r.get(14)?,
+        receipt_digest: r.get(15)?,
+        receipt_late: r.get(16)?,
+        delivered_at: r.get(17)?,
+        submit_error: r.get(18)?,
+        resends: r.get(19)?,
+    })
+}
+
+/// One row of `answers`, its value still sealed.
+struct AnswerRow {
+    question_id: String,
+    value: Option<Vec<u8>>,
+    seq: Option<i64>,
+    entry_id: Option<i64>,
+    saved_at: Option<String>,
+    server_saved_at: Option<String>,
+    flagged: bool,
+}
+
+impl ExamService {
+    /// The service on the client database (the queue's store). The answer key is read from
+    /// `secrets` (the OS keychain) when first needed, or by [`ExamService::load_key`].
+    pub fn new(
+        queue: Queue,
+        auth: TokenManager,
+        secrets: Arc<dyn SecretStore>,
+        bus: EventBus,
+    ) -> Result<Self, ExamError> {
+        let store = queue.store().clone();
+        let offset: Option<i64> = store
+            .lock()
+            .query_row("SELECT offset_ms FROM server_clock WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| store.error(e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                queue,
+                auth,
+                secrets,
+                key: Mutex::new(None),
+                bus,
+                offset_ms: AtomicI64::new(offset.unwrap_or(0)),
+                packages: Mutex::new(HashMap::new()),
+                opened: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// Reads (or makes, the first time) the answer key from the OS keychain, and lets the
+    /// queue open the answers it holds. Called at start; every other call needing the key
+    /// does it too.
+    pub fn load_key(&self) -> Result<Arc<AnswerKey>, ExamError> {
+        let mut key = self.inner.key.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = key.as_ref() {
+            return Ok(key.clone());
+        }
+        let loaded = Arc::new(AnswerKey::load_or_create(self.inner.secrets.as_ref())?);
+        self.inner.queue.set_sealer(loaded.clone());
+        *key = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// The server's time now, as best known (this computer's clock may be wrong).
+    pub fn server_now_ms(&self) -> i64 {
+        local_now_ms() + self.inner.offset_ms.load(Ordering::Relaxed)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> ExamError {
+        ExamError::Store(self.inner.store.error(e))
+    }
+
+    fn user(&self) -> Result<String, ExamError> {
+        self.inner
+            .auth
+            .snapshot()
+            .user
+            .ok_or(ExamError::NotSignedIn)
+    }
+
+    /// Learns the server's clock from a response's `Date` header.
+    fn observe_date(&self, response: &reqwest::Response) {
+        let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+        else {
+            return;
+        };
+        let Ok(server) = date.duration_since(UNIX_EPOCH) else {
+            return;
+        };
+        // The header has whole seconds: the middle of that second is the best guess.
+        let server_ms = i64::try_from(server.as_millis()).unwrap_or(0) + 500;
+        let offset = server_ms - local_now_ms();
+        self.inner.offset_ms.store(offset, Ordering::Relaxed);
+        let _ = self.inner.store.lock().execute(
+            "INSERT INTO server_clock (id, offset_ms, seen_at) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET offset_ms = ?1, seen_at = ?2",
+            params![offset, local_now_ms()],
+        );
+    }
+
+    fn url(&self, path: &str) -> Result<url::Url, ExamError> {
+        self.inner
+            .auth
+            .server()
+            .join(path)
+            .map_err(|e| ExamError::Invalid(format!("cannot make a URL for {path}: {e}")))
+    }
+
+    /// Reads a response body up to `max` bytes.
+    async fn body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, ExamError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ExamError::Offline(e.to_string()))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(ExamError::Refused(format!(
+                    "the server's answer is larger than the {max} bytes allowed"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    async fn refused(response: reqwest::Response) -> ExamError {
+        let status = response.status().as_u16();
+        let body = Self::body(response, 64 * 1024).await.unwrap_or_default();
+        let detail = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string));
+        ExamError::Refused(match detail {
+            Some(detail) => format!("{status}: {detail}"),
+            None => format!("the server answered {status}"),
+        })
+    }
+
+    // ---- The exam list and packages ----
+
+    /// The exams the student may take: from the server, or the list kept on this computer
+    /// when the server cannot be reached (or sent a list that cannot be read).
+    pub async fn list(&self) -> Result<ExamList, ExamError> {
+        let user = self.user()?;
+        let url = self.url("/v1/exams")?;
+        let offline_reason = match self
+            .inner
+            .auth
+            .send_authorized(|c| c.get(url.clone()))
+            .await
+        {
+            Ok(response) if response.status().is_success() => {
+                self.observe_date(&response);
+                let body = Self::body(response, 4 * 1024 * 1024).await?;
+                match serde_json::from_slice::<Vec<ExamInfo>>(&body) {
+                    Ok(exams) => {
+                        self.keep_list(&user, &exams)?;
+                        None
+                    }
+                    Err(e) => Some(format!(
+                        "the exam list from the server cannot be read (line {}, column {}: {e})",
+                        e.line(),
+                        e.column()
+                    )),
+                }
+            }
+            Ok(response) => return Err(Self::refused(response).await),
+            Err(AuthError::Offline(message)) => Some(message),
+            Err(e) => return Err(e.into()),
+        };
+        let (exams, fetched_at) = self.kept_list(&user)?;
+        Ok(ExamList {
+            exams,
+            fetched_at: fetched_at.map(rfc3339),
+            offline_reason,
+        })
+    }
+
+    fn keep_list(&self, user: &str, exams: &[ExamInfo]) -> Result<(), ExamError> {
+        let now = local_now_ms();
+        let mut conn = self.inner.store.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM exam_list WHERE username = ?1", params![user])
+            .map_err(|e| self.err(e))?;
+        for (i, exam) in exams.iter().enumerate() {
+            let summary = serde_json::to_string(exam).unwrap_or_default();
+            tx.execute(
+                "INSERT OR REPLACE INTO exam_list (username, exam_id, position, summary, fetched_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user, exam.id, i as i64, summary, now],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn kept_list(&self, user: &str) -> Result<(Vec<ExamSummary>, Option<i64>), ExamError> {
+        let conn = self.inner.store.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT l.summary, l.fetched_at, p.version,
+                        (SELECT a.attempt_id FROM attempts a
+                          WHERE a.exam_id = l.exam_id AND a.username = l.username
+                            AND a.status IN ('in_progress', 'submitted')
+                          ORDER BY a.rowid DESC LIMIT 1),
+                        EXISTS (SELECT 1 FROM attempts a WHERE a.exam_id = l.exam_id
+                                  AND a.username = l.username AND a.status <> 'in_progress')
+                 FROM exam_list l LEFT JOIN exam_packages p ON p.exam_id = l.exam_id
+                 WHERE l.username = ?1 ORDER BY l.position",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut fetched = None;
+        let rows = stmt
+            .query_map(params![user], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<u32>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (summary, fetched_at, downloaded, active, submitted) =
+                row.map_err(|e| self.err(e))?;
+            fetched = Some(fetched_at);
+            let Ok(info) = serde_json::from_str::<ExamInfo>(&summary) else {
+                continue;
+            };
+            out.push(ExamSummary {
+                update_available: downloaded.is_some_and(|v| v != info.version),
+                downloaded_version: downloaded,
+                active_attempt_id: active,
+                submitted,
+                id: info.id,
+                title: info.title,
+                version: info.version,
+                opens_at: info.opens_at,
+                closes_at: info.closes_at,
+                duration_s: info.duration_s,
+                question_count: info.question_count,
+            });
+        }
+        Ok((out, fetched))
+    }
+
+    /// Downloads an exam's package for offline use (or confirms the one kept is current:
+    /// `If-None-Match`). A package that fails the checks is refused and the one kept stays.
+    pub async fn download(&self, exam_id: &str) -> Result<ExamSummary, ExamError> {
+        let user = self.user()?;
+        let etag: Option<String> = self
+            .inner
+            .store
+            .lock()
+            .query_row(
+                "SELECT etag FROM exam_packages WHERE exam_id = ?1",
+                params![exam_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        let url = self.url(&format!("/v1/exams/{}/package", segment(exam_id)))?;
+        let response = self
+            .inner
+            .auth
+            .send_authorized(|c| {
+                let request = c.get(url.clone());
+                match &etag {
+                    Some(etag) => request.header(reqwest::header::IF_NONE_MATCH, etag),
+                    None => request,
+                }
+            })
+            .await?;
+        self.observe_date(&response);
+        let now = local_now_ms();
+        if response.status() == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
+            self.inner
+                .store
+                .lock()
+                .execute(
+                    "UPDATE exam_packages SET checked_at = ?2 WHERE exam_id = ?1",
+                    params![exam_id, now],
+                )
+                .map_err(|e| self.err(e))?;
+        } else if response.status().is_success() {
+            let new_etag = response
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = Self::body(response, package::MAX_PACKAGE_BYTES).await?;
+            let parsed = Package::parse(exam_id, &body)?;
+            let text = String::from_utf8_lossy(&body).into_owned();
+            self.inner
+                .store
+                .lock()
+                .execute(
+                    "INSERT INTO exam_packages (exam_id, version, etag, package, downloaded_at, checked_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                     ON CONFLICT (exam_id) DO UPDATE SET version = ?2, etag = ?3, package = ?4,
+                         downloaded_at = ?5, checked_at = ?5",
+                    params![exam_id, parsed.version, new_etag, text, now],
+                )
+                .map_err(|e| self.err(e))?;
+            tracing::info!(
+                exam = exam_id,
+                version = parsed.version,
+                "exam package downloaded"
+            );
+        } else {
+            return Err(Self::refused(response).await);
+        }
+        let (exams, _) = self.kept_list(&user)?;
+        if let Some(summary) = exams.into_iter().find(|e| e.id == exam_id) {
+            return Ok(summary);
+        }
+        let package = self.package(exam_id, None)?;
+        Ok(ExamSummary {
+            id: package.id.clone(),
+            title: package.title.clone(),
+            version: package.version,
+            opens_at: String::new(),
+            closes_at: String::new(),
+            duration_s: package.duration_s,
+            question_count: u32::try_from(package.questions.len()).unwrap_or(u32::MAX),
+            downloaded_version: Some(package.version),
+            update_available: false,
+            active_attempt_id: None,
+            submitted: false,
+        })
+    }
+
+    /// The package kept for `exam_id` (a given version, or the one downloaded last).
+    fn package(&self, exam_id: &str, version: Option<u32>) -> Result<Arc<Package>, ExamError> {
+        if let Some(v) = version {
+            let cached = self
+                .inner
+                .packages
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(exam_id.to_string(), v))
+                .cloned();
+            if let Some(p) = cached {
+                return Ok(p);
+            }
+        }
+        let text: Option<String> = self
+            .inner
+            .store
+            .lock()
+            .query_row(
+                "SELECT package FROM exam_packages WHERE exam_id = ?1",
+                params![exam_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let text = text.ok_or_else(|| ExamError::NotDownloaded(exam_id.to_string()))?;
+        let package = Arc::new(Package::parse(exam_id, text.as_bytes())?);
+        if version.is_some_and(|v| v != package.version) {
+            // Attempts are taken with the package they began with; a newer download
+            // replaced it. The questions are matched by id.
+            tracing::warn!(exam = exam_id, "attempt began with another package version");
+        }
+        self.inner
+            .packages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((exam_id.to_string(), package.version), package.clone());
+        Ok(package)
+    }
+
+    // ---- Attempts ----
+
+    fn attempt(&self, attempt_id: &str) -> Result<AttemptRow, ExamError> {
+        let user = self.user()?;
+        self.inner
+            .store
+            .lock()
+            .query_row(
+                &format!(
+                    "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE attempt_id = ?1 AND username = ?2"
+                ),
+                params![attempt_id, user],
+                attempt_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| ExamError::NotFound(format!("attempt `{attempt_id}`")))
+    }
+
+    fn open_attempt_of(
+        &self,
+        user: &str,
+        exam_id: Option<&str>,
+    ) -> Result<Option<String>, ExamError> {
+        self.inner
+            .store
+            .lock()
+            .query_row(
+                "SELECT attempt_id FROM attempts
+                 WHERE username = ?1 AND (?2 IS NULL OR exam_id = ?2)
+                   AND status IN ('in_progress', 'submitted')
+                 ORDER BY rowid DESC LIMIT 1",
+                params![user, exam_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Starts an attempt — on this computer first, so it works offline: the attempt gets
+    /// its id here and is created on the server through the queue (before any answer of
+    /// it). An attempt already open for this exam is resumed instead.
+    pub async fn start(&self, exam_id: &str) -> Result<AttemptView, ExamError> {
+        let user = self.user()?;
+        if let Some(open) = self.open_attempt_of(&user, Some(exam_id))? {
+            return self.view(&open);
+        }
+        let package = match self.package(exam_id, None) {
+            Ok(p) => p,
+            Err(ExamError::NotDownloaded(_)) => {
+                match self.download(exam_id).await {
+                    Ok(_) => {}
+                    Err(ExamError::Offline(_)) => {
+                        return Err(ExamError::NotDownloaded(exam_id.to_string()))
+                    }
+                    Err(e) => return Err(e),
+                }
+                self.package(exam_id, None)?
+            }
+            Err(e) => return Err(e),
+        };
+        self.load_key()?;
+        let closes_ms = self
+            .kept_list(&user)?
+            .0
+            .into_iter()
+            .find(|e| e.id == exam_id)
+            .and_then(|e| parse_ms(&e.closes_at));
+        let attempt_id = uuid::Uuid::new_v4().to_string();
+        let started_ms = self.server_now_ms();
+        let mut deadline_ms = started_ms + i64::from(package.duration_s) * 1000;
+        if let Some(closes) = closes_ms {
+            deadline_ms = deadline_ms.min(closes);
+        }
+        let (started_at, deadline_at) = (rfc3339(started_ms), rfc3339(deadline_ms));
+        let first = package.questions.first().map(|q| q.id.clone());
+        self.inner.queue.enqueue_many_with(
+            vec![NewEntry::start_attempt(exam_id, &attempt_id, &started_at)],
+            |tx, queued| {
+                tx.execute(
+                    "INSERT INTO attempts (attempt_id, exam_id, username, exam_version, started_at,
+                                           deadline_at, start_entry, current_question, opened_count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1)",
+                    params![
+                        attempt_id,
+                        exam_id,
+                        user,
+                        package.version,
+                        started_at,
+                        deadline_at,
+                        queued.first().map(|q| q.id),
+                        first
+                    ],
+                )
+                .map(drop)
+            },
+        )?;
+        self.inner
+            .opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(attempt_id.clone());
+        tracing::info!(exam = exam_id, attempt = %attempt_id, "attempt started on this computer");
+        self.view(&attempt_id)
+    }
+
+    /// The attempt to come back to (in progress, or submitted and kept until closed).
+    pub fn current(&self) -> Result<Option<AttemptView>, ExamError> {
+        let user = self.user()?;
+        match self.open_attempt_of(&user, None)? {
+            Some(id) => self.view(&id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn answers(&self, attempt_id: &str) -> Result<Vec<AnswerRow>, ExamError> {
+        let conn = self.inner.store.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT question_id, value, seq, entry_id, saved_at, server_saved_at, flagged
+                 FROM answers WHERE attempt_id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![attempt_id], |r| {
+                Ok(AnswerRow {
+                    question_id: r.get(0)?,
+                    value: r.get(1)?,
+                    seq: r.get(2)?,
+                    entry_id: r.get(3)?,
+                    saved_at: r.get(4)?,
+                    server_saved_at: r.get(5)?,
+                    flagged: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn open_value(
+        &self,
+        key: &AnswerKey,
+        attempt: &AttemptRow,
+        question: &str,
+        sealed: &[u8],
+    ) -> Result<AnswerValue, ExamError> {
+        let plain = key.open(
+            &answer_ad(&attempt.exam_id, &attempt.attempt_id, question),
+            sealed,
+        )?;
+        serde_json::from_slice(&plain).map_err(|e| {
+            ExamError::Invalid(format!(
+                "the saved answer to question `{question}` cannot be read: {e}"
+            ))
+        })
+    }
+
+    /// Everything the exam screen shows.
+    pub fn view(&self, attempt_id: &str) -> Result<AttemptView, ExamError> {
+        self.reconcile(attempt_id)?;
+        let attempt = self.attempt(attempt_id)?;
+        let package = self.package(&attempt.exam_id, Some(attempt.exam_version))?;
+        let key = self.load_key()?;
+        let answers = self.answers(attempt_id)?;
+        let mut by_question: HashMap<&str, &AnswerRow> = HashMap::new();
+        for a in &answers {
+            by_question.insert(a.question_id.as_str(), a);
+        }
+        let errors = self.answer_errors(&answers)?;
+        let mut questions = Vec::with_capacity(package.questions.len());
+        for q in &package.questions {
+            let row = by_question.get(q.id.as_str());
+            let answer = match row.and_then(|r| r.value.as_deref()) {
+                Some(sealed) => Some(self.open_value(&key, &attempt, &q.id, sealed)?),
+                None => None,
+            };
+            questions.push(QuestionView {
+                id: q.id.clone(),
+                kind: q.kind,
+                prompt: q.prompt.clone(),
+                options: q.options.clone(),
+                max_length: q.max_length,
+                answer,
+                flagged: row.is_some_and(|r| r.flagged),
+                save: row.and_then(|r| answer_state(r, errors.get(&r.question_id))),
+            });
+        }
+        let first_time_here = self
+            .inner
+            .opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(attempt_id.to_string());
+        let resumed_answers = if first_time_here {
+            // Opened before by an earlier run of the app: the student is coming back.
+            let before: i64 = {
+                let conn = self.inner.store.lock();
+                let before = conn
+                    .query_row(
+                        "SELECT opened_count FROM attempts WHERE attempt_id = ?1",
+                        params![attempt_id],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| self.err(e))?;
+                conn.execute(
+                    "UPDATE attempts SET opened_count = opened_count + 1 WHERE attempt_id = ?1",
+                    params![attempt_id],
+                )
+                .map_err(|e| self.err(e))?;
+                before
+            };
+            (before > 0).then(|| {
+                u32::try_from(answers.iter().filter(|a| a.value.is_some()).count())
+                    .unwrap_or(u32::MAX)
+            })
+        } else {
+            None
+        };
+        let progress = self.progress_of(&attempt, &answers, &errors);
+        Ok(AttemptView {
+            attempt_id: attempt.attempt_id.clone(),
+            exam_id: attempt.exam_id.clone(),
+            title: package.title.clone(),
+            instructions: package.instructions.clone(),
+            status: if attempt.status == "in_progress" {
+                AttemptStatus::InProgress
+            } else {
+                AttemptStatus::Submitted
+            },
+            started_at: attempt.started_at.clone(),
+            questions,
+            current_question: attempt.current_question.clone(),
+            resumed_answers,
+            progress,
+        })
+    }
+
+    /// Why answers' latest saves were refused, by question.
+    fn answer_errors(&self, answers: &[AnswerRow]) -> Result<HashMap<String, String>, ExamError> {
+        let pending: Vec<i64> = answers
+            .iter()
+            .filter(|a| a.server_saved_at.is_none())
+            .filter_map(|a| a.entry_id)
+            .collect();
+        if pending.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let states = self.inner.queue.entry_states(&pending)?;
+        Ok(answers
+            .iter()
+            .filter_map(|a| {
+                let state = states.get(&a.entry_id?)?;
+                (state.status == Status::Dead).then(|| {
+                    (
+                        a.question_id.clone(),
+                        state.error.clone().unwrap_or_else(|| "refused".into()),
+                    )
+                })
+            })
+            .collect())
+    }
+
+    fn progress_of(
+        &self,
+        attempt: &AttemptRow,
+        answers: &[AnswerRow],
+        errors: &HashMap<String, String>,
+    ) -> AttemptProgress {
+        let deadline_ms = parse_ms(&attempt.deadline_at).unwrap_or(0);
+        AttemptProgress {
+            answers: answers
+                .iter()
+                .filter_map(|a| answer_state(a, errors.get(&a.question_id)))
+                .collect(),
+            submission: submission_view(attempt),
+            deadline_at: attempt.deadline_at.clone(),
+            deadline_confirmed: attempt.deadline_confirmed,
+            remaining_ms: (deadline_ms - self.server_now_ms()).max(0) as f64,
+            start_error: attempt.start_error.clone(),
+        }
+    }
+
+    /// Save states, submission and time left (cheap; the screen polls it after sync events).
+    pub fn progress(&self, attempt_id: &str) -> Result<AttemptProgress, ExamError> {
+        self.reconcile(attempt_id)?;
+        let attempt = self.attempt(attempt_id)?;
+        let answers = self.answers(attempt_id)?;
+        let errors = self.answer_errors(&answers)?;
+        Ok(self.progress_of(&attempt, &answers, &errors))
+    }
+
+    /// Saves an answer on this computer (sealed) and queues it for the server, in one
+    /// transaction committed with `synchronous=FULL`: when this returns, it is on disk.
+    pub fn save_answer(
+        &self,
+        attempt_id: &str,
+        question_id: &str,
+        value: AnswerValue,
+    ) -> Result<AnswerState, ExamError> {
+        let attempt = self.attempt(attempt_id)?;
+        if attempt.status != "in_progress" {
+            return Err(ExamError::Invalid(
+                "this attempt has been submitted; its answers can no longer change".into(),
+            ));
+        }
+        let package = self.package(&attempt.exam_id, Some(attempt.exam_version))?;
+        let question = package
+            .question(question_id)
+            .ok_or_else(|| ExamError::NotFound(format!("question `{question_id}` of this exam")))?;
+        let value = question.accept(value).map_err(ExamError::Invalid)?;
+        let key = self.load_key()?;
+        let json = serde_json::to_value(&value)
+            .map_err(|e| ExamError::Invalid(format!("the answer cannot be encoded: {e}")))?;
+        let plain = serde_json::to_vec(&json)
+            .map_err(|e| ExamError::Invalid(format!("the answer cannot be encoded: {e}")))?;
+        let sealed = key.seal(
+            &answer_ad(&attempt.exam_id, attempt_id, question_id),
+            &plain,
+        );
+        let saved_at = rfc3339(self.server_now_ms());
+        let mut seq = 0;
+        self.inner.queue.enqueue_many_with(
+            vec![NewEntry::answer(attempt_id, question_id, json, &saved_at)],
+            |tx, queued| {
+                let q = queued.first().ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                seq = q.seq;
+                tx.prepare_cached(
+                    "INSERT INTO answers (attempt_id, question_id, value, seq, entry_id, saved_at,
+                                          server_saved_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)
+                     ON CONFLICT (attempt_id, question_id) DO UPDATE SET value = ?3, seq = ?4,
+                         entry_id = ?5, saved_at = ?6, server_saved_at = NULL",
+                )?
+                .execute(params![
+                    attempt_id,
+                    question_id,
+                    sealed,
+                    q.seq,
+                    q.id,
+                    saved_at
+                ])
+                .map(drop)
+            },
+        )?;
+        Ok(AnswerState {
+            question_id: question_id.to_string(),
+            seq: seq as f64,
+            saved_local_at: saved_at,
+            saved_server_at: None,
+            state: AnswerSaveState::Local,
+            error: None,
+        })
+    }
+
+    /// Marks a question for review (or not).
+    pub fn set_flag(
+        &self,
+        attempt_id: &str,
+        question_id: &str,
+        flagged: bool,
+    ) -> Result<(), ExamError> {
+        self.attempt(attempt_id)?;
+        self.inner
+            .store
+            .lock()
+            .execute(
+                "INSERT INTO answers (attempt_id, question_id, flagged) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (attempt_id, question_id) DO UPDATE SET flagged = ?3",
+                params![attempt_id, question_id, flagged],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remembers the question on screen (a restart comes back to it).
+    pub fn set_current(&self, attempt_id: &str, question_id: &str) -> Result<(), ExamError> {
+        self.attempt(attempt_id)?;
+        self.inner
+            .store
+            .lock()
+            .execute(
+                "UPDATE attempts SET current_question = ?2 WHERE attempt_id = ?1",
+                params![attempt_id, question_id],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The saved answers, opened: `(question, value, seq)` of every answered question.
+    fn saved_values(
+        &self,
+        attempt: &AttemptRow,
+    ) -> Result<Vec<(String, serde_json::Value, Option<i64>)>, ExamError> {
+        let key = self.load_key()?;
+        let mut out = Vec::new();
+        for a in self.answers(&attempt.attempt_id)? {
+            if let Some(sealed) = a.value.as_deref() {
+                let value = self.open_value(&key, attempt, &a.question_id, sealed)?;
+                let json = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
+                out.push((a.question_id, json, a.seq));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Submits: queued behind every answer save (a barrier), with the digest of the
+    /// answers as saved here. Offline it waits in the queue like everything else.
+    pub fn submit(&self, attempt_id: &str) -> Result<SubmissionView, ExamError> {
+        let attempt = self.attempt(attempt_id)?;
+        if attempt.status != "in_progress" {
+            return submission_view(&attempt)
+                .ok_or_else(|| ExamError::Invalid("this attempt was closed".into()));
+        }
+        let values = self.saved_values(&attempt)?;
+        let digest = exam_contract::answers_digest(values.iter().map(|(q, v, _)| (q.as_str(), v)));
+        let submitted_at = rfc3339(self.server_now_ms());
+        self.inner.queue.enqueue_many_with(
+            vec![NewEntry::submit(attempt_id, values.len(), &digest)],
+            |tx, queued| {
+                tx.execute(
+                    "UPDATE attempts SET status = 'submitted', submitted_at = ?2, answer_count = ?3,
+                            local_digest = ?4, submit_entry = ?5
+                     WHERE attempt_id = ?1",
+                    params![
+                        attempt_id,
+                        submitted_at,
+                        values.len() as i64,
+                        digest,
+                        queued.first().map(|q| q.id)
+                    ],
+                )
+                .map(drop)
+            },
+        )?;
+        tracing::info!(
+            attempt = attempt_id,
+            answers = values.len(),
+            "attempt submitted on this computer"
+        );
+        submission_view(&self.attempt(attempt_id)?)
+            .ok_or_else(|| ExamError::Invalid("the submission was not recorded".into()))
+    }
+
+    /// Back to the exam list once the submission was delivered (the attempt stays on record).
+    pub fn close(&self, attempt_id: &str) -> Result<(), ExamError> {
+        let attempt = self.attempt(attempt_id)?;
+        if attempt.receipt_id.is_none() {
+            return Err(ExamError::Invalid(
+                "the submission has not reached the server yet; it stays open until it has".into(),
+            ));
+        }
+        self.inner
+            .store
+            .lock()
+            .execute(
+                "UPDATE attempts SET status = 'closed' WHERE attempt_id = ?1",
+                params![attempt_id],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Attempts of anyone on this computer that still wait for the server.
+    fn unsettled(&self) -> Result<Vec<String>, ExamError> {
+        let conn = self.inner.store.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT attempt_id FROM attempts WHERE status = 'in_progress'
+                 OR (status = 'submitted' AND receipt_id IS NULL AND submit_error IS NULL)
+                 OR deadline_confirmed = 0
+                 OR EXISTS (SELECT 1 FROM answers a WHERE a.attempt_id = attempts.attempt_id
+                              AND a.server_saved_at IS NULL AND a.entry_id IS NOT NULL)",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Reads what the server did with this attempt's queued operations; whether anything
+    /// changed. Does not need the student to be signed in.
+    pub fn reconcile(&self, attempt_id: &str) -> Result<bool, ExamError> {
+        let attempt: Option<AttemptRow> = self
+            .inner
+            .store
+            .lock()
+            .query_row(
+                &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE attempt_id = ?1"),
+                params![attempt_id],
+                attempt_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(attempt) = attempt else {
+            return Ok(false);
+        };
+        let answers = self.answers(attempt_id)?;
+        let mut ids: Vec<i64> = answers
+            .iter()
+            .filter(|a| a.server_saved_at.is_none())
+            .filter_map(|a| a.entry_id)
+            .collect();
+        if !attempt.deadline_confirmed && attempt.start_error.is_none() {
+            ids.extend(attempt.start_entry);
+        }
+        if attempt.receipt_id.is_none() && attempt.submit_error.is_none() {
+            ids.extend(attempt.submit_entry);
+        }
+        if ids.is_empty() {
+            return Ok(false);
+        }
+        let states = self.inner.queue.entry_states(&ids)?;
+        let offset = self.inner.offset_ms.load(Ordering::Relaxed);
+        let mut changed = false;
+        let conn = self.inner.store.lock();
+        // Answers: delivered (or delivered and pruned since).
+        for a in &answers {
+            let Some(entry) = a.entry_id.filter(|_| a.server_saved_at.is_none()) else {
+                continue;
+            };
+            let at = match states.get(&entry) {
+                Some(EntryState {
+                    status: Status::Done,
+                    completed_at_ms,
+                    ..
+                }) => completed_at_ms.unwrap_or_else(local_now_ms) + offset,
+                None => local_now_ms() + offset,
+                Some(_) => continue,
+            };
+            conn.execute(
+                "UPDATE answers SET server_saved_at = ?3
+                 WHERE attempt_id = ?1 AND question_id = ?2 AND entry_id = ?4",
+                params![attempt_id, a.question_id, rfc3339(at), entry],
+            )
+            .map_err(|e| self.err(e))?;
+            changed = true;
+        }
+        // The attempt created on the server: its deadline is the server's.
+        if let Some(state) = attempt.start_entry.and_then(|id| states.get(&id)) {
+            match state.status {
+                Status::Done => {
+                    let reply: serde_json::Value = state
+                        .response_body
+                        .as_deref()
+                        .and_then(|b| serde_json::from_str(b).ok())
+                        .unwrap_or_default();
+                    let deadline = reply["deadline_at"]
+                        .as_str()
+                        .unwrap_or(&attempt.deadline_at);
+                    let started = reply["started_at"].as_str().unwrap_or(&attempt.started_at);
+                    conn.execute(
+                        "UPDATE attempts SET deadline_at = ?2, started_at = ?3, deadline_confirmed = 1
+                         WHERE attempt_id = ?1",
+                        params![attempt_id, deadline, started],
+                    )
+                    .map_err(|e| self.err(e))?;
+                    changed = true;
+                }
+                Status::Dead => {
+                    let why = state.error.clone().unwrap_or_else(|| "refused".into());
+                    conn.execute(
+                        "UPDATE attempts SET start_error = ?2 WHERE attempt_id = ?1",
+                        params![attempt_id, why],
+                    )
+                    .map_err(|e| self.err(e))?;
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        // The submission: a receipt, or answers to send again.
+        let mut resend = None;
+        if let Some((entry, state)) = attempt
+            .submit_entry
+            .and_then(|id| states.get(&id).map(|s| (id, s)))
+        {
+            match state.status {
+                Status::Done => {
+                    let reply: serde_json::Value = state
+                        .response_body
+                        .as_deref()
+                        .and_then(|b| serde_json::from_str(b).ok())
+                        .unwrap_or_default();
+                    let delivered =
+                        rfc3339(state.completed_at_ms.unwrap_or_else(local_now_ms) + offset);
+                    conn.execute(
+                        "UPDATE attempts SET receipt_id = ?2, receipt_digest = ?3, receipt_late = ?4,
+                                delivered_at = ?5, submit_error = NULL
+                         WHERE attempt_id = ?1",
+                        params![
+                            attempt_id,
+                            reply["receipt_id"].as_str().unwrap_or("(no receipt id)"),
+                            reply["answers_digest"].as_str(),
+                            reply["late"].as_bool(),
+                            delivered
+                        ],
+                    )
+                    .map_err(|e| self.err(e))?;
+                    tracing::info!(attempt = attempt_id, "submission delivered; receipt kept");
+                    changed = true;
+                }
+                Status::Dead => {
+                    let reply: serde_json::Value = state
+                        .response_body
+                        .as_deref()
+                        .and_then(|b| serde_json::from_str(b).ok())
+                        .unwrap_or_default();
+                    if reply["code"] == "digest_mismatch" && attempt.resends < MAX_RESEND_ROUNDS {
+                        resend = Some((entry, reply));
+                    } else {
+                        let why = match reply["code"].as_str() {
+                            Some("digest_mismatch") => format!(
+                                "the server's copy of the answers still differs after {MAX_RESEND_ROUNDS} \
+                                 attempts to send them again; every answer is kept on this computer"
+                            ),
+                            _ => state.error.clone().unwrap_or_else(|| "refused".into()),
+                        };
+                        conn.execute(
+                            "UPDATE attempts SET submit_error = ?2 WHERE attempt_id = ?1",
+                            params![attempt_id, why],
+                        )
+                        .map_err(|e| self.err(e))?;
+                    }
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        drop(conn);
+        if let Some((entry, reply)) = resend {
+            self.resend(&attempt, entry, &reply)?;
+        }
+        Ok(changed)
+    }
+
+    /// The server's digest differs: sends again every answer whose latest save it does not
+    /// hold (by `seq`), then the submission under a new key.
+    fn resend(
+        &self,
+        attempt: &AttemptRow,
+        dead_entry: i64,
+        reply: &serde_json::Value,
+    ) -> Result<(), ExamError> {
+        let server: HashMap<String, i64> = reply["answers"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(q, s)| Some((q.clone(), s.as_i64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let values = self.saved_values(attempt)?;
+        let saved_at = rfc3339(self.server_now_ms());
+        let missing: Vec<&(String, serde_json::Value, Option<i64>)> = values
+            .iter()
+            .filter(|(q, _, seq)| server.get(q) != seq.as_ref())
+            .collect();
+        let digest = exam_contract::answers_digest(values.iter().map(|(q, v, _)| (q.as_str(), v)));
+        let mut entries: Vec<NewEntry> = missing
+            .iter()
+            .map(|(q, v, _)| NewEntry::answer(&attempt.attempt_id, q, v.clone(), &saved_at))
+            .collect();
+        entries.push(NewEntry::submit(&attempt.attempt_id, values.len(), &digest));
+        let key = self.load_key()?;
+        let attempt_id = attempt.attempt_id.clone();
+        let count = missing.len();
+        self.inner.queue.enqueue_many_with(entries, |tx, queued| {
+            for ((q, v, _), e) in missing.iter().zip(queued) {
+                let plain = serde_json::to_vec(v).unwrap_or_default();
+                let sealed = key.seal(&answer_ad(&attempt.exam_id, &attempt_id, q), &plain);
+                tx.execute(
+                    "UPDATE answers SET value = ?3, seq = ?4, entry_id = ?5, saved_at = ?6,
+                            server_saved_at = NULL
+                     WHERE attempt_id = ?1 AND question_id = ?2",
+                    params![attempt_id, q, sealed, e.seq, e.id, saved_at],
+                )?;
+            }
+            tx.execute(
+                "UPDATE attempts SET submit_entry = ?2, resends = resends + 1, answer_count = ?3,
+                        local_digest = ?4
+                 WHERE attempt_id = ?1",
+                params![
+                    attempt_id,
+                    queued.last().map(|q| q.id),
+                    values.len() as i64,
+                    digest
+                ],
+            )
+            .map(drop)
+        })?;
+        self.inner.queue.resolve_dead(
+            dead_entry,
+            "sent again: the server lacked some answers (digest mismatch)",
+        )?;
+        tracing::warn!(
+            attempt = %attempt_id,
+            resent = count,
+            "the server's answers digest differed; missing answers and the submission sent again"
+        );
+        Ok(())
+    }
+
+    /// Reconciles every attempt still waiting for the server; publishes `ExamChanged` for
+    /// each that changed.
+    pub fn reconcile_all(&self) -> Result<(), ExamError> {
+        for attempt_id in self.unsettled()? {
+            if self.reconcile(&attempt_id)? {
+                self.inner
+                    .bus
+                    .publish(CoreEvent::ExamChanged { attempt_id });
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows sync progress on its own thread and reconciles attempts as their operations
+    /// are delivered. Dropping the handle stops it.
+    pub fn spawn_watcher(&self) -> Watcher {
+        let service = self.clone();
+        let mut events = self.inner.bus.subscribe();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("exam-watcher".into())
+            .spawn(move || {
+                if let Err(error) = service.load_key() {
+                    tracing::warn!(%error, "the answer key is not available yet");
+                }
+                let mut dirty = true;
+                loop {
+                    if dirty {
+                        if let Err(error) = service.reconcile_all() {
+                            tracing::warn!(%error, "could not read what the server did with queued work");
+                        }
+                        dirty = false;
+                    }
+                    match stop_rx.recv_timeout(Duration::from_millis(250)) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    loop {
+                        match events.try_recv() {
+                            Ok(CoreEvent::SyncProgress { .. }) => dirty = true,
+                            Ok(_) => {}
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                                dirty = true
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+            });
+        Watcher {
+            stop: Some(stop_tx),
+            thread: thread.ok(),
+        }
+    }
+}
+
+/// The running watcher (see [`ExamService::spawn_watcher`]); dropping it stops it.
+pub struct Watcher {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn answer_state(row: &AnswerRow, error: Option<&String>) -> Option<AnswerState> {
+    let saved_at = row.saved_at.clone()?;
+    Some(AnswerState {
+        question_id: row.question_id.clone(),
+        seq: row.seq.unwrap_or(0) as f64,
+        saved_local_at: saved_at,
+        saved_server_at: row.server_saved_at.clone(),
+        state: match (&row.server_saved_at, error) {
+            (Some(_), _) => AnswerSaveState::Server,
+            (None, Some(_)) => AnswerSaveState::Refused,
+            (None, None) => AnswerSaveState::Local,
+        },
+        error: error.cloned(),
+    })
+}
+
+fn submission_view(a: &AttemptRow) -> Option<SubmissionView> {
+    let submitted_at = a.submitted_at.clone()?;
+    Some(SubmissionView {
+        state: if a.receipt_id.is_some() {
+            SubmissionState::Delivered
+        } else if a.submit_error.is_some() {
+            SubmissionState::Refused
+        } else if a.resends > 0 {
+            SubmissionState::Resending
+        } else {
+            SubmissionState::Queued
+        },
+        submitted_at,
+        answer_count: u32::try_from(a.answer_count.unwrap_or(0)).unwrap_or(0),
+        local_digest: a.local_digest.clone().unwrap_or_default(),
+        receipt_id: a.receipt_id.clone(),
+        receipt_digest: a.receipt_digest.clone(),
+        delivered_at: a.delivered_at.clone(),
+        late: a.receipt_late,
+        error: a.submit_error.clone(),
+    })
+}

@@ -1,0 +1,142 @@
+//! What the exam screens are given (over IPC, so they derive `specta::Type`).
+
+use serde::{Deserialize, Serialize};
+
+use super::package::{AnswerValue, ExamOption, QuestionKind};
+
+/// An exam as the server lists it (`GET /v1/exams`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExamInfo {
+    pub id: String,
+    pub title: String,
+    pub version: u32,
+    pub opens_at: String,
+    pub closes_at: String,
+    pub duration_s: u32,
+    pub question_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ExamList {
+    pub exams: Vec<ExamSummary>,
+    pub fetched_at: Option<String>,
+    /// Set when the list could not be fetched and the one kept on this computer is shown.
+    pub offline_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ExamSummary {
+    pub id: String,
+    pub title: String,
+    pub version: u32,
+    pub opens_at: String,
+    pub closes_at: String,
+    pub duration_s: u32,
+    pub question_count: u32,
+    /// The version downloaded to this computer, if any (ready to take offline).
+    pub downloaded_version: Option<u32>,
+    pub update_available: bool,
+    pub active_attempt_id: Option<String>,
+    pub submitted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum AnswerSaveState {
+    /// Saved on this computer, waiting to be sent.
+    Local,
+    /// The server confirmed its latest save.
+    Server,
+    /// The server refused its latest save (kept here; see the dead letters).
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AnswerState {
+    pub question_id: String,
+    pub seq: f64,
+    pub saved_local_at: String,
+    pub saved_server_at: Option<String>,
+    pub state: AnswerSaveState,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct QuestionView {
+    pub id: String,
+    pub kind: QuestionKind,
+    pub prompt: String,
+    pub options: Vec<ExamOption>,
+    pub max_length: Option<u32>,
+    pub answer: Option<AnswerValue>,
+    pub flagged: bool,
+    pub save: Option<AnswerState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum AttemptStatus {
+    InProgress,
+    Submitted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum SubmissionState {
+    /// Submitted on this computer; delivered automatically when the server can be reached.
+    Queued,
+    /// The server lacked some answers; they and the submission are being sent again.
+    Resending,
+    Delivered,
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct SubmissionView {
+    pub state: SubmissionState,
+    pub submitted_at: String,
+    pub answer_count: u32,
+    pub local_digest: String,
+    pub receipt_id: Option<String>,
+    pub receipt_digest: Option<String>,
+    pub delivered_at: Option<String>,
+    pub late: Option<bool>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AttemptProgress {
+    pub answers: Vec<AnswerState>,
+    pub submission: Option<SubmissionView>,
+    pub deadline_at: String,
+    pub deadline_confirmed: bool,
+    pub remaining_ms: f64,
+    /// Why the server refused to create this attempt, if it did (answers stay here).
+    pub start_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AttemptView {
+    pub attempt_id: String,
+    pub exam_id: String,
+    pub title: String,
+    pub instructions: String,
+    pub status: AttemptStatus,
+    pub started_at: String,
+    pub questions: Vec<QuestionView>,
+    pub current_question: Option<String>,
+    /// Set when the app was started again during this attempt: how many saved answers
+    /// came back.
+    pub resumed_answers: Option<u32>,
+    pub progress: AttemptProgress,
+}

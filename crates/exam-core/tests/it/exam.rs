@@ -1,0 +1,339 @@
+//! The exam service against the real reference server, through a link the test cuts:
+//! download, start offline, answer every kind, restart, deliver, submit, receipt — and a
+//! digest mismatch resolved by sending the missing answers again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use exam_core::auth::TokenManager;
+use exam_core::bus::EventBus;
+use exam_core::exam::{
+    AnswerSaveState, AnswerValue, AttemptView, ExamError, ExamService, QuestionKind,
+    SubmissionState,
+};
+use exam_core::queue::{Limits, Queue};
+use exam_core::sync::SyncEngine;
+use exam_core::testing::MemoryStore;
+use fault_proxy::{FaultProxy, Link};
+
+use crate::support::{admin_attempt, drained, memory_manager, online_engine, password, Server};
+
+struct Client {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    bus: EventBus,
+    auth: TokenManager,
+    secrets: Arc<MemoryStore>,
+    queue: Queue,
+    exams: ExamService,
+}
+
+impl Client {
+    async fn new(base: url::Url) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exam-desktop.db");
+        let bus = EventBus::default();
+        let auth = memory_manager(base, &bus);
+        auth.sign_in("student7", password()).await.unwrap();
+        let secrets = Arc::new(MemoryStore::default());
+        let queue = Queue::open(&path, Limits::default()).unwrap();
+        let exams =
+            ExamService::new(queue.clone(), auth.clone(), secrets.clone(), bus.clone()).unwrap();
+        Self {
+            _dir: dir,
+            path,
+            bus,
+            auth,
+            secrets,
+            queue,
+            exams,
+        }
+    }
+
+    /// A new process on the same database and keychain (the app killed and started again).
+    fn restart(&mut self) {
+        self.queue = Queue::open(&self.path, Limits::default()).unwrap();
+        self.exams = ExamService::new(
+            self.queue.clone(),
+            self.auth.clone(),
+            self.secrets.clone(),
+            self.bus.clone(),
+        )
+        .unwrap();
+    }
+
+    fn engine(&self) -> SyncEngine {
+        online_engine(&self.queue, &self.auth, &self.bus)
+    }
+
+    /// Every byte of the database and its WAL.
+    fn disk(&self) -> Vec<u8> {
+        let mut bytes = std::fs::read(&self.path).unwrap();
+        bytes.extend(std::fs::read(format!("{}-wal", self.path.display())).unwrap_or_default());
+        bytes
+    }
+}
+
+/// An answer for each question: the first option, the first two, or text with Vietnamese.
+fn answer_for(view: &AttemptView, n: usize) -> Vec<(String, AnswerValue)> {
+    view.questions
+        .iter()
+        .map(|q| {
+            let value = match q.kind {
+                QuestionKind::Single => AnswerValue::Text(q.options[n % 2].id.clone()),
+                QuestionKind::Multiple => {
+                    AnswerValue::Choices(q.options.iter().take(2).map(|o| o.id.clone()).collect())
+                }
+                QuestionKind::Short => AnswerValue::Text(format!("ngã {n}")),
+                QuestionKind::Essay => {
+                    AnswerValue::Text(format!("Quê hương tôi có con sông xanh biếc — bản {n}"))
+                }
+            };
+            (q.id.clone(), value)
+        })
+        .collect()
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool, explain: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            explain()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exam_taken_offline_survives_a_restart_and_is_delivered_once_with_a_receipt() {
+    let server = Server::start(900).await;
+    let proxy = FaultProxy::start(server.addr).unwrap();
+    let base: url::Url = format!("{}/", proxy.url()).parse().unwrap();
+    let mut client = Client::new(base).await;
+
+    // The list, then the package for offline use; asked again, the server says 304.
+    let list = client.exams.list().await.unwrap();
+    assert!(list.offline_reason.is_none());
+    let mixed = list.exams.iter().find(|e| e.id == "demo-mixed").unwrap();
+    assert_eq!(mixed.downloaded_version, None);
+    let summary = client.exams.download("demo-mixed").await.unwrap();
+    assert_eq!(summary.downloaded_version, Some(summary.version));
+    client.exams.download("demo-mixed").await.unwrap();
+    let stats = server.stats().await;
+    let package = &stats["requests"]["GET /v1/exams/{exam_id}/package"];
+    assert_eq!(
+        (package["200"].as_u64(), package["304"].as_u64()),
+        (Some(1), Some(1)),
+        "{stats}"
+    );
+
+    // The link goes down: the list is the one kept here; the attempt starts anyway.
+    proxy.set_link(Link::Refuse);
+    let list = client.exams.list().await.unwrap();
+    assert!(list.offline_reason.is_some(), "{list:?}");
+    assert_eq!(
+        list.exams
+            .iter()
+            .find(|e| e.id == "demo-mixed")
+            .unwrap()
+            .downloaded_version,
+        Some(summary.version)
+    );
+    let view = client.exams.start("demo-mixed").await.unwrap();
+    assert_eq!(view.questions.len(), 20);
+    assert!(view.progress.remaining_ms > 0.0);
+    assert!(!view.progress.deadline_confirmed);
+    let attempt = view.attempt_id.clone();
+    // Hostile prompts come through as the text they are.
+    assert!(view
+        .questions
+        .iter()
+        .any(|q| q.prompt.contains("<img src=x")));
+
+    // Every question answered twice (the second replaces the first), one flagged.
+    for n in 0..2 {
+        for (q, value) in answer_for(&view, n) {
+            let state = client.exams.save_answer(&attempt, &q, value).unwrap();
+            assert_eq!(state.state, AnswerSaveState::Local);
+        }
+    }
+    client
+        .exams
+        .set_flag(&attempt, &view.questions[3].id, true)
+        .unwrap();
+    client
+        .exams
+        .set_current(&attempt, &view.questions[7].id)
+        .unwrap();
+    // A wrong value is refused with what and where; nothing is saved for it.
+    let err = client
+        .exams
+        .save_answer(
+            &attempt,
+            &view.questions[0].id,
+            AnswerValue::Text("nope".into()),
+        )
+        .unwrap_err();
+    assert!(matches!(err, ExamError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("not an option"), "{err}");
+
+    // Sealed at rest: no answer text in the database file or its WAL.
+    let secret = "Quê hương tôi có con sông xanh biếc".as_bytes();
+    assert!(!client.disk().windows(secret.len()).any(|w| w == secret));
+
+    // Killed and started again: same attempt, same question, every answer back.
+    client.restart();
+    let back = client
+        .exams
+        .current()
+        .unwrap()
+        .expect("the attempt to resume");
+    assert_eq!(back.attempt_id, attempt);
+    assert_eq!(back.resumed_answers, Some(20));
+    assert_eq!(
+        back.current_question.as_deref(),
+        Some(view.questions[7].id.as_str())
+    );
+    assert!(back.questions[3].flagged);
+    let expected = answer_for(&view, 1);
+    for (q, (id, value)) in back.questions.iter().zip(&expected) {
+        assert_eq!(&q.id, id);
+        assert_eq!(q.answer.as_ref(), Some(value), "question {id}");
+        assert_eq!(q.save.as_ref().unwrap().state, AnswerSaveState::Local);
+    }
+
+    // The link comes back: everything is delivered; the server holds exactly these
+    // answers, each applied once (the first round was coalesced away while offline).
+    proxy.set_link(Link::Up);
+    let engine = client.engine();
+    drained(&client.queue, Duration::from_secs(20)).await;
+    let progress = client.exams.progress(&attempt).unwrap();
+    assert!(progress.deadline_confirmed);
+    assert!(progress
+        .answers
+        .iter()
+        .all(|a| a.state == AnswerSaveState::Server && a.saved_server_at.is_some()));
+    let held = admin_attempt(&server, &attempt).await;
+    for (id, value) in &expected {
+        assert_eq!(
+            held["answers"][id]["value"],
+            serde_json::to_value(value).unwrap(),
+            "{id}: {held}"
+        );
+    }
+    assert_eq!(held["applied_writes"], 20, "{held}");
+
+    // Submitted: queued, then delivered with a receipt whose digest is ours.
+    let submission = client.exams.submit(&attempt).unwrap();
+    assert_eq!(submission.answer_count, 20);
+    let exams = client.exams.clone();
+    let attempt_id = attempt.clone();
+    until(
+        "the receipt",
+        || {
+            exams
+                .progress(&attempt_id)
+                .unwrap()
+                .submission
+                .is_some_and(|s| s.state == SubmissionState::Delivered)
+        },
+        || {
+            format!(
+                "{:?} {:?}",
+                client.exams.progress(&attempt).unwrap().submission,
+                client.queue.dead_letters(10).unwrap()
+            )
+        },
+    )
+    .await;
+    let done = client.exams.progress(&attempt).unwrap().submission.unwrap();
+    assert!(done.receipt_id.is_some());
+    assert_eq!(
+        done.receipt_digest.as_deref(),
+        Some(done.local_digest.as_str())
+    );
+    // Answers cannot change any more; the attempt can be closed now.
+    assert!(client
+        .exams
+        .save_answer(&attempt, &view.questions[0].id, expected[0].1.clone())
+        .is_err());
+    client.exams.close(&attempt).unwrap();
+    assert!(client.exams.current().unwrap().is_none());
+    drop(engine);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_mismatch_sends_the_missing_answers_again_instead_of_losing_them() {
+    let server = Server::start(900).await;
+    let client = Client::new(server.url()).await;
+    client.exams.list().await.unwrap();
+    let view = client.exams.start("demo-mixed").await.unwrap();
+    let attempt = view.attempt_id.clone();
+    let answers = answer_for(&view, 0);
+    for (q, value) in answers.iter().take(5) {
+        client
+            .exams
+            .save_answer(&attempt, q, value.clone())
+            .unwrap();
+    }
+    // One save is marked delivered without ever being sent — as if the server had lost it.
+    client.queue.flush().unwrap();
+    client
+        .queue
+        .store()
+        .lock()
+        .execute(
+            "UPDATE queue SET status = 'done', completed_at = 1, response_status = 200
+             WHERE id = (SELECT MAX(id) FROM queue WHERE kind = 'answer')",
+            [],
+        )
+        .unwrap();
+    client.exams.submit(&attempt).unwrap();
+    let engine = client.engine();
+    let exams = client.exams.clone();
+    let attempt_id = attempt.clone();
+    until(
+        "the receipt after sending again",
+        || {
+            exams.reconcile(&attempt_id).unwrap();
+            exams
+                .progress(&attempt_id)
+                .unwrap()
+                .submission
+                .is_some_and(|s| s.state == SubmissionState::Delivered)
+        },
+        || {
+            format!(
+                "{:?} {:?}",
+                client.exams.progress(&attempt).unwrap().submission,
+                client.queue.dead_letters(10).unwrap()
+            )
+        },
+    )
+    .await;
+    let held = admin_attempt(&server, &attempt).await;
+    for (q, value) in answers.iter().take(5) {
+        assert_eq!(
+            held["answers"][q]["value"],
+            serde_json::to_value(value).unwrap()
+        );
+    }
+    // The refused submission is no dead letter: it was dealt with.
+    assert!(client.queue.dead_letters(10).unwrap().is_empty());
+    drop(engine);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_download_and_without_the_server_an_exam_cannot_start_and_says_why() {
+    let server = Server::start(900).await;
+    let proxy = FaultProxy::start(server.addr).unwrap();
+    let base: url::Url = format!("{}/", proxy.url()).parse().unwrap();
+    let client = Client::new(base).await;
+    client.exams.list().await.unwrap();
+    proxy.set_link(Link::Refuse);
+    let err = client.exams.start("demo-essay").await.unwrap_err();
+    assert!(matches!(err, ExamError::NotDownloaded(_)), "{err}");
+    assert!(err.to_string().contains("has not been downloaded"), "{err}");
+}
