@@ -24,6 +24,18 @@ fn main() {
             "dead_letters",
             "retry_dead_letter",
             "export_dead_letters",
+            "set_ui_language",
+            "exam_list",
+            "download_exam",
+            "start_attempt",
+            "current_attempt",
+            "attempt_view",
+            "save_answer",
+            "set_flag",
+            "set_current_question",
+            "attempt_progress",
+            "submit_attempt",
+            "close_attempt",
         ]));
     if let Err(error) = tauri_build::try_build(attributes) {
         panic!("tauri-build failed: {error:#}");

@@ -22,8 +22,39 @@ pub enum IpcError {
     Keychain { message: String },
     #[error("validation: {message}")]
     Validation { message: String },
+    #[error("not found: {message}")]
+    NotFound { message: String },
+    /// The disk or the queue's quota is full: the answer was not saved.
+    #[error("storage full: {message}")]
+    StorageFull { message: String },
+    #[error("{message}")]
+    Exam { message: String },
     #[error("internal: {message}")]
     Internal { message: String },
+}
+
+impl From<exam_core::exam::ExamError> for IpcError {
+    fn from(error: exam_core::exam::ExamError) -> Self {
+        use exam_core::exam::ExamError as E;
+        use exam_core::queue::QueueError;
+        use exam_core::store::StoreError;
+        let message = error.to_string();
+        match error {
+            E::NotSignedIn => Self::NotSignedIn,
+            E::Offline(message) => Self::Offline { message },
+            E::Auth(auth) => auth.into(),
+            E::NotFound(_) => Self::NotFound { message },
+            E::Invalid(_) => Self::Validation { message },
+            E::Key(_) => Self::Keychain { message },
+            E::Queue(QueueError::Full { .. })
+            | E::Queue(QueueError::Store(StoreError::DiskFull { .. }))
+            | E::Store(StoreError::DiskFull { .. }) => Self::StorageFull { message },
+            E::Refused(_) => Self::Refused { message },
+            E::BadPackage(_) | E::NotDownloaded(_) | E::Queue(_) | E::Store(_) => {
+                Self::Exam { message }
+            }
+        }
+    }
 }
 
 impl From<AuthError> for IpcError {

@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod error;
 pub mod events;
+pub mod notify;
 pub mod probe;
 pub mod state;
 pub mod windows;
@@ -47,6 +48,18 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::sync::dead_letters,
             commands::sync::retry_dead_letter,
             commands::sync::export_dead_letters,
+            commands::app::set_ui_language,
+            commands::exam::exam_list,
+            commands::exam::download_exam,
+            commands::exam::start_attempt,
+            commands::exam::current_attempt,
+            commands::exam::attempt_view,
+            commands::exam::save_answer,
+            commands::exam::set_flag,
+            commands::exam::set_current_question,
+            commands::exam::attempt_progress,
+            commands::exam::submit_attempt,
+            commands::exam::close_attempt,
         ])
         .events(tauri_specta::collect_events![events::CoreEventMessage])
 }
@@ -75,6 +88,12 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
             let _ = state
                 .status_window_opener
                 .set(windows::opener(app.handle().clone()));
+            notify::watch(
+                app.handle().clone(),
+                &state.bus,
+                state.offline.as_ref().ok().map(|o| o.exams.clone()),
+                state.language.clone(),
+            );
             let handle = app.handle().clone();
             state.probe.set_windows(Box::new(move || {
                 handle.webview_windows().into_keys().collect()
@@ -88,9 +107,13 @@ pub fn core_services(server: url::Url) -> Result<(EventBus, TokenManager), Strin
     let bus = EventBus::default();
     let http = HttpClient::new(&format!("ExamBankDesktop/{}", exam_core::VERSION))
         .map_err(|e| e.to_string())?;
-    let store = Arc::new(Keychain::new(OsKeychain::new(KEYCHAIN_SERVICE)));
-    let auth = TokenManager::new(AuthConfig::new(server), http, store, bus.clone());
+    let auth = TokenManager::new(AuthConfig::new(server), http, os_keychain(), bus.clone());
     Ok((bus, auth))
+}
+
+/// The OS keychain entries of this app (tokens, the answer key).
+pub fn os_keychain() -> Arc<dyn exam_core::auth::SecretStore> {
+    Arc::new(Keychain::new(OsKeychain::new(KEYCHAIN_SERVICE)))
 }
 
 /// Opens the queue in the data directory and starts the network monitor and the sync
@@ -132,10 +155,16 @@ pub fn start_offline(
         bus.clone(),
     )
     .map_err(|e| format!("cannot start the sync engine: {e}"))?;
+    let exams =
+        exam_core::exam::ExamService::new(queue.clone(), auth.clone(), os_keychain(), bus.clone())
+            .map_err(|e| format!("cannot open the exams on this computer: {e}"))?;
+    let exam_watcher = exams.spawn_watcher();
     Ok(state::Offline {
         queue,
         monitor: Some(monitor),
         engine,
+        exams,
+        exam_watcher,
     })
 }
 

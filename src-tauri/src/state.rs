@@ -10,11 +10,14 @@ use exam_core::config::LoadedConfig;
 use crate::probe::EventProbe;
 use crate::windows::StatusWindowOpener;
 
-/// The offline queue, the network monitor and the sync engine.
+/// The offline queue, the network monitor, the sync engine and the exams on top of them.
 pub struct Offline {
     pub queue: exam_core::queue::Queue,
     pub monitor: Option<std::sync::Arc<exam_core::network::NetworkMonitor>>,
     pub engine: exam_core::sync::SyncEngine,
+    pub exams: exam_core::exam::ExamService,
+    /// Reads what the server did with queued exam work as sync progresses.
+    pub exam_watcher: exam_core::exam::Watcher,
 }
 
 pub struct AppState {
@@ -30,6 +33,8 @@ pub struct AppState {
     pub offline: Result<Offline, String>,
     /// Opens status windows (set when the app starts).
     pub status_window_opener: OnceLock<StatusWindowOpener>,
+    /// The UI's language, for desktop notifications.
+    pub language: crate::notify::Language,
 }
 
 impl AppState {
@@ -49,6 +54,7 @@ impl AppState {
             probe: EventProbe::default(),
             offline,
             status_window_opener: OnceLock::new(),
+            language: crate::notify::Language::default(),
         }
     }
 }

@@ -49,10 +49,11 @@ fn invoke(
 fn app(dir: &Path) -> tauri::App<tauri::test::MockRuntime> {
     let config = loaded_config(dir);
     let bus = exam_core::bus::EventBus::default();
+    let secrets = std::sync::Arc::new(exam_core::testing::MemoryStore::default());
     let auth = exam_core::auth::TokenManager::new(
         exam_core::auth::AuthConfig::new(config.settings.server_url.clone()),
         exam_core::http::HttpClient::new("tests").unwrap(),
-        std::sync::Arc::new(exam_core::testing::MemoryStore::default()),
+        secrets.clone(),
         bus.clone(),
     );
     let queue = exam_core::queue::Queue::open(
@@ -68,10 +69,15 @@ fn app(dir: &Path) -> tauri::App<tauri::test::MockRuntime> {
         bus.clone(),
     )
     .unwrap();
+    let exams =
+        exam_core::exam::ExamService::new(queue.clone(), auth.clone(), secrets, bus.clone())
+            .unwrap();
     let offline = crate::state::Offline {
         queue,
         monitor: None,
         engine,
+        exam_watcher: exams.spawn_watcher(),
+        exams,
     };
     let state = AppState::new(
         config,

@@ -36,6 +36,26 @@ export const commands = {
 	retryDeadLetter: (id: number | null) => typedError<null, IpcError>(__TAURI_INVOKE("retry_dead_letter", { id })),
 	/**  Writes every dead letter to `<data_dir>/exports/dead-letters-<time>.json`; the path. */
 	exportDeadLetters: () => typedError<string, IpcError>(__TAURI_INVOKE("export_dead_letters")),
+	/**  The language the student chose in the UI (`en` or `vi`), for desktop notifications. */
+	setUiLanguage: (language: string) => __TAURI_INVOKE<void>("set_ui_language", { language }),
+	examList: () => typedError<ExamList, IpcError>(__TAURI_INVOKE("exam_list")),
+	downloadExam: (examId: string) => typedError<ExamSummary, IpcError>(__TAURI_INVOKE("download_exam", { examId })),
+	startAttempt: (examId: string) => typedError<AttemptView, IpcError>(__TAURI_INVOKE("start_attempt", { examId })),
+	/**
+	 *  The attempt to come back to after a restart (in progress, or submitted and not yet
+	 *  closed), if any.
+	 */
+	currentAttempt: () => typedError<AttemptView | null, IpcError>(__TAURI_INVOKE("current_attempt")),
+	attemptView: (attemptId: string) => typedError<AttemptView, IpcError>(__TAURI_INVOKE("attempt_view", { attemptId })),
+	/**  Saves an answer on this computer (durably, before returning) and queues it. */
+	saveAnswer: (attemptId: string, questionId: string, value: AnswerValue) => typedError<AnswerState, IpcError>(__TAURI_INVOKE("save_answer", { attemptId, questionId, value })),
+	setFlag: (attemptId: string, questionId: string, flagged: boolean) => typedError<null, IpcError>(__TAURI_INVOKE("set_flag", { attemptId, questionId, flagged })),
+	setCurrentQuestion: (attemptId: string, questionId: string) => typedError<null, IpcError>(__TAURI_INVOKE("set_current_question", { attemptId, questionId })),
+	/**  Cheap: save states, submission and time left, for polling after sync events. */
+	attemptProgress: (attemptId: string) => typedError<AttemptProgress, IpcError>(__TAURI_INVOKE("attempt_progress", { attemptId })),
+	submitAttempt: (attemptId: string) => typedError<SubmissionView, IpcError>(__TAURI_INVOKE("submit_attempt", { attemptId })),
+	/**  Back to the exam list after a delivered submission (the attempt stays on record). */
+	closeAttempt: (attemptId: string) => typedError<null, IpcError>(__TAURI_INVOKE("close_attempt", { attemptId })),
 };
 
 /** Events */
@@ -44,6 +64,29 @@ export const events = {
 };
 
 /* Types */
+export type AnswerSaveState = 
+/**  Saved on this computer, waiting to be sent. */
+"local" | 
+/**  The server confirmed its latest save. */
+"server" | 
+/**  The server refused its latest save (kept here; see the dead letters). */
+"refused";
+
+export type AnswerState = {
+	question_id: string,
+	seq: number | null,
+	saved_local_at: string,
+	saved_server_at: string | null,
+	state: AnswerSaveState,
+	error: string | null,
+};
+
+/**
+ *  An answer's value as the API carries it: text (short, essay, or the chosen option of a
+ *  single-choice question) or the chosen option ids (multiple choice).
+ */
+export type AnswerValue = string | string[];
+
 export type AppInfo = {
 	version: string,
 	/**  Where answers, queues and logs are kept on this computer. */
@@ -57,6 +100,35 @@ export type AppInfo = {
 	/**  Malformed configuration; while any is present the app shows it instead of the exam. */
 	config_problems: ConfigProblem[],
 	log_file: string | null,
+};
+
+export type AttemptProgress = {
+	answers: AnswerState[],
+	submission: SubmissionView | null,
+	deadline_at: string,
+	deadline_confirmed: boolean,
+	remaining_ms: number | null,
+	/**  Why the server refused to create this attempt, if it did (answers stay here). */
+	start_error: string | null,
+};
+
+export type AttemptStatus = "in_progress" | "submitted";
+
+export type AttemptView = {
+	attempt_id: string,
+	exam_id: string,
+	title: string,
+	instructions: string,
+	status: AttemptStatus,
+	started_at: string,
+	questions: QuestionView[],
+	current_question: string | null,
+	/**
+	 *  Set when the app was started again during this attempt: how many saved answers
+	 *  came back.
+	 */
+	resumed_answers: number | null,
+	progress: AttemptProgress,
 };
 
 export type AuthMetrics = {
@@ -124,6 +196,12 @@ export type CoreEvent =
 /**  Sync progress: state, delivered, remaining, rate (at most ten a second). */
 { type: "sync_progress"; progress: SyncProgress } | 
 /**
+ *  Something about an attempt changed on the server's side (an answer delivered, the
+ *  deadline confirmed, the submission delivered or refused): windows showing it ask
+ *  for its progress.
+ */
+{ type: "exam_changed"; attempt_id: string } | 
+/**
  *  A delivery probe: every window answers it at once, so the core can measure how long
  *  its events take to reach the windows (the diagnostics window and the benchmark).
  */
@@ -178,6 +256,33 @@ export type DeliveryReport = {
 	clock_step_ms: number | null,
 };
 
+export type ExamList = {
+	exams: ExamSummary[],
+	fetched_at: string | null,
+	/**  Set when the list could not be fetched and the one kept on this computer is shown. */
+	offline_reason: string | null,
+};
+
+export type ExamOption = {
+	id: string,
+	text: string,
+};
+
+export type ExamSummary = {
+	id: string,
+	title: string,
+	version: number,
+	opens_at: string,
+	closes_at: string,
+	duration_s: number,
+	question_count: number,
+	/**  The version downloaded to this computer, if any (ready to take offline). */
+	downloaded_version: number | null,
+	update_available: boolean,
+	active_attempt_id: string | null,
+	submitted: boolean,
+};
+
 export type Finding = {
 	severity: Severity,
 	finding: string,
@@ -193,7 +298,9 @@ export type HealthReport = {
 	findings: Finding[],
 };
 
-export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | { kind: "offline"; message: string } | { kind: "not_signed_in" } | { kind: "session_ended"; reason: string } | { kind: "refused"; message: string } | { kind: "keychain"; message: string } | { kind: "validation"; message: string } | { kind: "internal"; message: string };
+export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | { kind: "offline"; message: string } | { kind: "not_signed_in" } | { kind: "session_ended"; reason: string } | { kind: "refused"; message: string } | { kind: "keychain"; message: string } | { kind: "validation"; message: string } | { kind: "not_found"; message: string } | 
+/**  The disk or the queue's quota is full: the answer was not saved. */
+{ kind: "storage_full"; message: string } | { kind: "exam"; message: string } | { kind: "internal"; message: string };
 
 /**  What an entry is, which decides what the quota may do with it. */
 export type Kind = "attempt" | "answer" | "submission" | "event" | 
@@ -249,6 +356,20 @@ export type Outage = {
 	duration_ms: number | null,
 };
 
+/**  What kind of answer a question takes. */
+export type QuestionKind = "single" | "multiple" | "short" | "essay";
+
+export type QuestionView = {
+	id: string,
+	kind: QuestionKind,
+	prompt: string,
+	options: ExamOption[],
+	max_length: number | null,
+	answer: AnswerValue | null,
+	flagged: boolean,
+	save: AnswerState | null,
+};
+
 /**  Counts for the sync panel and the quota. */
 export type QueueCounts = {
 	pending: number,
@@ -270,6 +391,24 @@ export type SourceStatus =
 "absent" | 
 /**  There but malformed: see the problems. It contributed nothing. */
 "invalid";
+
+export type SubmissionState = 
+/**  Submitted on this computer; delivered automatically when the server can be reached. */
+"queued" | 
+/**  The server lacked some answers; they and the submission are being sent again. */
+"resending" | "delivered" | "refused";
+
+export type SubmissionView = {
+	state: SubmissionState,
+	submitted_at: string,
+	answer_count: number,
+	local_digest: string,
+	receipt_id: string | null,
+	receipt_digest: string | null,
+	delivered_at: string | null,
+	late: boolean | null,
+	error: string | null,
+};
 
 /**  What the student sees while syncing. */
 export type SyncProgress = {

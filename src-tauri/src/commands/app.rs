@@ -35,3 +35,10 @@ pub fn app_info(state: tauri::State<'_, AppState>) -> AppInfo {
         log_file: state.log_file.as_ref().map(|p| p.display().to_string()),
     }
 }
+
+/// The language the student chose in the UI (`en` or `vi`), for desktop notifications.
+#[tauri::command]
+#[specta::specta]
+pub fn set_ui_language(state: tauri::State<'_, AppState>, language: String) {
+    state.language.set(&language);
+}

@@ -2,5 +2,6 @@
 
 pub mod app;
 pub mod auth;
+pub mod exam;
 pub mod sync;
 pub mod windows;
