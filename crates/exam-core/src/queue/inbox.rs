@@ -9,9 +9,11 @@
 //! - one byte: priority (bits 0–1), kind (bits 2–4), method (bits 5–7: 1 GET, 2 PUT, 3 POST,
 //!   4 DELETE, 5 PATCH; 0: another method, written next as a string);
 //! - the idempotency key (16 bytes);
-//! - the stream (0: the previous entry's; otherwise length + 1, then the bytes), the
-//!   coalescing key (0: none; otherwise length + 1), the path (length) and the body
-//!   (0: none; otherwise length + 1), lengths as LEB128 varints.
+//! - the path (length, then the bytes); the stream (0: the previous entry's; 1: the one its
+//!   path implies, e.g. `attempt:{a}` for `/v1/attempts/{a}/…`; otherwise length + 2, then
+//!   the bytes); the coalescing key (0: none; 1: the one its path implies,
+//!   `answer:{a}:{q}`; otherwise length + 2); the body (0: none; otherwise length + 1);
+//!   lengths as LEB128 varints.
 //!
 //! An entry's size for the quota is not stored: it follows from its path and body.
 //! Rows written as TEXT by earlier versions (a JSON array of entries) are still read.
@@ -101,6 +103,36 @@ fn put_optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
+/// Writes text with its length + 2 (0 and 1 are markers: "as before", "from the path").
+fn put_text(out: &mut Vec<u8>, text: Option<&str>) {
+    if let Some(t) = text {
+        put_varint(out, t.len() as u64 + 2);
+        out.extend_from_slice(t.as_bytes());
+    }
+}
+
+/// The stream and the coalescing key an answer save's path implies
+/// (`/v1/attempts/{a}/answers/{q}`: `attempt:{a}`, `answer:{a}:{q}`; `/v1/attempts/{a}/…`:
+/// `attempt:{a}`), when its ids needed no escaping in the path.
+fn derived(path: &str) -> (Option<String>, Option<String>) {
+    let mut parts = path.split('/');
+    let (Some(""), Some("v1"), Some("attempts"), Some(attempt)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return (None, None);
+    };
+    if attempt.is_empty() || attempt.contains('%') {
+        return (None, None);
+    }
+    let stream = Some(format!("attempt:{attempt}"));
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("answers"), Some(q), None) if !q.is_empty() && !q.contains('%') => {
+            (stream, Some(format!("answer:{attempt}:{q}")))
+        }
+        _ => (stream, None),
+    }
+}
+
 /// Encodes a group of entries as one inbox row.
 pub(super) fn encode<'a>(
     entries: impl ExactSizeIterator<Item = EntryRef<'a>>,
@@ -125,15 +157,22 @@ pub(super) fn encode<'a>(
             put_optional(&mut out, Some(e.method.as_bytes()));
         }
         out.extend_from_slice(e.key.as_bytes());
-        if stream == Some(e.stream) {
-            out.push(0);
-        } else {
-            put_optional(&mut out, Some(e.stream.as_bytes()));
-            stream = Some(e.stream);
-        }
-        put_optional(&mut out, e.coalesce_key.map(str::as_bytes));
         put_varint(&mut out, e.path.len() as u64);
         out.extend_from_slice(e.path.as_bytes());
+        let (derived_stream, derived_coalesce) = derived(e.path);
+        if stream == Some(e.stream) {
+            out.push(0);
+        } else if derived_stream.as_deref() == Some(e.stream) {
+            out.push(1);
+        } else {
+            put_text(&mut out, Some(e.stream));
+        }
+        stream = Some(e.stream);
+        match e.coalesce_key {
+            None => out.push(0),
+            Some(k) if derived_coalesce.as_deref() == Some(k) => out.push(1),
+            Some(k) => put_text(&mut out, Some(k)),
+        }
         put_optional(&mut out, e.body);
     }
     out
@@ -236,19 +275,31 @@ fn decode_binary(data: &[u8]) -> Result<Vec<InboxEntry>, Damaged> {
         };
         let mut key = [0u8; 16];
         key.copy_from_slice(r.take(16, "idempotency key")?);
-        let stream = match r.optional("stream")? {
-            Some(s) => Reader::text(s, "stream")?,
-            None => match out.last() {
+        let path_len = r.len("path")?;
+        let path = Reader::text(r.take(path_len, "path")?, "path")?;
+        let (derived_stream, derived_coalesce) = derived(&path);
+        let stream = match r.len("stream")? {
+            0 => match out.last() {
                 Some(previous) => previous.stream.clone(),
                 None => return Err(Damaged(format!("entry {id} has no stream"))),
             },
+            1 => derived_stream.ok_or_else(|| {
+                Damaged(format!("entry {id}'s stream cannot follow from its path"))
+            })?,
+            n => Reader::text(r.take(n - 2, "stream")?, "stream")?,
         };
-        let coalesce_key = r
-            .optional("coalescing key")?
-            .map(|k| Reader::text(k, "coalescing key"))
-            .transpose()?;
-        let path_len = r.len("path")?;
-        let path = Reader::text(r.take(path_len, "path")?, "path")?;
+        let coalesce_key = match r.len("coalescing key")? {
+            0 => None,
+            1 => Some(derived_coalesce.ok_or_else(|| {
+                Damaged(format!(
+                    "entry {id}'s coalescing key cannot follow from its path"
+                ))
+            })?),
+            n => Some(Reader::text(
+                r.take(n - 2, "coalescing key")?,
+                "coalescing key",
+            )?),
+        };
         let body = r.optional("body")?.map(<[u8]>::to_vec);
         out.push(InboxEntry {
             id,
