@@ -1,15 +1,11 @@
 //! The built app, as a student and an IT admin meet it.
 
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::support::{self, against_demo_server, Harness, APP};
-
-/// One app at a time: they share the single-instance name on the bus.
-static SERIAL: Mutex<()> = Mutex::new(());
+use crate::support::{self, against_demo_server, Harness, APP, SERIAL};
 
 #[test]
 fn the_window_shows_version_and_server_and_a_second_launch_exits() -> Result<()> {

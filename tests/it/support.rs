@@ -146,6 +146,18 @@ impl ExamServer {
         format!("http://{}/", self.addr)
     }
 
+    /// A GET of the admin API (what an examiner sees).
+    pub fn admin(&self, path: &str) -> Result<Value> {
+        let response = reqwest::blocking::Client::new()
+            .get(format!("http://{}{path}", self.addr))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()?;
+        if !response.status().is_success() {
+            bail!("GET {path}: {}", response.status());
+        }
+        Ok(response.json()?)
+    }
+
     /// What the school does to end a student's sessions.
     pub fn revoke_sessions(&self, user: &str) -> Result<()> {
         let response = reqwest::blocking::Client::new()
@@ -373,6 +385,12 @@ impl Session {
         }
     }
 
+    /// A DOM property (e.g. an input's current `value`, a checkbox's `checked`).
+    pub fn property(&self, css: &str, name: &str) -> Result<Value> {
+        let element = self.find(css)?;
+        self.call("GET", &format!("/element/{element}/property/{name}"), None)
+    }
+
     pub fn attribute(&self, css: &str, name: &str) -> Result<String> {
         let element = self.find(css)?;
         let value = self.call("GET", &format!("/element/{element}/attribute/{name}"), None)?;
@@ -450,6 +468,31 @@ pub fn screenshot(display: &str, name: &str) -> Result<PathBuf> {
 
 /// The app under test, built by cargo for these tests and benchmarks.
 pub const APP: &str = env!("CARGO_BIN_EXE_exam-desktop");
+
+/// One app at a time: they share the single-instance name on the bus.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Kills the running app with SIGKILL (no chance to save or clean up), as a power cut or
+/// a crash would; waits until it is gone.
+pub fn kill_app() -> Result<()> {
+    let status = Command::new("pkill").args(["-KILL", "-f", APP]).status()?;
+    if !status.success() {
+        bail!("no running app to kill ({status})");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Command::new("pgrep")
+        .args(["-f", APP])
+        .output()?
+        .status
+        .success()
+    {
+        if std::time::Instant::now() > deadline {
+            bail!("the app is still running after SIGKILL");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
 
 /// Everything one launch of the app needs, torn down in reverse order.
 pub struct Harness {

@@ -1,6 +1,7 @@
 import { mount } from "svelte";
 import App from "./App.svelte";
 import "./app.css";
+import "./exam.css";
 import { answerPings } from "./lib/probe";
 
 const target = document.getElementById("app");

@@ -1,29 +1,36 @@
 // What to tell the student when something goes wrong, in words they understand.
 import type { IpcError } from "../bindings";
+import { t } from "./i18n.svelte";
+import { sentence } from "./sync";
 
 export function describeError(error: IpcError): string {
   switch (error.kind) {
     case "wrong_credentials":
-      return "The username or password is not right. Check them and try again.";
-    case "locked_out": {
-      const minutes = Math.ceil(error.retry_after_s / 60);
+      return t("errors.wrong_credentials");
+    case "locked_out":
       return error.retry_after_s < 90
-        ? `Too many attempts. Please wait ${error.retry_after_s} seconds, then try again.`
-        : `Too many attempts. Please wait ${minutes} minutes, then try again.`;
-    }
+        ? t("errors.locked_out_seconds", { n: error.retry_after_s })
+        : t("errors.locked_out_minutes", { n: Math.ceil(error.retry_after_s / 60) });
     case "offline":
-      return "The Exam Bank server cannot be reached. Check the network, or ask your teacher.";
+      return t("errors.offline");
     case "not_signed_in":
-      return "You are not signed in.";
+      return t("errors.not_signed_in");
     case "session_ended":
       return error.reason;
     case "refused":
-      return `The server refused: ${error.message}`;
+      return t("errors.refused", { message: error.message });
     case "keychain":
-      return `This computer's keychain is not working (${error.message}). Ask IT for help.`;
+      return t("errors.keychain", { message: error.message });
     case "validation":
       return error.message;
+    case "not_found":
+      return t("errors.not_found", { message: error.message });
+    case "storage_full":
+      return t("errors.storage_full", { message: error.message });
+    case "exam":
+      // The core words exam rules for students ("the exam closed at 10:00").
+      return sentence(error.message);
     case "internal":
-      return `Something went wrong inside the app: ${error.message}`;
+      return t("errors.internal", { message: error.message });
   }
 }

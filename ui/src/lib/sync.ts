@@ -1,44 +1,48 @@
 // Words for the network and sync states, shared by the header and the sync panel.
 import type { NetStatus, SyncProgress } from "../bindings";
+import { t } from "./i18n.svelte";
 
 export function networkLabel(status: NetStatus | null | undefined): string {
   switch (status?.state) {
     case "online":
-      return "Online";
     case "degraded":
-      return "Slow connection";
     case "offline":
-      return "Offline — answers are kept on this computer";
     case "captive_portal":
-      return "This network needs a sign-in page first";
     case "server_down":
-      return "Exam Bank server unavailable — answers are kept on this computer";
+      return t(`net.${status.state}`);
     default:
-      return "Checking the connection…";
+      return t("net.unknown");
   }
 }
 
 export function syncLabel(p: SyncProgress): string {
+  const counts = { done: p.done, remaining: p.remaining };
   switch (p.state) {
     case "syncing":
-      return `Sending… ${p.done} sent, ${p.remaining} to go`;
+      return t("sync.syncing", counts);
     case "paused":
-      return `Sending paused (${p.remaining} waiting)`;
+      return t("sync.paused", counts);
     case "waiting_for_network":
-      return p.remaining > 0 ? `${p.remaining} waiting for the connection` : "Nothing waiting";
+      return p.remaining > 0 ? t("sync.waitingNetwork", counts) : t("sync.nothing");
     case "waiting_for_sign_in":
-      return p.remaining > 0 ? `${p.remaining} waiting for you to sign in` : "Nothing waiting";
+      return p.remaining > 0 ? t("sync.waitingSignIn", counts) : t("sync.nothing");
     case "retrying":
-      return `${p.remaining} waiting to be retried`;
+      return t("sync.retrying", counts);
     case "idle":
-      return "Everything is sent";
+      return t("sync.idle");
   }
+}
+
+/** "Sending 12 of 40" while a sync runs, else null. */
+export function sendingLabel(p: SyncProgress | null | undefined): string | null {
+  if (!p || p.state !== "syncing" || p.remaining === 0) return null;
+  return t("sync.progress", { done: p.done, total: p.done + p.remaining });
 }
 
 /** A reason from the core as a sentence: capital first, full stop last. */
 export function sentence(text: string): string {
-  const t = text.trim();
-  if (!t) return t;
-  const capital = t.charAt(0).toUpperCase() + t.slice(1);
+  const trimmed = text.trim();
+  if (!trimmed) return trimmed;
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
   return /[.!?)]$/.test(capital) ? capital : `${capital}.`;
 }

@@ -1,0 +1,140 @@
+// @vitest-environment jsdom
+import { cleanup, render, screen, within } from "@testing-library/svelte";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { ExamList as List, ExamSummary } from "../bindings";
+
+const examList = vi.fn();
+const downloadExam = vi.fn();
+const startAttempt = vi.fn();
+const attemptView = vi.fn();
+vi.mock("../bindings", () => ({
+  commands: {
+    examList: () => examList(),
+    downloadExam: (id: string) => downloadExam(id),
+    startAttempt: (id: string) => startAttempt(id),
+    attemptView: (id: string) => attemptView(id),
+  },
+  events: {},
+}));
+
+import ExamList from "./ExamList.svelte";
+import { i18n } from "./i18n.svelte";
+
+const hour = 3_600_000;
+const exam = (over: Partial<ExamSummary>): ExamSummary => ({
+  id: "math",
+  title: "Toán 10 — Giữa kỳ",
+  version: 3,
+  opens_at: new Date(Date.now() - hour).toISOString(),
+  closes_at: new Date(Date.now() + 5 * hour).toISOString(),
+  duration_s: 5400,
+  question_count: 40,
+  downloaded_version: null,
+  update_available: false,
+  active_attempt_id: null,
+  submitted: false,
+  ...over,
+});
+const list = (exams: ExamSummary[], over: Partial<List> = {}): { status: "ok"; data: List } => ({
+  status: "ok",
+  data: { exams, fetched_at: new Date().toISOString(), offline_reason: null, ...over },
+});
+
+async function setup(result: ReturnType<typeof list>) {
+  examList.mockResolvedValue(result);
+  const onOpen = vi.fn();
+  render(ExamList, { onOpen });
+  await screen.findAllByRole("listitem");
+  return onOpen;
+}
+
+describe("ExamList", () => {
+  beforeEach(() => {
+    i18n.lang = "en";
+    for (const f of [examList, downloadExam, startAttempt, attemptView]) f.mockReset();
+  });
+  afterEach(cleanup);
+
+  it("shows each exam's facts and whether it is ready offline", async () => {
+    await setup(list([exam({ downloaded_version: 3 }), exam({ id: "phys", title: "Physics" })]));
+    const row = screen.getByTestId("exam-math");
+    expect(within(row).getByRole("heading").textContent).toBe("Toán 10 — Giữa kỳ");
+    expect(row.textContent).toContain("1 h 30 min · 40 questions");
+    expect(screen.getByTestId("exam-ready-math").textContent).toContain("Ready offline (v3)");
+    expect(screen.queryByTestId("exam-ready-phys")).toBeNull();
+    const download = screen.getByTestId("download-math") as HTMLButtonElement;
+    expect(download.disabled).toBe(true);
+    expect(download.getAttribute("aria-describedby")).toBeTruthy();
+    expect(row.textContent).toContain("It is already on this computer.");
+    expect((screen.getByTestId("download-phys") as HTMLButtonElement).disabled).toBe(false);
+    expect(screen.queryByTestId("exam-list-offline")).toBeNull();
+  });
+
+  it("offers an update when a newer version exists", async () => {
+    await setup(list([exam({ downloaded_version: 2, version: 3, update_available: true })]));
+    expect(screen.getByTestId("exam-ready-math").textContent).toContain("Ready offline (v2)");
+    expect(screen.getByTestId("exam-math").textContent).toContain("Update available");
+    const download = screen.getByTestId("download-math") as HTMLButtonElement;
+    expect(download.textContent?.trim()).toBe("Download the update");
+    expect(download.disabled).toBe(false);
+  });
+
+  it("offline: says the kept list is shown; only downloaded exams can start", async () => {
+    await setup(
+      list([exam({ downloaded_version: 3 }), exam({ id: "phys" })], { offline_reason: "the server does not answer" }),
+    );
+    const notice = screen.getByTestId("exam-list-offline");
+    expect(notice.textContent).toContain("the list kept on this computer is shown");
+    expect(notice.textContent).toContain("The server does not answer.");
+    expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(false);
+    expect((screen.getByTestId("start-phys") as HTMLButtonElement).disabled).toBe(true);
+    expect((screen.getByTestId("download-phys") as HTMLButtonElement).disabled).toBe(true);
+    expect(screen.getByTestId("exam-phys").textContent).toContain("Downloading needs a connection");
+  });
+
+  it("an exam that has not opened yet cannot be started, and says when it opens", async () => {
+    await setup(list([exam({ opens_at: new Date(Date.now() + 2 * hour).toISOString() })]));
+    expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(true);
+    expect(screen.getByTestId("exam-math").textContent).toContain("This exam opens at");
+  });
+
+  it("downloads and then shows the exam as ready", async () => {
+    await setup(list([exam({})]));
+    downloadExam.mockResolvedValue({ status: "ok", data: exam({ downloaded_version: 3 }) });
+    const user = userEvent.setup();
+    await user.click(screen.getByTestId("download-math"));
+    expect(downloadExam).toHaveBeenCalledWith("math");
+    expect((await screen.findByTestId("exam-ready-math")).textContent).toContain("Ready offline (v3)");
+  });
+
+  it("starts an attempt, or resumes the one in progress", async () => {
+    const onOpen = await setup(list([exam({}), exam({ id: "phys", active_attempt_id: "att-9" })]));
+    const view = { attempt_id: "att-1" };
+    startAttempt.mockResolvedValue({ status: "ok", data: view });
+    attemptView.mockResolvedValue({ status: "ok", data: { attempt_id: "att-9" } });
+    const user = userEvent.setup();
+    await user.click(screen.getByTestId("start-math"));
+    expect(startAttempt).toHaveBeenCalledWith("math");
+    expect(onOpen).toHaveBeenCalledWith(view);
+    const resume = screen.getByTestId("start-phys");
+    expect(resume.textContent?.trim()).toBe("Resume");
+    await user.click(resume);
+    expect(attemptView).toHaveBeenCalledWith("att-9");
+    expect(startAttempt).toHaveBeenCalledTimes(1);
+  });
+
+  it("says why a start failed", async () => {
+    await setup(list([exam({})]));
+    startAttempt.mockResolvedValue({ status: "error", error: { kind: "exam", message: "the exam closed at 10:00" } });
+    const user = userEvent.setup();
+    await user.click(screen.getByTestId("start-math"));
+    expect((await screen.findByRole("alert")).textContent).toBe("The exam closed at 10:00.");
+  });
+
+  it("a submitted exam cannot be started again", async () => {
+    await setup(list([exam({ submitted: true, downloaded_version: 3 })]));
+    expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(true);
+    expect(screen.getByTestId("exam-math").textContent).toContain("You have already submitted this exam.");
+  });
+});

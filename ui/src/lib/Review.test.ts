@@ -1,0 +1,70 @@
+// @vitest-environment jsdom
+import { cleanup, render, screen } from "@testing-library/svelte";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { QuestionView } from "../bindings";
+import { i18n } from "./i18n.svelte";
+import Review from "./Review.svelte";
+
+const q = (id: string): QuestionView => ({
+  id,
+  kind: "short",
+  prompt: id,
+  options: [],
+  max_length: null,
+  answer: null,
+  flagged: false,
+  save: null,
+});
+
+const questions = ["q1", "q2", "q3", "q4", "q5"].map(q);
+
+function setup(answers: Record<string, string | string[] | null>, flags: Record<string, boolean> = {}) {
+  const props = { questions, answers, flags, submitting: false, error: null, onGo: vi.fn(), onBack: vi.fn(), onSubmit: vi.fn() };
+  render(Review, props);
+  return props;
+}
+
+describe("Review", () => {
+  beforeEach(() => {
+    i18n.lang = "en";
+  });
+  afterEach(cleanup);
+
+  it("counts answered, unanswered and flagged (blank text and no choice are unanswered)", () => {
+    setup({ q1: "Hà Nội", q2: "   ", q3: ["a"], q4: [], q5: null }, { q2: true, q3: true });
+    expect(screen.getByTestId("review-answered").textContent).toBe("2");
+    expect(screen.getByTestId("review-unanswered").textContent).toBe("3");
+    expect(screen.getByTestId("review-flagged").textContent).toBe("2");
+  });
+
+  it("links back to each question", async () => {
+    const props = setup({ q1: "x" });
+    const user = userEvent.setup();
+    await user.click(screen.getByRole("button", { name: "Question 4" }));
+    expect(props.onGo).toHaveBeenCalledWith("q4");
+  });
+
+  it("asks once more before submitting and says how many are unanswered", async () => {
+    const props = setup({ q1: "x", q2: "y", q3: "z" });
+    const user = userEvent.setup();
+    await user.click(screen.getByTestId("submit"));
+    expect(props.onSubmit).not.toHaveBeenCalled();
+    expect(screen.getByTestId("confirm-unanswered").textContent).toBe(
+      "2 questions are not answered; they will count as unanswered.",
+    );
+    expect(document.activeElement?.textContent).toBe("Submit your exam now?");
+    await user.click(screen.getByTestId("confirm-submit"));
+    expect(props.onSubmit).toHaveBeenCalledTimes(1);
+  });
+
+  it("says nothing about unanswered questions when all are answered, and can be called off", async () => {
+    setup({ q1: "a", q2: "b", q3: "c", q4: ["d"], q5: "e" });
+    const user = userEvent.setup();
+    await user.click(screen.getByTestId("submit"));
+    expect(screen.queryByTestId("confirm-unanswered")).toBeNull();
+    await user.click(screen.getByTestId("cancel-submit"));
+    expect(screen.queryByTestId("confirm-step")).toBeNull();
+    expect(document.activeElement).toBe(screen.getByTestId("submit"));
+  });
+});
