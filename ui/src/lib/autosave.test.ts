@@ -51,6 +51,30 @@ describe("autosave", () => {
     expect(a.summary()).toEqual({ kind: "local" });
   });
 
+  it("measures from the last change to the core's answer, only for the latest value", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance", "Date"] });
+    const { save, calls, ok } = manualSave();
+    const a = new Autosave(save);
+    a.change("q1", "x");
+    await vi.advanceTimersByTimeAsync(100);
+    a.change("q1", "xy");
+    await vi.advanceTimersByTimeAsync(300);
+    await vi.advanceTimersByTimeAsync(12);
+    expect(a.lastLatencyMs).toBeNull();
+    // A newer value typed while the save is in flight: that answer does not count.
+    a.change("q1", "xyz");
+    ok(0);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.lastLatencyMs).toBeNull();
+    await vi.advanceTimersByTimeAsync(300);
+    await vi.advanceTimersByTimeAsync(5);
+    expect(calls[1].value).toBe("xyz");
+    ok(1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.lastLatencyMs).toBe(305);
+    expect(save).toHaveBeenCalledTimes(2);
+  });
+
   it("debounces each question on its own", async () => {
     const { save } = manualSave();
     const a = new Autosave(save);
