@@ -418,8 +418,11 @@ async fn run(ctx: Arc<Ctx>) {
                 finish_sync(&ctx, &mut sync_started);
                 ctx.set_state(state);
             }
+            let added = ctx.queue.added();
             tokio::select! {
                 _ = ctx.shared.wake.notified() => {}
+                // New work while waiting: windows see what waits grow.
+                _ = added.notified() => ctx.emit(true),
                 changed = network.changed(), if network_alive => network_alive = changed.is_ok(),
                 event = bus.recv() => {
                     if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {

@@ -307,10 +307,11 @@ async fn signed_out_the_queue_waits_and_is_kept_then_delivers_after_sign_in() {
             &exam_core::now_rfc3339(),
         ))
         .unwrap();
-    engine.notify();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(queue.remaining().unwrap(), 1);
     assert_eq!(engine.progress().state, exam_core::sync::SyncState::Paused);
+    // What waits is told as it grows, without anyone asking.
+    assert_eq!(engine.progress().remaining, 1);
     engine.resume();
     drained(&queue, Duration::from_secs(30)).await;
     assert_eq!(
