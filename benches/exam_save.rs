@@ -16,7 +16,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use fault_proxy::{FaultProxy, Link};
+use fault_proxy::Link;
 
 const BUDGET_P99_MS: f64 = 400.0;
 const KEYSTROKES: usize = 100;
@@ -52,13 +52,7 @@ fn keystrokes(session: &support::Session, n: usize) -> anyhow::Result<Vec<f64>> 
 }
 
 fn main() -> anyhow::Result<()> {
-    let server = support::ExamServer::start()?;
-    let link = FaultProxy::start(server.addr)?;
-    let data = tempfile::tempdir()?;
-    let harness = support::Harness::start(&[
-        ("EXAM_DESKTOP_SERVER", format!("{}/", link.url())),
-        ("EXAM_DESKTOP_DATA_DIR", data.path().display().to_string()),
-    ])?;
+    let (_server, link, _data, harness) = support::behind_a_cuttable_link()?;
     let session = harness.session()?;
     let wait = Duration::from_secs(60);
     session.sign_in("student4", "demo")?;

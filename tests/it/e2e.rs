@@ -189,17 +189,7 @@ fn sign_in_then_three_status_windows_follow_one_core() -> Result<()> {
 #[test]
 fn the_status_window_shows_the_connection_lost_and_back() -> Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = support::ExamServer::start()?;
-    // The app reaches the server through a link the test can cut.
-    let link = fault_proxy::FaultProxy::start(server.addr)?;
-    let data_dir = tempfile::tempdir()?;
-    let harness = Harness::start(&[
-        ("EXAM_DESKTOP_SERVER", format!("{}/", link.url())),
-        (
-            "EXAM_DESKTOP_DATA_DIR",
-            data_dir.path().display().to_string(),
-        ),
-    ])?;
+    let (_server, link, _data_dir, harness) = support::behind_a_cuttable_link()?;
     let session = harness.session()?;
     let wait = Duration::from_secs(30);
     session.sign_in("student11", "demo")?;

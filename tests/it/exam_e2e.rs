@@ -7,23 +7,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::support::{self, Harness, SERIAL};
+use crate::support::{self, SERIAL};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() -> Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = support::ExamServer::start()?;
-    let link = fault_proxy::FaultProxy::start(server.addr)?;
-    let data_dir = tempfile::tempdir()?;
-    let harness = Harness::start(&[
-        ("EXAM_DESKTOP_SERVER", format!("{}/", link.url())),
-        (
-            "EXAM_DESKTOP_DATA_DIR",
-            data_dir.path().display().to_string(),
-        ),
-    ])?;
+    let (server, link, _data_dir, harness) = support::behind_a_cuttable_link()?;
     let session = harness.session()?;
     session.sign_in("student12", "demo")?;
 
@@ -133,14 +124,28 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
     // Each answer took effect once: saves made while offline were merged on this computer.
     assert_eq!(held["applied_writes"], json!(4), "{held}");
 
-    // Review and submit; the receipt comes back and matches the server's.
+    // The link is cut again, then the exam is submitted: it is kept and queued, and says so.
+    link.set_link(fault_proxy::Link::Refuse);
     session.click("[data-testid=review]")?;
     let answered = session.text("[data-testid=review-answered]")?;
     assert!(answered.contains('4'), "{answered}");
     support::screenshot(&harness.display, "e2e-exam-review.png")?;
     session.click("[data-testid=submit]")?;
     session.click("[data-testid=confirm-submit]")?;
-    let receipt = session.wait_text("[data-testid=receipt-id]", WAIT, |t| !t.is_empty())?;
+    session.wait_text("[data-testid=submission-state]", WAIT, |t| {
+        t.contains("Submitted on this computer")
+    })?;
+    // The sync drawer shows what waits.
+    session.click("[data-testid=connection]")?;
+    session.find("[data-testid=sync-drawer]")?;
+    support::screenshot(&harness.display, "e2e-exam-submitted-offline.png")?;
+    session.click("[data-testid=close-drawer]")?;
+
+    // The link is back: delivered, with a receipt whose id and digest are the server's.
+    link.set_link(fault_proxy::Link::Up);
+    let receipt = session.wait_text("[data-testid=receipt-id]", Duration::from_secs(60), |t| {
+        !t.is_empty()
+    })?;
     let digest = session.text("[data-testid=receipt-digest]")?;
     support::screenshot(&harness.display, "e2e-exam-receipt.png")?;
     let held = server.admin(&format!("/v1/admin/attempts/{attempt}"))?;
@@ -153,5 +158,11 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
         text.contains(digest.trim()),
         "digest {digest} not in {held}"
     );
+    assert_eq!(held["applied_writes"], json!(4), "{held}");
+
+    // In Vietnamese, the same screen.
+    session.click("[data-testid=language] option[value=vi]")?;
+    session.wait_text("[data-testid=submission]", WAIT, |t| t.contains("Mã"))?;
+    support::screenshot(&harness.display, "e2e-exam-receipt-vi.png")?;
     Ok(())
 }

@@ -570,6 +570,27 @@ impl Harness {
     }
 }
 
+/// The reference server with demo data, a link to it the test can cut, and the app pointed
+/// at the link with a fresh data dir.
+pub fn behind_a_cuttable_link() -> Result<(
+    ExamServer,
+    fault_proxy::FaultProxy,
+    tempfile::TempDir,
+    Harness,
+)> {
+    let server = ExamServer::start()?;
+    let link = fault_proxy::FaultProxy::start(server.addr)?;
+    let data_dir = tempfile::tempdir()?;
+    let harness = Harness::start(&[
+        ("EXAM_DESKTOP_SERVER", format!("{}/", link.url())),
+        (
+            "EXAM_DESKTOP_DATA_DIR",
+            data_dir.path().display().to_string(),
+        ),
+    ])?;
+    Ok((server, link, data_dir, harness))
+}
+
 /// The reference server with demo data, and the app pointed at it with a fresh data dir.
 pub fn against_demo_server() -> Result<(ExamServer, tempfile::TempDir, Harness)> {
     let server = ExamServer::start()?;

@@ -227,6 +227,16 @@ pub struct EntryState {
     pub error: Option<String>,
 }
 
+impl EntryState {
+    /// The server's reply as JSON (`Null` when there is none or it is not JSON).
+    pub fn reply(&self) -> serde_json::Value {
+        self.response_body
+            .as_deref()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// Where a new entry went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueued {

@@ -94,13 +94,21 @@ fn answer_for(view: &AttemptView, n: usize) -> Vec<(String, AnswerValue)> {
         .collect()
 }
 
-async fn until(what: &str, mut check: impl FnMut() -> bool, explain: impl Fn() -> String) {
+/// Waits until the attempt's submission is delivered (progress reads what the server did).
+async fn until_delivered(client: &Client, attempt: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !check() {
+    loop {
+        let submission = client.exams.progress(attempt).unwrap().submission;
+        if submission
+            .as_ref()
+            .is_some_and(|s| s.state == SubmissionState::Delivered)
+        {
+            return;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {}",
-            explain()
+            "no receipt: {submission:?}, dead letters {:?}",
+            client.queue.dead_letters(10).unwrap()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -228,26 +236,7 @@ async fn an_exam_taken_offline_survives_a_restart_and_is_delivered_once_with_a_r
     // Submitted: queued, then delivered with a receipt whose digest is ours.
     let submission = client.exams.submit(&attempt).unwrap();
     assert_eq!(submission.answer_count, 20);
-    let exams = client.exams.clone();
-    let attempt_id = attempt.clone();
-    until(
-        "the receipt",
-        || {
-            exams
-                .progress(&attempt_id)
-                .unwrap()
-                .submission
-                .is_some_and(|s| s.state == SubmissionState::Delivered)
-        },
-        || {
-            format!(
-                "{:?} {:?}",
-                client.exams.progress(&attempt).unwrap().submission,
-                client.queue.dead_letters(10).unwrap()
-            )
-        },
-    )
-    .await;
+    until_delivered(&client, &attempt).await;
     let done = client.exams.progress(&attempt).unwrap().submission.unwrap();
     assert!(done.receipt_id.is_some());
     assert_eq!(
@@ -292,27 +281,7 @@ async fn a_digest_mismatch_sends_the_missing_answers_again_instead_of_losing_the
         .unwrap();
     client.exams.submit(&attempt).unwrap();
     let engine = client.engine();
-    let exams = client.exams.clone();
-    let attempt_id = attempt.clone();
-    until(
-        "the receipt after sending again",
-        || {
-            exams.reconcile(&attempt_id).unwrap();
-            exams
-                .progress(&attempt_id)
-                .unwrap()
-                .submission
-                .is_some_and(|s| s.state == SubmissionState::Delivered)
-        },
-        || {
-            format!(
-                "{:?} {:?}",
-                client.exams.progress(&attempt).unwrap().submission,
-                client.queue.dead_letters(10).unwrap()
-            )
-        },
-    )
-    .await;
+    until_delivered(&client, &attempt).await;
     let held = admin_attempt(&server, &attempt).await;
     for (q, value) in answers.iter().take(5) {
         assert_eq!(

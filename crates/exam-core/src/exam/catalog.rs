@@ -1,0 +1,320 @@
+//! The exam list and downloaded packages: fetched when the server can be reached, kept on
+//! this computer for when it cannot (packages checked again with `If-None-Match`), and the
+//! server's clock learned from the replies' `Date` headers.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::package::{self, Package};
+use super::{local_now_ms, rfc3339, ExamError, ExamInfo, ExamList, ExamService, ExamSummary};
+use crate::auth::AuthError;
+use crate::queue::segment;
+
+impl ExamService {
+    /// Learns the server's clock from a response's `Date` header.
+    fn observe_date(&self, response: &reqwest::Response) {
+        let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+        else {
+            return;
+        };
+        let Ok(server) = date.duration_since(UNIX_EPOCH) else {
+            return;
+        };
+        // The header has whole seconds: the middle of that second is the best guess.
+        let server_ms = i64::try_from(server.as_millis()).unwrap_or(0) + 500;
+        let offset = server_ms - local_now_ms();
+        self.inner.offset_ms.store(offset, Ordering::Relaxed);
+        let _ = self.inner.store.lock().execute(
+            "INSERT INTO server_clock (id, offset_ms, seen_at) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET offset_ms = ?1, seen_at = ?2",
+            params![offset, local_now_ms()],
+        );
+    }
+
+    fn url(&self, path: &str) -> Result<url::Url, ExamError> {
+        self.inner
+            .auth
+            .server()
+            .join(path)
+            .map_err(|e| ExamError::Invalid(format!("cannot make a URL for {path}: {e}")))
+    }
+
+    /// Reads a response body up to `max` bytes.
+    async fn body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, ExamError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ExamError::Offline(e.to_string()))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(ExamError::Refused(format!(
+                    "the server's answer is larger than the {max} bytes allowed"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    async fn refused(response: reqwest::Response) -> ExamError {
+        let status = response.status().as_u16();
+        let body = Self::body(response, 64 * 1024).await.unwrap_or_default();
+        let detail = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string));
+        ExamError::Refused(match detail {
+            Some(detail) => format!("{status}: {detail}"),
+            None => format!("the server answered {status}"),
+        })
+    }
+
+    /// The exams the student may take: from the server, or the list kept on this computer
+    /// when the server cannot be reached (or sent a list that cannot be read).
+    pub async fn list(&self) -> Result<ExamList, ExamError> {
+        let user = self.user()?;
+        let url = self.url("/v1/exams")?;
+        let offline_reason = match self
+            .inner
+            .auth
+            .send_authorized(|c| c.get(url.clone()))
+            .await
+        {
+            Ok(response) if response.status().is_success() => {
+                self.observe_date(&response);
+                let body = Self::body(response, 4 * 1024 * 1024).await?;
+                match serde_json::from_slice::<Vec<ExamInfo>>(&body) {
+                    Ok(exams) => {
+                        self.keep_list(&user, &exams)?;
+                        None
+                    }
+                    Err(e) => Some(format!(
+                        "the exam list from the server cannot be read (line {}, column {}: {e})",
+                        e.line(),
+                        e.column()
+                    )),
+                }
+            }
+            Ok(response) => return Err(Self::refused(response).await),
+            Err(AuthError::Offline(message)) => Some(message),
+            Err(e) => return Err(e.into()),
+        };
+        let (exams, fetched_at) = self.kept_list(&user)?;
+        Ok(ExamList {
+            exams,
+            fetched_at: fetched_at.map(rfc3339),
+            offline_reason,
+        })
+    }
+
+    fn keep_list(&self, user: &str, exams: &[ExamInfo]) -> Result<(), ExamError> {
+        let now = local_now_ms();
+        let mut conn = self.inner.store.lock();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM exam_list WHERE username = ?1", params![user])
+            .map_err(|e| self.err(e))?;
+        for (i, exam) in exams.iter().enumerate() {
+            let summary = serde_json::to_string(exam).unwrap_or_default();
+            tx.execute(
+                "INSERT OR REPLACE INTO exam_list (username, exam_id, position, summary, fetched_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user, exam.id, i as i64, summary, now],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    pub(super) fn kept_list(
+        &self,
+        user: &str,
+    ) -> Result<(Vec<ExamSummary>, Option<i64>), ExamError> {
+        let conn = self.inner.store.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT l.summary, l.fetched_at, p.version,
+                        (SELECT a.attempt_id FROM attempts a
+                          WHERE a.exam_id = l.exam_id AND a.username = l.username
+                            AND a.status IN ('in_progress', 'submitted')
+                          ORDER BY a.rowid DESC LIMIT 1),
+                        EXISTS (SELECT 1 FROM attempts a WHERE a.exam_id = l.exam_id
+                                  AND a.username = l.username AND a.status <> 'in_progress')
+                 FROM exam_list l LEFT JOIN exam_packages p ON p.exam_id = l.exam_id
+                 WHERE l.username = ?1 ORDER BY l.position",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut fetched = None;
+        let rows = stmt
+            .query_map(params![user], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<u32>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (summary, fetched_at, downloaded, active, submitted) =
+                row.map_err(|e| self.err(e))?;
+            fetched = Some(fetched_at);
+            let Ok(info) = serde_json::from_str::<ExamInfo>(&summary) else {
+                continue;
+            };
+            out.push(ExamSummary {
+                update_available: downloaded.is_some_and(|v| v != info.version),
+                downloaded_version: downloaded,
+                active_attempt_id: active,
+                submitted,
+                id: info.id,
+                title: info.title,
+                version: info.version,
+                opens_at: info.opens_at,
+                closes_at: info.closes_at,
+                duration_s: info.duration_s,
+                question_count: info.question_count,
+            });
+        }
+        Ok((out, fetched))
+    }
+
+    /// Downloads an exam's package for offline use (or confirms the one kept is current:
+    /// `If-None-Match`). A package that fails the checks is refused and the one kept stays.
+    pub async fn download(&self, exam_id: &str) -> Result<ExamSummary, ExamError> {
+        let user = self.user()?;
+        let etag: Option<String> = self
+            .inner
+            .store
+            .lock()
+            .query_row(
+                "SELECT etag FROM exam_packages WHERE exam_id = ?1",
+                params![exam_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        let url = self.url(&format!("/v1/exams/{}/package", segment(exam_id)))?;
+        let response = self
+            .inner
+            .auth
+            .send_authorized(|c| {
+                let request = c.get(url.clone());
+                match &etag {
+                    Some(etag) => request.header(reqwest::header::IF_NONE_MATCH, etag),
+                    None => request,
+                }
+            })
+            .await?;
+        self.observe_date(&response);
+        let now = local_now_ms();
+        if response.status() == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
+            self.inner
+                .store
+                .lock()
+                .execute(
+                    "UPDATE exam_packages SET checked_at = ?2 WHERE exam_id = ?1",
+                    params![exam_id, now],
+                )
+                .map_err(|e| self.err(e))?;
+        } else if response.status().is_success() {
+            let new_etag = response
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = Self::body(response, package::MAX_PACKAGE_BYTES).await?;
+            let parsed = Package::parse(exam_id, &body)?;
+            let text = String::from_utf8_lossy(&body).into_owned();
+            self.inner
+                .store
+                .lock()
+                .execute(
+                    "INSERT INTO exam_packages (exam_id, version, etag, package, downloaded_at, checked_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                     ON CONFLICT (exam_id) DO UPDATE SET version = ?2, etag = ?3, package = ?4,
+                         downloaded_at = ?5, checked_at = ?5",
+                    params![exam_id, parsed.version, new_etag, text, now],
+                )
+                .map_err(|e| self.err(e))?;
+            tracing::info!(
+                exam = exam_id,
+                version = parsed.version,
+                "exam package downloaded"
+            );
+        } else {
+            return Err(Self::refused(response).await);
+        }
+        let (exams, _) = self.kept_list(&user)?;
+        if let Some(summary) = exams.into_iter().find(|e| e.id == exam_id) {
+            return Ok(summary);
+        }
+        let package = self.package(exam_id, None)?;
+        Ok(ExamSummary {
+            id: package.id.clone(),
+            title: package.title.clone(),
+            version: package.version,
+            opens_at: String::new(),
+            closes_at: String::new(),
+            duration_s: package.duration_s,
+            question_count: u32::try_from(package.questions.len()).unwrap_or(u32::MAX),
+            downloaded_version: Some(package.version),
+            update_available: false,
+            active_attempt_id: None,
+            submitted: false,
+        })
+    }
+
+    /// The package kept for `exam_id` (a given version, or the one downloaded last).
+    pub(super) fn package(
+        &self,
+        exam_id: &str,
+        version: Option<u32>,
+    ) -> Result<Arc<Package>, ExamError> {
+        if let Some(v) = version {
+            let cached = self
+                .inner
+                .packages
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(exam_id.to_string(), v))
+                .cloned();
+            if let Some(p) = cached {
+                return Ok(p);
+            }
+        }
+        let text: Option<String> = self
+            .inner
+            .store
+            .lock()
+            .query_row(
+                "SELECT package FROM exam_packages WHERE exam_id = ?1",
+                params![exam_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let text = text.ok_or_else(|| ExamError::NotDownloaded(exam_id.to_string()))?;
+        let package = Arc::new(Package::parse(exam_id, text.as_bytes())?);
+        if version.is_some_and(|v| v != package.version) {
+            // Attempts are taken with the package they began with; a newer download
+            // replaced it. The questions are matched by id.
+            tracing::warn!(exam = exam_id, "attempt began with another package version");
+        }
+        self.inner
+            .packages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((exam_id.to_string(), package.version), package.clone());
+        Ok(package)
+    }
+}
