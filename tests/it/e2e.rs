@@ -189,7 +189,7 @@ fn sign_in_then_three_status_windows_follow_one_core() -> Result<()> {
 #[test]
 fn the_status_window_shows_the_connection_lost_and_back() -> Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_server, link, _data_dir, harness) = support::behind_a_cuttable_link()?;
+    let (_server, link, data_dir, harness) = support::behind_a_cuttable_link()?;
     let session = harness.session()?;
     let wait = Duration::from_secs(30);
     session.sign_in("student11", "demo")?;
@@ -211,6 +211,20 @@ fn the_status_window_shows_the_connection_lost_and_back() -> Result<()> {
     assert!(shown.contains("kept on this computer"), "{shown}");
     session.find("[data-testid=sync-now]")?;
     support::screenshot(&harness.display, "e2e-offline.png")?;
+    // The main window is not in front: a desktop notification says so too.
+    let log = data_dir.path().join("logs/exam-desktop.log");
+    let deadline = std::time::Instant::now() + wait;
+    while !std::fs::read_to_string(&log)?
+        .contains("desktop notification shown summary=Connection lost")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notification: {}",
+            std::fs::read_to_string(&log)?
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    support::screenshot(&harness.display, "e2e-notification.png")?;
     // The main window still says the student is signed in (offline is not signed out).
     session.switch_to(&main)?;
     session.wait_text("[data-testid=signed-in-user]", wait, |t| t == "student11")?;

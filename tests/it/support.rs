@@ -106,6 +106,34 @@ pub fn keyring(bus: &str, home: &Path) -> Result<Guard> {
     bail!("gnome-keyring-daemon did not come up on the test bus")
 }
 
+/// A notification service (dunst) on `bus`, showing on `display`: the app's desktop
+/// notifications go to a real one.
+pub fn notifications(bus: &str, display: &str, home: &Path) -> Result<Guard> {
+    let child = Command::new("dunst")
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .env("DISPLAY", display)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting dunst (apt-get install dunst)")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let up = Command::new("dunstctl")
+            .arg("is-paused")
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if up.success() {
+            return Ok(Guard(child));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("dunst did not come up on the test bus")
+}
+
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
 /// The reference server on a free loopback port, on its own runtime.
@@ -502,6 +530,7 @@ pub struct Harness {
     driver_port: u16,
     _driver: Guard,
     _keyring: Guard,
+    _notifications: Guard,
     _bus: Guard,
     _display: Option<Guard>,
 }
@@ -512,6 +541,7 @@ impl Harness {
         let home = tempfile::tempdir()?;
         let (bus, bus_guard) = session_bus(home.path())?;
         let keyring = keyring(&bus, home.path())?;
+        let notifications = notifications(&bus, &display, home.path())?;
         let mut env: Vec<(String, String)> = vec![
             ("DISPLAY".into(), display.clone()),
             ("DBUS_SESSION_BUS_ADDRESS".into(), bus),
@@ -560,6 +590,7 @@ impl Harness {
             driver_port,
             _driver: driver,
             _keyring: keyring,
+            _notifications: notifications,
             _bus: bus_guard,
             _display: display_guard,
         })
