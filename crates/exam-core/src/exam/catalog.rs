@@ -15,7 +15,7 @@ use crate::queue::segment;
 
 impl ExamService {
     /// Learns the server's clock from a response's `Date` header.
-    fn observe_date(&self, response: &reqwest::Response) {
+    pub(super) fn observe_date(&self, response: &reqwest::Response) {
         let Some(date) = response
             .headers()
             .get(reqwest::header::DATE)

@@ -747,3 +747,63 @@ fn submission_view(a: &AttemptRow) -> Option<SubmissionView> {
         error: a.submit_error.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(dir: &std::path::Path) -> ExamService {
+        let bus = EventBus::default();
+        let auth = TokenManager::new(
+            crate::auth::AuthConfig::new("http://127.0.0.1:9/".parse().unwrap()),
+            crate::http::HttpClient::new("tests").unwrap(),
+            Arc::new(crate::testing::MemoryStore::default()),
+            bus.clone(),
+        );
+        let queue = Queue::open(
+            &dir.join("exam-desktop.db"),
+            crate::queue::Limits::default(),
+        )
+        .unwrap();
+        ExamService::new(
+            queue,
+            auth,
+            Arc::new(crate::testing::MemoryStore::default()),
+            bus,
+        )
+        .unwrap()
+    }
+
+    fn reply_dated(at: SystemTime) -> reqwest::Response {
+        reqwest::Response::from(
+            ::http::Response::builder()
+                .header("date", httpdate::fmt_http_date(at))
+                .body("")
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn time_is_the_servers_even_when_this_computers_clock_is_wrong_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let exams = service(dir.path());
+        // The server is 90 minutes ahead of this computer's (wrong) clock.
+        let server_now = SystemTime::now() + Duration::from_secs(90 * 60);
+        exams.observe_date(&reply_dated(server_now));
+        let ahead = exams.server_now_ms() - local_now_ms();
+        assert!((ahead - 90 * 60 * 1000).abs() < 2000, "{ahead}");
+        // Started again offline: the offset learned is kept.
+        drop(exams);
+        let again = service(dir.path());
+        let ahead = again.server_now_ms() - local_now_ms();
+        assert!((ahead - 90 * 60 * 1000).abs() < 2000, "{ahead}");
+    }
+
+    #[test]
+    fn times_round_trip_through_rfc3339() {
+        let ms = 1_795_000_000_123;
+        assert_eq!(parse_ms(&rfc3339(ms)), Some(ms));
+        assert_eq!(parse_ms("2026-11-28T10:42:00Z"), Some(1_795_862_520_000));
+        assert_eq!(parse_ms("yesterday"), None);
+    }
+}
