@@ -306,3 +306,55 @@ async fn without_a_download_and_without_the_server_an_exam_cannot_start_and_says
     assert!(matches!(err, ExamError::NotDownloaded(_)), "{err}");
     assert!(err.to_string().contains("has not been downloaded"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_storage_full_a_save_is_refused_whole_and_the_last_saved_answer_stays() {
+    let server = Server::start(900).await;
+    let client = Client::new(server.url()).await;
+    client.exams.list().await.unwrap();
+    let view = client.exams.start("demo-mixed").await.unwrap();
+    let attempt = view.attempt_id.clone();
+    let essay = &view.questions[3].id;
+    client
+        .exams
+        .save_answer(&attempt, essay, AnswerValue::Text("first draft".into()))
+        .unwrap();
+    // The quota is reached (as a full disk would be): the next save is refused, saying so.
+    client.queue.set_limits(Limits {
+        max_entries: 2,
+        max_bytes: u64::MAX,
+    });
+    let err = client
+        .exams
+        .save_answer(
+            &attempt,
+            &view.questions[0].id,
+            AnswerValue::Text("o1".into()),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExamError::Queue(exam_core::queue::QueueError::Full { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not queued"), "{err}");
+    // Nothing half-written: the refused answer is not kept as saved, the earlier one is.
+    let back = client.exams.view(&attempt).unwrap();
+    assert_eq!(back.questions[0].answer, None);
+    assert_eq!(
+        back.questions[3].answer,
+        Some(AnswerValue::Text("first draft".into()))
+    );
+    // Room again: the same save goes through.
+    client.queue.set_limits(Limits::default());
+    client
+        .exams
+        .save_answer(
+            &attempt,
+            &view.questions[0].id,
+            AnswerValue::Text("o1".into()),
+        )
+        .unwrap();
+}
