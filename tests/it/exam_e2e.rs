@@ -50,6 +50,31 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
         count.contains(&essay.chars().count().to_string()),
         "{count}"
     );
+    // A word typed through an input method (Vietnamese Telex: "Vieetj" becomes "Việt"): the
+    // half-typed syllable is never saved, the finished word is.
+    session.click("[data-testid=nav-q07]")?;
+    session.find("[data-testid=answer-text]")?;
+    let saves = || session.attribute("[data-testid=save-status]", "data-saves-measured");
+    let before = saves()?;
+    session.execute(
+        "const el = document.querySelector('[data-testid=answer-text]'); el.focus();
+         el.dispatchEvent(new CompositionEvent('compositionstart', {data: '', bubbles: true}));
+         for (const part of ['V', 'Vi', 'Vie', 'Viê']) {
+           el.value = part;
+           el.dispatchEvent(new InputEvent('input', {data: part, isComposing: true, bubbles: true}));
+         }",
+    )?;
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(saves()?, before, "a half-typed syllable was saved");
+    session.execute(
+        "const el = document.querySelector('[data-testid=answer-text]');
+         el.value = 'Việt';
+         el.dispatchEvent(new InputEvent('input', {data: 'Việt', isComposing: true, bubbles: true}));
+         el.dispatchEvent(new CompositionEvent('compositionend', {data: 'Việt', bubbles: true}));",
+    )?;
+    session.wait_text("[data-testid=save-status]", WAIT, |_| {
+        saves().map(|s| s != before).unwrap_or(false)
+    })?;
     // Hostile prompts are text: the <img onerror> of q17 is shown, not run.
     session.click("[data-testid=nav-q17]")?;
     let prompt = session.text("[data-testid=question-prompt]")?;
@@ -61,7 +86,7 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
     support::kill_app()?;
     drop(session);
     let session = harness.session()?;
-    let resumed = session.wait_text("[data-testid=resumed]", WAIT, |t| t.contains('4'))?;
+    let resumed = session.wait_text("[data-testid=resumed]", WAIT, |t| t.contains('5'))?;
     assert!(resumed.contains("nothing was lost"), "{resumed}");
     // Back on the question it was on, with every answer.
     let essay_back = session.property("[data-testid=answer-text]", "value")?;
@@ -116,19 +141,20 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
     );
     assert_eq!(held["answers"]["q03"]["value"], json!("Au"), "{held}");
     assert_eq!(held["answers"]["q04"]["value"], json!(essay), "{held}");
+    assert_eq!(held["answers"]["q07"]["value"], json!("Việt"), "{held}");
     assert_eq!(
         held["answers"].as_object().map(|a| a.len()),
-        Some(4),
+        Some(5),
         "{held}"
     );
     // Each answer took effect once: saves made while offline were merged on this computer.
-    assert_eq!(held["applied_writes"], json!(4), "{held}");
+    assert_eq!(held["applied_writes"], json!(5), "{held}");
 
     // The link is cut again, then the exam is submitted: it is kept and queued, and says so.
     link.set_link(fault_proxy::Link::Refuse);
     session.click("[data-testid=review]")?;
     let answered = session.text("[data-testid=review-answered]")?;
-    assert!(answered.contains('4'), "{answered}");
+    assert!(answered.contains('5'), "{answered}");
     support::screenshot(&harness.display, "e2e-exam-review.png")?;
     session.click("[data-testid=submit]")?;
     session.click("[data-testid=confirm-submit]")?;
@@ -158,7 +184,7 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
         text.contains(digest.trim()),
         "digest {digest} not in {held}"
     );
-    assert_eq!(held["applied_writes"], json!(4), "{held}");
+    assert_eq!(held["applied_writes"], json!(5), "{held}");
 
     // In Vietnamese, the same screen.
     session.click("[data-testid=language] option[value=vi]")?;

@@ -413,6 +413,15 @@ impl Session {
         }
     }
 
+    /// Runs `script` in the page (W3C Execute Script); its return value.
+    pub fn execute(&self, script: &str) -> Result<Value> {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
     /// A DOM property (e.g. an input's current `value`, a checkbox's `checked`).
     pub fn property(&self, css: &str, name: &str) -> Result<Value> {
         let element = self.find(css)?;
