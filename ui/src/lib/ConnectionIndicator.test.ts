@@ -50,6 +50,9 @@ describe("ConnectionIndicator", () => {
 
     emit({ type: "network_changed", status: net("offline") });
     await vi.waitFor(() => expect(screen.getByTestId("connection").textContent).toContain("Offline — answers are kept on this computer"));
+    // Seen: the short form (the header keeps its height); heard: the whole sentence.
+    expect(screen.getByText("Offline — saved here").getAttribute("aria-hidden")).toBe("true");
+    expect(screen.getByRole("button", { name: /^Offline — answers are kept on this computer/ })).toBeTruthy();
     emit({ type: "network_changed", status: net("captive_portal") });
     await vi.waitFor(() => expect(screen.getByTestId("connection").textContent).toContain("sign-in page"));
     emit({ type: "network_changed", status: net("server_down") });

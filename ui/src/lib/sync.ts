@@ -15,6 +15,20 @@ export function networkLabel(status: NetStatus | null | undefined): string {
   }
 }
 
+/** The header's short form of `networkLabel` (the full sentence stays its accessible name). */
+export function networkShortLabel(status: NetStatus | null | undefined): string {
+  switch (status?.state) {
+    case "online":
+    case "degraded":
+    case "offline":
+    case "captive_portal":
+    case "server_down":
+      return t(`netShort.${status.state}`);
+    default:
+      return t("netShort.unknown");
+  }
+}
+
 export function syncLabel(p: SyncProgress): string {
   const counts = { done: p.done, remaining: p.remaining };
   switch (p.state) {

@@ -39,6 +39,12 @@ export const en = {
   "net.captive_portal": "This network needs a sign-in page first",
   "net.server_down": "Exam Bank server unavailable — answers are kept on this computer",
   "net.unknown": "Checking the connection…",
+  "netShort.online": "Online",
+  "netShort.degraded": "Slow connection",
+  "netShort.offline": "Offline — saved here",
+  "netShort.captive_portal": "Network sign-in needed",
+  "netShort.server_down": "Server unavailable — saved here",
+  "netShort.unknown": "Checking…",
 
   "sync.syncing": "Sending… {done} sent, {remaining} to go",
   "sync.paused": "Sending paused ({remaining} waiting)",

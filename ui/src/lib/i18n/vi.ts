@@ -40,6 +40,12 @@ export const vi: Record<MessageKey, string> = {
   "net.captive_portal": "Mạng này cần đăng nhập qua một trang web trước",
   "net.server_down": "Máy chủ Exam Bank không phản hồi — bài làm được lưu trên máy này",
   "net.unknown": "Đang kiểm tra kết nối…",
+  "netShort.online": "Trực tuyến",
+  "netShort.degraded": "Kết nối chậm",
+  "netShort.offline": "Mất kết nối — đã lưu trên máy",
+  "netShort.captive_portal": "Cần đăng nhập mạng",
+  "netShort.server_down": "Máy chủ không phản hồi — đã lưu trên máy",
+  "netShort.unknown": "Đang kiểm tra…",
 
   "sync.syncing": "Đang gửi… đã gửi {done}, còn {remaining}",
   "sync.paused": "Đã tạm dừng gửi ({remaining} mục đang chờ)",
