@@ -1204,13 +1204,7 @@ impl Queue {
 
     /// The state of one entry (tests, the exam screens).
     pub fn status_of(&self, id: i64) -> Result<Option<Status>, QueueError> {
-        let conn = self.conn()?;
-        conn.query_row("SELECT status FROM queue WHERE id = ?1", params![id], |r| {
-            r.get::<_, String>(0)
-        })
-        .optional()
-        .map(|s| s.map(|s| Status::from_db(&s)))
-        .map_err(|e| self.err(e))
+        Ok(self.entry_states(&[id])?.remove(&id).map(|s| s.status))
     }
 
     /// The store underneath (for the outage log and other tables of the client database).
@@ -1326,7 +1320,7 @@ fn move_inbox_part(
         let mut stmt =
             tx.prepare_cached("SELECT id, created_at, entries FROM inbox ORDER BY id LIMIT ?1")?;
         let rows = stmt.query_map([limit], |r| {
-            Ok((r.get(0)?, r.get(1)?, inbox::decode_column(r.get_ref(2)?)?))
+            Ok((r.get(0)?, r.get(1)?, inbox::decode_column(r, 2)?))
         })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -1424,7 +1418,7 @@ fn read_state(conn: &rusqlite::Connection) -> rusqlite::Result<State> {
     }
     // Saves a crash left in the inbox count too (they join the queue right after).
     let mut stmt = conn.prepare("SELECT entries FROM inbox")?;
-    for entries in stmt.query_map([], |r| inbox::decode_column(r.get_ref(0)?))? {
+    for entries in stmt.query_map([], |r| inbox::decode_column(r, 0))? {
         for e in entries? {
             state.totals.entries += 1;
             state.totals.bytes += e.bytes;

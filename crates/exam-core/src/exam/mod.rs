@@ -17,7 +17,7 @@ mod views;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use rusqlite::{params, OptionalExtension};
 
@@ -27,7 +27,7 @@ pub use views::*;
 
 use crate::auth::{AuthError, SecretStore, TokenManager};
 use crate::bus::EventBus;
-use crate::queue::{NewEntry, Queue, QueueError, Status};
+use crate::queue::{Clock, NewEntry, Queue, QueueError, Status, SystemClock};
 use crate::seal::{AnswerKey, SealError, Sealer};
 use crate::store::{Store, StoreError};
 
@@ -86,10 +86,7 @@ pub(crate) fn parse_ms(text: &str) -> Option<i64> {
 }
 
 fn local_now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemClock.now_ms()
 }
 
 /// Associated data of a saved answer: it opens only in its own place.
@@ -750,6 +747,8 @@ fn submission_view(a: &AttemptRow) -> Option<SubmissionView> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     fn service(dir: &std::path::Path) -> ExamService {

@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use rusqlite::types::{Type, ValueRef};
+use rusqlite::types::ValueRef;
 
 use super::{entry_bytes, Kind, Priority};
 
@@ -376,20 +376,15 @@ pub fn decode(value: ValueRef<'_>) -> Result<Vec<InboxEntry>, Damaged> {
     }
 }
 
-/// [`decode`] as a column conversion (its error names the column's content).
-pub(super) fn decode_column(value: ValueRef<'_>) -> rusqlite::Result<Vec<InboxEntry>> {
+/// [`decode`] of column `idx` of a row, as a column conversion error if it cannot be read.
+pub(super) fn decode_column(
+    row: &rusqlite::Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<Vec<InboxEntry>> {
+    let value = row.get_ref(idx)?;
     let data_type = value.data_type();
-    decode(value).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            2,
-            if data_type == Type::Text {
-                Type::Text
-            } else {
-                Type::Blob
-            },
-            Box::new(e),
-        )
-    })
+    decode(value)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, data_type, Box::new(e)))
 }
 
 #[cfg(test)]
