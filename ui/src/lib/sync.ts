@@ -2,31 +2,27 @@
 import type { NetStatus, SyncProgress } from "../bindings";
 import { t } from "./i18n.svelte";
 
-export function networkLabel(status: NetStatus | null | undefined): string {
+/** The network state in words: the whole sentence (`net.*`) or the header's few (`netShort.*`). */
+function stateLabel(set: "net" | "netShort", status: NetStatus | null | undefined): string {
   switch (status?.state) {
     case "online":
     case "degraded":
     case "offline":
     case "captive_portal":
     case "server_down":
-      return t(`net.${status.state}`);
+      return t(`${set}.${status.state}`);
     default:
-      return t("net.unknown");
+      return t(`${set}.unknown`);
   }
+}
+
+export function networkLabel(status: NetStatus | null | undefined): string {
+  return stateLabel("net", status);
 }
 
 /** The header's short form of `networkLabel` (the full sentence stays its accessible name). */
 export function networkShortLabel(status: NetStatus | null | undefined): string {
-  switch (status?.state) {
-    case "online":
-    case "degraded":
-    case "offline":
-    case "captive_portal":
-    case "server_down":
-      return t(`netShort.${status.state}`);
-    default:
-      return t("netShort.unknown");
-  }
+  return stateLabel("netShort", status);
 }
 
 export function syncLabel(p: SyncProgress): string {

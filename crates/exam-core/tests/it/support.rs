@@ -62,9 +62,10 @@ impl Server {
         format!("http://{}/", self.addr).parse().unwrap()
     }
 
-    pub async fn stats(&self) -> serde_json::Value {
+    /// A GET of the admin API (what an examiner sees).
+    pub async fn admin(&self, path: &str) -> serde_json::Value {
         reqwest::Client::new()
-            .get(format!("http://{}/v1/admin/stats", self.addr))
+            .get(format!("http://{}{path}", self.addr))
             .bearer_auth(ADMIN)
             .send()
             .await
@@ -72,6 +73,10 @@ impl Server {
             .json()
             .await
             .unwrap()
+    }
+
+    pub async fn stats(&self) -> serde_json::Value {
+        self.admin("/v1/admin/stats").await
     }
 
     pub async fn refreshes(&self) -> u64 {
@@ -119,18 +124,7 @@ pub fn online_engine(
 
 /// What the server holds for an attempt (admin API).
 pub async fn admin_attempt(server: &Server, attempt: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!(
-            "http://{}/v1/admin/attempts/{attempt}",
-            server.addr
-        ))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    server.admin(&format!("/v1/admin/attempts/{attempt}")).await
 }
 
 /// Waits until nothing is left to send; fails after `within`.
