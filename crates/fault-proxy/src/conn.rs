@@ -1,9 +1,14 @@
 //! One proxied connection: two pump threads (client→server on the connection's own thread,
 //! server→client on a second one) and the rules that decide, chunk by chunk, whether bytes are
-//! forwarded, held or the connection is reset.
+//! forwarded, held or the connection is reset. A connection accepted while the link is a
+//! portal is handed to [`crate::portal`] instead and never gets an upstream.
 //!
-//! All sockets have 50 ms read and write timeouts, so a pump blocked on a quiet socket
-//! notices a link change, a reset by its sibling or shutdown within about 50 ms.
+//! Each pump reads a chunk, passes it through its [`DelayLine`] (the configured latency; with
+//! none, the chunk is due at once) and writes it when due, applying the random faults then.
+//!
+//! All sockets have 50 ms read and write timeouts (shorter while a delayed chunk is about to
+//! come due), so a pump blocked on a quiet socket notices a link change, a reset by its
+//! sibling or shutdown within about 50 ms.
 //! A reset sets `SO_LINGER` to 0 on both sockets and lets the pumps exit; the last one to drop
 //! the connection closes the sockets, which sends the RST.
 
@@ -16,14 +21,18 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
+use crate::delay_line::{DelayLine, Item};
 use crate::link::Link;
+use crate::portal::{self, Portal};
 use crate::shared::Shared;
 use crate::stats::bump;
 
 const IO_TIMEOUT: Duration = Duration::from_millis(50);
+/// The shortest read timeout used to wake up for a delayed chunk (zero would mean "none").
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 const HOLD_POLL: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const CHUNK: usize = 16 * 1024;
+pub(crate) const CHUNK: usize = 16 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dir {
@@ -33,9 +42,11 @@ enum Dir {
 
 /// What the link says a connection born in generation `birth` may do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict {
+pub(crate) enum Verdict {
     Forward,
     Hold,
+    /// Answered by this portal (only for a connection accepted during it).
+    Portal(Portal),
     /// Already reset by the other pump.
     Gone,
     ResetByLink,
@@ -53,13 +64,16 @@ enum Reason {
     Peer,
 }
 
-fn link_verdict(shared: &Shared, birth: u64) -> Verdict {
+pub(crate) fn link_verdict(shared: &Shared, birth: u64) -> Verdict {
     if shared.is_stopping() {
         return Verdict::Shutdown;
     }
     match shared.link.get() {
         (Link::Blackhole, _) => Verdict::Hold,
         (Link::Refuse, _) => Verdict::ResetByLink,
+        (Link::Portal(portal), generation) if generation == birth => Verdict::Portal(portal),
+        // A portal took over the flows that existed before it.
+        (Link::Portal(_), _) => Verdict::ResetByLink,
         // Up, but not the same Up the connection was born in: it lived through an outage.
         (Link::Up, generation) if generation != birth => Verdict::ResetByLink,
         (Link::Up, _) => Verdict::Forward,
@@ -80,7 +94,7 @@ pub(crate) fn arm_reset(stream: &TcpStream) {
     let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
-fn retryable(e: &io::Error) -> bool {
+pub(crate) fn retryable(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
@@ -94,6 +108,10 @@ pub(crate) fn serve(shared: Arc<Shared>, client: TcpStream, birth: u64) {
     loop {
         match link_verdict(&shared, birth) {
             Verdict::Forward => break,
+            Verdict::Portal(_) => {
+                portal::serve(&shared, client, birth);
+                return;
+            }
             Verdict::Hold => {
                 shared.pause(HOLD_POLL);
             }
@@ -187,7 +205,9 @@ impl Conn {
                     shared.pause(HOLD_POLL);
                 }
                 Verdict::Gone => return false,
-                Verdict::ResetByLink => {
+                // A connection with an upstream was born in an `Up` generation, so a portal is
+                // always a change for it.
+                Verdict::ResetByLink | Verdict::Portal(_) => {
                     self.reset(shared, Reason::Link);
                     return false;
                 }
@@ -204,28 +224,59 @@ impl Conn {
             Dir::ToUpstream => (&self.client, &self.upstream),
             Dir::ToClient => (&self.upstream, &self.client),
         };
+        let to_upstream = dir == Dir::ToUpstream;
         let mut buf = vec![0u8; CHUNK];
+        let mut line = DelayLine::default();
+        let mut read_timeout = IO_TIMEOUT;
+        let mut eof = false;
         loop {
-            // No reading while blackholed: the data stays in kernel buffers and the sender's
-            // window fills up, as on a dead path.
+            // No reading and no writing while blackholed: the data stays in kernel buffers (or
+            // in the delay line) and the sender's window fills up, as on a dead path.
             if !self.wait_until_forwarding(shared) {
                 return;
             }
-            let n = match src.read(&mut buf) {
-                Ok(0) => {
+            let now = Instant::now();
+            match line.pop_due(now) {
+                Some(Item::Data(chunk)) => {
+                    if !self.forward(shared, dir, dst, &chunk) {
+                        return;
+                    }
+                    continue;
+                }
+                Some(Item::Eof) => {
                     // Half-close: pass the FIN on, keep the other direction running.
                     let _ = dst.shutdown(Shutdown::Write);
                     return;
                 }
-                Ok(n) => n,
-                Err(e) if retryable(&e) => continue,
+                None => {}
+            }
+            let until_due = line
+                .next_due()
+                .map(|due| due.saturating_duration_since(now));
+            if eof || line.is_full() {
+                // Nothing (more) to read for now: wait for the next chunk to come due.
+                shared.pause(until_due.unwrap_or(HOLD_POLL).min(HOLD_POLL));
+                continue;
+            }
+            // Wake up in time for the next chunk due, else as usual to poll the link.
+            let timeout = until_due.map_or(IO_TIMEOUT, |d| d.clamp(MIN_TIMEOUT, IO_TIMEOUT));
+            if timeout != read_timeout && src.set_read_timeout(Some(timeout)).is_ok() {
+                read_timeout = timeout;
+            }
+            match src.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    line.push(Instant::now(), shared.latency(to_upstream), Item::Eof);
+                }
+                Ok(n) => {
+                    let chunk = Item::Data(buf[..n].to_vec());
+                    line.push(Instant::now(), shared.latency(to_upstream), chunk);
+                }
+                Err(e) if retryable(&e) => {}
                 Err(_) => {
                     self.reset(shared, Reason::Peer);
                     return;
                 }
-            };
-            if !self.forward(shared, dir, dst, &buf[..n]) {
-                return;
             }
         }
     }

@@ -2,22 +2,33 @@
 //!
 //! The sync engine promises that an answer is never lost and never applied twice, whatever
 //! the network does. Tests prove it by putting a [`FaultProxy`] between the HTTP client and a
-//! real server on 127.0.0.1, then cutting, refusing or blackholing the link
-//! ([`FaultProxy::set_link`], [`FaultProxy::cut_for`]) or injecting random faults while it is
-//! up ([`FaultProxy::set_faults`]): lost requests, lost responses (the server applied the
-//! request, the client never heard) and latency. [`FaultProxy::stats`] then says exactly what
-//! happened.
+//! real server on 127.0.0.1, then changing what the network does:
+//!
+//! - the [`Link`] ([`FaultProxy::set_link`], [`FaultProxy::cut_for`]): up, refusing
+//!   connections, blackholing them, or a [`Portal`] answering in the server's place (the school
+//!   Wi-Fi's sign-in page, a redirect to it, or a web proxy's own error page), so the client
+//!   meets well-formed HTTP that is not the server's;
+//! - random faults while it is up ([`FaultProxy::set_faults`]): lost requests, lost responses
+//!   (the server applied the request, the client never heard) and random per-chunk delays;
+//! - a fixed latency per direction ([`FaultProxy::set_latency`]), as on a long or congested
+//!   link: everything arrives later, but chunks in flight overlap, so it costs time per round
+//!   trip, not per chunk.
+//!
+//! [`FaultProxy::stats`] then says exactly what happened.
 //!
 //! ```no_run
 //! # fn server_addr() -> std::net::SocketAddr { unimplemented!() }
 //! use std::time::Duration;
-//! use fault_proxy::{FaultProxy, Faults, Link};
+//! use fault_proxy::{FaultProxy, Faults, Link, Portal};
 //!
 //! let proxy = FaultProxy::start(server_addr())?;
 //! let base_url = proxy.url(); // give this to the client instead of the server's URL
 //! proxy.set_faults(Faults { seed: 7, drop_response: 0.3, ..Faults::default() });
+//! proxy.set_latency(Duration::from_millis(150), Duration::from_millis(150));
 //! proxy.cut_for(Duration::from_secs(2), Link::Blackhole);
 //! // ... drive the client, then compare the server's state with what the client believes ...
+//! proxy.cut_for(Duration::from_secs(2), Link::Portal(Portal::LoginPage));
+//! // ... the client must not take the login page for the server's answer ...
 //! assert_eq!(proxy.stats().dropped_requests, 0);
 //! # Ok::<(), std::io::Error>(())
 //! ```
@@ -26,8 +37,10 @@
 //! a blocking client or a Tauri app. Everything stops when the proxy is dropped.
 
 mod conn;
+mod delay_line;
 mod faults;
 mod link;
+mod portal;
 mod shared;
 mod stats;
 
@@ -41,6 +54,7 @@ use std::time::Duration;
 
 pub use faults::Faults;
 pub use link::Link;
+pub use portal::{Portal, PORTAL_HOST};
 pub use stats::ProxyStats;
 
 use shared::Shared;
@@ -52,8 +66,9 @@ const ACCEPT_POLL: Duration = Duration::from_millis(5);
 /// A running proxy from `127.0.0.1:<random port>` to one upstream address.
 ///
 /// Each accepted connection opens its own connection to the upstream (so HTTP keep-alive works
-/// as usual) and is served by two threads. The link starts [`Link::Up`] with no
-/// [`Faults`].
+/// as usual) and is served by two threads, one per direction; a connection accepted while the
+/// link is a [`Link::Portal`] is answered by the proxy itself on one thread and never reaches
+/// the upstream. The link starts [`Link::Up`] with no [`Faults`] and no latency.
 ///
 /// Dropping the proxy stops it: the listener closes (the port refuses connections), every open
 /// connection is reset, even blackholed ones, and all threads are joined before `drop`
@@ -101,7 +116,8 @@ impl FaultProxy {
     /// Changes the link now, for new and existing connections (existing ones notice within
     /// about 50 ms). Setting the current value again changes nothing. Cancels a pending
     /// [`cut_for`](Self::cut_for) restore. See [`Link`] for what each state does, in
-    /// particular that connections which lived through a `Refuse` or `Blackhole` are reset.
+    /// particular that connections which lived through a `Refuse`, `Blackhole` or `Portal` are
+    /// reset.
     pub fn set_link(&self, link: Link) {
         self.shared.change_link(link);
     }
@@ -142,6 +158,39 @@ impl FaultProxy {
     /// `Faults::default()` turns them all off.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.set_faults(faults);
+    }
+
+    /// Sets a fixed one-way latency for each direction, as on a long or congested link
+    /// (`Duration::ZERO` for none, the default; values above an hour count as an hour).
+    ///
+    /// Every chunk read from one side is written to the other side `to_upstream` (client to
+    /// server) or `to_client` (server to client) after it was read, so a request/response
+    /// round trip takes at least `to_upstream + to_client` more. Unlike the random
+    /// [`Faults`] delays, which sleep before each chunk, chunks in flight overlap: a burst of
+    /// ten chunks arrives about one latency later, not ten. The latency does not throttle a
+    /// burst; only past 1 MiB in flight per direction and connection (the link's window) does
+    /// the proxy stop reading, so a bulk transfer runs at about 1 MiB per latency. Order is
+    /// preserved, and the end of a stream (FIN) arrives after the data, with the same delay.
+    ///
+    /// A change applies to chunks read after it, on new and existing connections; a chunk
+    /// never overtakes one read before it, so after lowering the latency new chunks may only
+    /// catch up. [`Faults`] are applied when a chunk comes due (a random delay then adds to
+    /// the latency). The link rules are unchanged: a [`Link::Blackhole`] holds the chunks in
+    /// flight as well (and they are dropped with the reset when the link comes back), a
+    /// `Refuse` or a portal resets at once, and so does dropping the proxy.
+    ///
+    /// Not delayed: the TCP handshake (the kernel accepts the connection and the proxy connects
+    /// to the upstream at once, so a new connection costs no extra round trip), resets (they
+    /// are immediate, as without latency) and [`Link::Portal`] replies (a portal sits next to
+    /// the client).
+    pub fn set_latency(&self, to_upstream: Duration, to_client: Duration) {
+        self.shared.set_latency(to_upstream, to_client);
+    }
+
+    /// The current latency, `(to_upstream, to_client)`, as set by
+    /// [`set_latency`](Self::set_latency) (after capping).
+    pub fn latency(&self) -> (Duration, Duration) {
+        (self.shared.latency(true), self.shared.latency(false))
     }
 
     /// A snapshot of the counters; see [`ProxyStats`] for exactly when each one moves.

@@ -2,11 +2,12 @@
 //! `cut_for` timers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::delay_line::MAX_LATENCY;
 use crate::faults::{FaultState, Faults, Plan};
 use crate::link::{Link, LinkCell};
 use crate::stats::Counters;
@@ -25,6 +26,10 @@ pub(crate) struct Shared {
     /// made after it was scheduled.
     link_changes: Mutex<u64>,
     faults: Mutex<FaultState>,
+    /// One-way latency in nanoseconds, to the upstream and to the client (each pump reads its
+    /// own direction once per chunk, so two independent atomics are enough).
+    latency_to_upstream: AtomicU64,
+    latency_to_client: AtomicU64,
     /// Fast path for the pumps; `stopped` + `wake` let sleepers return at once on shutdown.
     stopping: AtomicBool,
     stopped: Mutex<bool>,
@@ -41,6 +46,8 @@ impl Shared {
             link: LinkCell::new(),
             link_changes: Mutex::new(0),
             faults: Mutex::new(FaultState::new(Faults::default())),
+            latency_to_upstream: AtomicU64::new(0),
+            latency_to_client: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             stopped: Mutex::new(false),
             wake: Condvar::new(),
@@ -91,6 +98,25 @@ impl Shared {
 
     pub(crate) fn plan(&self, to_upstream: bool) -> Plan {
         lock(&self.faults).plan(to_upstream)
+    }
+
+    /// Stores both latencies, each capped at [`MAX_LATENCY`].
+    pub(crate) fn set_latency(&self, to_upstream: Duration, to_client: Duration) {
+        let nanos = |d: Duration| u64::try_from(d.min(MAX_LATENCY).as_nanos()).unwrap_or(u64::MAX);
+        self.latency_to_upstream
+            .store(nanos(to_upstream), Ordering::SeqCst);
+        self.latency_to_client
+            .store(nanos(to_client), Ordering::SeqCst);
+    }
+
+    /// The current one-way latency towards the upstream (`true`) or the client.
+    pub(crate) fn latency(&self, to_upstream: bool) -> Duration {
+        let cell = if to_upstream {
+            &self.latency_to_upstream
+        } else {
+            &self.latency_to_client
+        };
+        Duration::from_nanos(cell.load(Ordering::SeqCst))
     }
 
     pub(crate) fn track(&self, handle: JoinHandle<()>) {

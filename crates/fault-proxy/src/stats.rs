@@ -19,12 +19,14 @@ pub struct ProxyStats {
     pub open: u64,
     /// Bytes written to the upstream server.
     pub bytes_to_upstream: u64,
-    /// Bytes written back to clients.
+    /// Bytes from the upstream written back to clients (a portal's own replies are not
+    /// included: see `portal_replies`).
     pub bytes_to_client: u64,
     /// New connections reset at accept because the link was [`Link::Refuse`](crate::Link::Refuse).
     pub refused: u64,
-    /// Established connections reset because the link went `Refuse`, or because it came back
-    /// `Up` after they lived through a `Refuse` or `Blackhole` period.
+    /// Established connections reset because the link went `Refuse` or `Portal`, or because it
+    /// changed again after they were opened (came back `Up` after they lived through a
+    /// `Refuse`, `Blackhole` or `Portal` period, or left the portal that was answering them).
     pub reset_by_link: u64,
     /// Connections reset by the [`Faults::drop_request`](crate::Faults::drop_request) fault.
     pub dropped_requests: u64,
@@ -32,6 +34,10 @@ pub struct ProxyStats {
     pub dropped_responses: u64,
     /// Connections reset because the upstream could not be reached.
     pub upstream_unreachable: u64,
+    /// HTTP requests answered by the proxy itself while the link was a
+    /// [`Link::Portal`](crate::Link::Portal) (one per reply, several per keep-alive
+    /// connection).
+    pub portal_replies: u64,
 }
 
 impl ProxyStats {
@@ -52,6 +58,7 @@ pub(crate) struct Counters {
     pub(crate) dropped_requests: AtomicU64,
     pub(crate) dropped_responses: AtomicU64,
     pub(crate) upstream_unreachable: AtomicU64,
+    pub(crate) portal_replies: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -71,6 +78,7 @@ impl Counters {
             dropped_requests: get(&self.dropped_requests),
             dropped_responses: get(&self.dropped_responses),
             upstream_unreachable: get(&self.upstream_unreachable),
+            portal_replies: get(&self.portal_replies),
         }
     }
 }

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faults;
+mod latency;
 mod lifecycle;
 mod link;
+mod portal;
 mod support;
