@@ -134,7 +134,7 @@ pub fn start_offline(
     };
     let queue = Queue::open(&path, limits).map_err(|e| e.to_string())?;
     let monitor = NetworkMonitor::spawn(
-        MonitorConfig::new(settings.server_url.clone()),
+        MonitorConfig::from_settings(settings),
         auth.http().clone(),
         bus.clone(),
         Some(queue.store().clone()),

@@ -34,6 +34,7 @@ pub const KEYS: &[&str] = &[
     "sync.concurrency",
     "sync.batch_window_ms",
     "sync.batch_max",
+    "network.probe_timeout_max_ms",
 ];
 
 /// The managed file of this platform, which only an administrator can write.
@@ -56,6 +57,23 @@ pub struct Settings {
     pub log: LogSettings,
     pub queue: QueueSettings,
     pub sync: SyncSettings,
+    pub network: NetworkSettings,
+}
+
+/// How the network monitor tells slow from gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// The ceiling of the probe timeout (ms): a link whose round trip is longer than this is
+    /// offline; anything faster is used, shown as degraded when slow.
+    pub probe_timeout_max_ms: u32,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        Self {
+            probe_timeout_max_ms: 8000,
+        }
+    }
 }
 
 /// Limits on work waiting to be sent. When full, only telemetry is evicted; answers are
@@ -262,6 +280,7 @@ struct Partial {
     log: Option<PartialLog>,
     queue: Option<PartialQueue>,
     sync: Option<PartialSync>,
+    network: Option<PartialNetwork>,
     locked: Option<toml::Spanned<Vec<KnownKey>>>,
 }
 
@@ -278,6 +297,12 @@ struct PartialSync {
     concurrency: Option<Ranged<1, 16>>,
     batch_window_ms: Option<Ranged<0, 1000>>,
     batch_max: Option<Ranged<1, 50>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialNetwork {
+    probe_timeout_max_ms: Option<Ranged<1000, 60_000>>,
 }
 
 /// An integer within `MIN..=MAX`.
@@ -452,6 +477,7 @@ struct Values {
     sync_concurrency: Option<u32>,
     sync_batch_window_ms: Option<u32>,
     sync_batch_max: Option<u32>,
+    network_probe_timeout_max_ms: Option<u32>,
 }
 
 impl From<Partial> for Values {
@@ -459,6 +485,7 @@ impl From<Partial> for Values {
         let log = p.log.unwrap_or_default();
         let queue = p.queue.unwrap_or_default();
         let sync = p.sync.unwrap_or_default();
+        let network = p.network.unwrap_or_default();
         let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         Values {
             server_url: p.server_url.map(|v| v.0),
@@ -471,6 +498,7 @@ impl From<Partial> for Values {
             sync_concurrency: sync.concurrency.map(|v| small(v.0)),
             sync_batch_window_ms: sync.batch_window_ms.map(|v| small(v.0)),
             sync_batch_max: sync.batch_max.map(|v| small(v.0)),
+            network_probe_timeout_max_ms: network.probe_timeout_max_ms.map(|v| small(v.0)),
         }
     }
 }
@@ -499,6 +527,7 @@ impl Builder {
             log: LogSettings::default(),
             queue: QueueSettings::default(),
             sync: SyncSettings::default(),
+            network: NetworkSettings::default(),
         };
         let mut builder = Builder {
             settings,
@@ -720,6 +749,7 @@ impl Builder {
             sync_concurrency,
             sync_batch_window_ms,
             sync_batch_max,
+            network_probe_timeout_max_ms,
         } = values;
         if let Some(v) = server_url {
             if self.may_set(index, "server_url") {
@@ -770,6 +800,11 @@ impl Builder {
         if let Some(v) = sync_batch_max {
             if self.may_set(index, "sync.batch_max") {
                 self.settings.sync.batch_max = v;
+            }
+        }
+        if let Some(v) = network_probe_timeout_max_ms {
+            if self.may_set(index, "network.probe_timeout_max_ms") {
+                self.settings.network.probe_timeout_max_ms = v;
             }
         }
     }

@@ -16,12 +16,59 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../../migrations/0001_queue.sql")),
         M::up(include_str!("../../../migrations/0002_exam.sql")),
+        M::up_with_hook(
+            include_str!("../../../migrations/0003_replies_not_the_servers.sql"),
+            revive_intercepted,
+        ),
     ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> usize {
-    2
+    3
+}
+
+/// Puts back to pending every dead letter whose stored reply was not the server's
+/// ([`crate::http::judge`]): a portal's redirect or page, a proxy's error. Entries that died
+/// without a reply (a body that could not be opened, say) stay as they are.
+fn revive_intercepted(tx: &rusqlite::Transaction) -> rusqlite_migration::HookResult {
+    let dead: Vec<(i64, i64, Option<String>)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, response_status, response_body FROM queue
+             WHERE status = 'dead' AND response_status IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut revived = 0;
+    for (id, status, body) in dead {
+        let Some(status) = u16::try_from(status)
+            .ok()
+            .and_then(|s| reqwest::StatusCode::from_u16(s).ok())
+        else {
+            continue;
+        };
+        let body = body.unwrap_or_default();
+        if crate::http::judge(status, &reqwest::header::HeaderMap::new(), body.as_bytes()).is_none()
+        {
+            continue;
+        }
+        // Due at once (0: whatever this computer's clock says).
+        revived += tx.execute(
+            "UPDATE queue SET status = 'pending', attempts = 0, next_attempt_at = 0,
+                    completed_at = NULL, response_status = NULL, response_body = NULL,
+                    last_error = 'sent again: the earlier reply was not the server''s'
+             WHERE id = ?1",
+            rusqlite::params![id],
+        )?;
+    }
+    if revived > 0 {
+        tracing::info!(
+            revived,
+            "queued requests refused by a portal or a proxy are pending again"
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -12,12 +12,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::auth::{AuthError, AuthStatus, TokenManager};
 use crate::bus::{CoreEvent, EventBus};
-use crate::network::{NetState, NetStatus};
+use crate::http::{describe, judge};
+pub use crate::network::NetworkView;
 use crate::queue::{Claimed, Outcome, Queue};
 
 /// A batch stays under this many bytes of entries (the server refuses bodies over 1 MiB).
@@ -92,46 +93,6 @@ pub struct SyncStats {
     pub batches: u32,
     pub avg_request_ms: f64,
     pub avg_sync_ms: f64,
-}
-
-/// The network as the engine needs it: the current state, and a way to ask for a probe
-/// when a request failed.
-#[derive(Clone)]
-pub struct NetworkView {
-    pub status: watch::Receiver<NetStatus>,
-    pub probe_now: Arc<dyn Fn() + Send + Sync>,
-}
-
-impl NetworkView {
-    /// A network that is always up (tests, tools).
-    pub fn always_online() -> Self {
-        let (tx, rx) = watch::channel(NetStatus {
-            state: NetState::Online,
-            quality: crate::network::LinkQuality::Good,
-            rtt_ms: None,
-            since_ms: 0.0,
-            reason: None,
-            probes: 0,
-        });
-        // Keep the sender alive for as long as any view exists.
-        let tx = Arc::new(tx);
-        Self {
-            status: rx,
-            probe_now: Arc::new(move || {
-                let _ = &tx;
-            }),
-        }
-    }
-}
-
-impl crate::network::NetworkMonitor {
-    pub fn view(self: &Arc<Self>) -> NetworkView {
-        let monitor = self.clone();
-        NetworkView {
-            status: self.subscribe(),
-            probe_now: Arc::new(move || monitor.probe_now()),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -379,6 +340,15 @@ impl Ctx {
         )
     }
 
+    /// The configured timeout, or more on a slow link: a request takes at least a round
+    /// trip or two (connection, request), and the server's work on top.
+    fn request_timeout(&self) -> Duration {
+        let rtt = self.network.status.borrow().rtt_ms.unwrap_or(0.0);
+        self.config
+            .request_timeout
+            .max(Duration::from_secs_f64(rtt.max(0.0) * 8.0 / 1000.0))
+    }
+
     fn batching(&self) -> bool {
         let until = *self
             .unbatched_until
@@ -603,7 +573,7 @@ async fn send_one(ctx: &Ctx, entry: &Claimed) -> Outcome {
             error: format!("{} is not an HTTP method", entry.method),
         };
     };
-    let timeout = ctx.config.request_timeout;
+    let timeout = ctx.request_timeout();
     let result = ctx
         .auth
         .send_authorized(|client| {
@@ -623,10 +593,63 @@ async fn send_one(ctx: &Ctx, entry: &Claimed) -> Outcome {
         Ok(response) => response,
         Err(error) => return auth_failure(ctx, error),
     };
-    let status = response.status().as_u16();
-    let retry_after = retry_after(response.headers());
-    let body = response.text().await.unwrap_or_default();
-    classify(status, &body, retry_after)
+    match read_reply(ctx, response).await {
+        Ok((status, body, retry_after)) => classify(status, &body, retry_after),
+        Err(outcome) => outcome,
+    }
+}
+
+/// The server's reply, whole: its status, body and `Retry-After`. A reply cut short, or one
+/// that was not the server's (a portal's page with `200`, a proxy's error page), is no
+/// verdict on the request: the entry is tried again (its idempotency key makes that safe),
+/// and the network monitor hears of it.
+async fn read_reply(
+    ctx: &Ctx,
+    response: reqwest::Response,
+) -> Result<(u16, String, Option<Duration>), Outcome> {
+    match server_reply(response).await {
+        Ok(reply) => Ok(reply),
+        Err(NotAReply::CutShort(error)) => {
+            (ctx.network.probe_now)();
+            Err(Outcome::Retry {
+                error,
+                retry_after: None,
+            })
+        }
+        Err(NotAReply::Intercepted(interception)) => {
+            ctx.auth.http().report_interception(&interception);
+            Err(Outcome::Retry {
+                error: interception.describe(),
+                retry_after: None,
+            })
+        }
+    }
+}
+
+/// Why a response is no verdict of the server's.
+#[derive(Debug)]
+pub enum NotAReply {
+    CutShort(String),
+    Intercepted(crate::http::Interception),
+}
+
+/// Reads a response whole and keeps it only if it is the server's.
+pub async fn server_reply(
+    response: reqwest::Response,
+) -> Result<(u16, String, Option<Duration>), NotAReply> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.map_err(|error| {
+        NotAReply::CutShort(format!("the reply was cut short ({})", describe(&error)))
+    })?;
+    if let Some(interception) = judge(status, &headers, &body) {
+        return Err(NotAReply::Intercepted(interception));
+    }
+    Ok((
+        status.as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+        retry_after(&headers),
+    ))
 }
 
 fn auth_failure(ctx: &Ctx, error: AuthError) -> Outcome {
@@ -655,7 +678,8 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     at.duration_since(std::time::SystemTime::now()).ok()
 }
 
-/// What a reply means for its entry.
+/// What the server's own reply means for its entry (a reply that is not the server's never
+/// gets here: [`server_reply`]).
 pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Outcome {
     let code = serde_json::from_str::<serde_json::Value>(body)
         .ok()
@@ -709,7 +733,7 @@ async fn send_batch(ctx: &Ctx, claimed: &[Claimed]) -> Vec<(i64, Outcome)> {
     let Ok(url) = ctx.auth.server().join("v1/batch") else {
         return all(claimed, Outcome::Release);
     };
-    let timeout = ctx.config.request_timeout;
+    let timeout = ctx.request_timeout();
     let result = ctx
         .auth
         .send_authorized(|client| client.post(url.clone()).timeout(timeout).json(&payload))
@@ -721,9 +745,10 @@ async fn send_batch(ctx: &Ctx, claimed: &[Claimed]) -> Vec<(i64, Outcome)> {
             return all(claimed, outcome);
         }
     };
-    let status = response.status().as_u16();
-    let retry = retry_after(response.headers());
-    let text = response.text().await.unwrap_or_default();
+    let (status, text, retry) = match read_reply(ctx, response).await {
+        Ok(reply) => reply,
+        Err(outcome) => return all(claimed, outcome),
+    };
     if status != 200 {
         return match classify(status, &text, retry) {
             Outcome::Dead { .. } => {
@@ -842,6 +867,74 @@ mod tests {
                 retry_after: Some(Duration::from_secs(7))
             }
         );
+    }
+
+    /// A one-shot HTTP server on 127.0.0.1 that writes `raw` and closes.
+    fn replying(raw: &'static [u8]) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(raw);
+            }
+        });
+        format!("http://{addr}/v1/attempts/a/answers/q1")
+    }
+
+    async fn reply_of(raw: &'static [u8]) -> Result<(u16, String, Option<Duration>), NotAReply> {
+        let url = replying(raw);
+        let response = reqwest::Client::new().put(url).send().await.unwrap();
+        server_reply(response).await
+    }
+
+    #[tokio::test]
+    async fn only_a_whole_reply_of_the_servers_is_a_verdict() {
+        let whole = reply_of(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 42\r\n\r\n\
+              {\"question_id\":\"q1\",\"seq\":1,\"stored\":true}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(whole.0, 200);
+        assert!(matches!(
+            classify(whole.0, &whole.1, whole.2),
+            Outcome::Done { .. }
+        ));
+        // The body stops after 15 of the 43 bytes announced: not delivered, tried again.
+        let cut = reply_of(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 43\r\n\r\n\
+              {\"question_id\":",
+        )
+        .await;
+        assert!(matches!(cut, Err(NotAReply::CutShort(_))), "{cut:?}");
+        // A portal's login page with 200 is not a receipt.
+        let page = reply_of(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 21\r\n\r\n\
+              <form>Sign in</form>\n",
+        )
+        .await;
+        assert!(matches!(page, Err(NotAReply::Intercepted(_))), "{page:?}");
+        // A proxy's own 503 page: not the server's 503.
+        let proxy = reply_of(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nVia: 1.1 proxy\r\n\
+              Content-Length: 7\r\n\r\n<h1>x</h1",
+        )
+        .await;
+        assert!(matches!(proxy, Err(NotAReply::Intercepted(_))), "{proxy:?}");
+        // The server's own refusal is one.
+        let refused = reply_of(
+            b"HTTP/1.1 409 Conflict\r\nContent-Type: application/problem+json\r\n\
+              Content-Length: 25\r\n\r\n{\"code\":\"attempt_closed\"}",
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            classify(refused.0, &refused.1, refused.2),
+            Outcome::Dead { .. }
+        ));
     }
 
     #[test]

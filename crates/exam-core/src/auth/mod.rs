@@ -451,11 +451,11 @@ impl TokenManager {
         token: &Secret<String>,
     ) -> Result<reqwest::Response, AuthError> {
         let http = &self.inner.http;
-        http.send(build(http.client()).bearer_auth(token.expose()))
+        http.send_api(build(http.client()).bearer_auth(token.expose()))
             .await
             .map_err(|e| {
                 self.inner.monitor.error("network");
-                AuthError::Offline(oauth::describe(&e))
+                AuthError::Offline(e.to_string())
             })
     }
 

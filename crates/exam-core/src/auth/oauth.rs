@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use url::Url;
 
-use crate::http::HttpClient;
+use crate::http::{describe, judge, ApiError, HttpClient};
 use crate::secret::Secret;
 
 pub const CLIENT_ID: &str = "exam-desktop";
@@ -123,10 +123,11 @@ async fn token_request(
 ) -> Result<Grant, TokenError> {
     let url = endpoint(server, "/oauth/token")?;
     let response = http
-        .send(http.client().post(url).form(form))
+        .send_api(http.client().post(url).form(form))
         .await
-        .map_err(|e| TokenError::Transient(describe(&e)))?;
+        .map_err(|e| TokenError::Transient(e.to_string()))?;
     let status = response.status();
+    let headers = response.headers().clone();
     let server_date = response
         .headers()
         .get(reqwest::header::DATE)
@@ -141,6 +142,14 @@ async fn token_request(
         .bytes()
         .await
         .map_err(|e| TokenError::Transient(describe(&e)))?;
+    // Only the server's own reply may end a session or refuse a sign-in: a portal's page or
+    // a proxy's error leaves the tokens as they are.
+    if let Some(interception) = judge(status, &headers, &bytes) {
+        http.report_interception(&interception);
+        return Err(TokenError::Transient(
+            ApiError::Intercepted(interception).to_string(),
+        ));
+    }
 
     if status.is_success() {
         let body: TokenBody = serde_json::from_slice(&bytes).map_err(|e| {
@@ -183,21 +192,5 @@ async fn token_request(
             None => body.error,
         })),
         Err(_) => Err(TokenError::Refused(format!("the server answered {status}"))),
-    }
-}
-
-/// A network error in words, without the URL's query (which never holds secrets here, but
-/// a form body could appear in some errors: only the kind and the cause are kept).
-pub(crate) fn describe(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    match std::error::Error::source(error) {
-        Some(source) => format!("{kind}: {source}"),
-        None => kind.to_string(),
     }
 }

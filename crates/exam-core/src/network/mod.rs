@@ -1,21 +1,34 @@
-//! The network monitor: on its own thread, probes the server's `/healthz` (more often while
-//! in doubt), reacts at once to the OS's network-interface changes, detects captive portals
-//! (`/generate_204`, redirects not followed), measures round-trip time, and uses hysteresis
-//! so one lost probe does not flip the state. Every outage is recorded in the client
-//! database; every change is published on the bus.
+//! The network monitor: on its own thread, probes the server's `/healthz`, reacts at once to
+//! the OS's network-interface changes and to what the app's own requests meet (a portal's
+//! page, a proxy's error: [`crate::http::judge`]), detects captive portals (`/generate_204`,
+//! redirects not followed), and tells slow from gone the way TCP does: the time a probe may
+//! take follows the measured round trip (RFC 6298), so a 300 ms or 3 s link is "degraded"
+//! and used, and only a link that does not answer within the ceiling is offline
+//! ([`tracker`], [`schedule`]). Hysteresis keeps one lost probe from flipping the state.
+//! Every outage is recorded in the client database; every change is published on the bus.
 
+mod probe;
+pub mod schedule;
+pub mod tracker;
+
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::{AbortHandle, JoinSet};
 use url::Url;
 
 use crate::bus::{CoreEvent, EventBus};
 use crate::http::HttpClient;
 use crate::queue::{Clock, SystemClock};
 use crate::store::Store;
+
+pub use probe::probe;
+pub use schedule::{Action, Scheduler};
+pub use tracker::{Change, Probe, Rto, Tracker};
 
 /// What the student can rely on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -79,8 +92,8 @@ pub struct NetStatus {
     pub probes: u32,
 }
 
-/// Timings of the monitor. The defaults meet the budget: offline and online both noticed
-/// within about a second.
+/// Timings of the monitor. The defaults keep a fast link's changes noticed within about a
+/// second, and let links up to the ceiling's round trip be used.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MonitorConfig {
     pub server: Url,
@@ -88,11 +101,18 @@ pub struct MonitorConfig {
     pub interval: Duration,
     /// Between probes while offline (how soon a return is noticed).
     pub offline_interval: Duration,
-    /// Before the confirming probe after a failure or a first success.
+    /// Before the confirming probe after a first success, or after a report.
     pub doubt_interval: Duration,
-    /// Probe timeout floor; the timeout is max(this, 4 × smoothed RTT), capped at `max_timeout`.
+    /// The least round-trip timeout (a fast link's): a probe without a reply after
+    /// max(this, smoothed RTT + 4 × its variation) is suspected lost.
     pub timeout: Duration,
+    /// The timeout before the first reply, when nothing is known of the link. Longer than
+    /// RFC 6298's 1 s so a start on a 3 s link is never called offline on the way.
+    pub initial_timeout: Duration,
+    /// The ceiling: no probe waits longer, and a link slower than this is offline.
     pub max_timeout: Duration,
+    /// Probes waiting for a reply at once while searching for the server.
+    pub max_in_flight: usize,
     /// Consecutive failures before going offline / successes before coming back.
     pub failures_to_flip: u32,
     pub successes_to_flip: u32,
@@ -104,249 +124,25 @@ impl MonitorConfig {
     pub fn new(server: Url) -> Self {
         Self {
             server,
-            interval: Duration::from_millis(400),
+            interval: Duration::from_millis(300),
             offline_interval: Duration::from_millis(400),
             doubt_interval: Duration::from_millis(40),
-            timeout: Duration::from_millis(250),
-            max_timeout: Duration::from_secs(3),
+            timeout: Duration::from_millis(200),
+            initial_timeout: Duration::from_millis(1500),
+            max_timeout: Duration::from_secs(8),
+            max_in_flight: 16,
             failures_to_flip: 2,
             successes_to_flip: 2,
-            degraded_rtt: Duration::from_millis(800),
+            degraded_rtt: Duration::from_millis(250),
         }
     }
-}
 
-/// What one probe found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Probe {
-    Ok {
-        rtt: Duration,
-    },
-    /// Timed out or no route: nothing answered.
-    Unreachable(String),
-    /// Something answered, but not the server's health: refused, 5xx…
-    ServerFailed(String),
-    /// A redirect or a page instead of 204.
-    Portal(String),
-}
-
-/// The state machine, separate from the I/O so it can be tested step by step.
-#[derive(Debug, Clone)]
-pub struct Tracker {
-    pub status: NetStatus,
-    failures: u32,
-    successes: u32,
-    srtt: Option<f64>,
-    /// When the current outage began (ms), if any.
-    outage_start: Option<i64>,
-    failures_to_flip: u32,
-    successes_to_flip: u32,
-    degraded_rtt_ms: f64,
-}
-
-/// A state change worth telling: the new status, and an outage that just ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    pub status: NetStatus,
-    pub outage_started: Option<(NetState, i64)>,
-    pub outage_ended: Option<(i64, i64)>,
-}
-
-impl Tracker {
-    pub fn new(config: &MonitorConfig, now_ms: i64) -> Self {
+    /// The defaults, with the server and the ceiling of the settings.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
-            status: NetStatus {
-                state: NetState::Unknown,
-                quality: LinkQuality::None,
-                rtt_ms: None,
-                since_ms: now_ms as f64,
-                reason: None,
-                probes: 0,
-            },
-            failures: 0,
-            successes: 0,
-            srtt: None,
-            outage_start: None,
-            failures_to_flip: config.failures_to_flip.max(1),
-            successes_to_flip: config.successes_to_flip.max(1),
-            degraded_rtt_ms: config.degraded_rtt.as_secs_f64() * 1000.0,
+            max_timeout: Duration::from_millis(u64::from(settings.network.probe_timeout_max_ms)),
+            ..Self::new(settings.server_url.clone())
         }
-    }
-
-    /// Whether the next probe should come soon (a flip is pending).
-    pub fn in_doubt(&self) -> bool {
-        let up = self.status.state.is_usable();
-        (up && self.failures > 0) || (!up && self.successes > 0)
-    }
-
-    pub fn smoothed_rtt(&self) -> Option<Duration> {
-        self.srtt.map(|ms| Duration::from_secs_f64(ms / 1000.0))
-    }
-
-    fn quality(&self) -> LinkQuality {
-        match self.srtt {
-            None => LinkQuality::None,
-            Some(ms) if ms < 150.0 && self.failures == 0 => LinkQuality::Good,
-            Some(ms) if ms < self.degraded_rtt_ms => LinkQuality::Fair,
-            Some(_) => LinkQuality::Poor,
-        }
-    }
-
-    /// Feeds one probe result; returns the change if the visible status changed.
-    pub fn observe(&mut self, probe: Probe, now_ms: i64) -> Option<Change> {
-        self.status.probes = self.status.probes.saturating_add(1);
-        let before = self.status.clone();
-        let was_up = before.state.is_usable();
-        let mut outage_started = None;
-        let mut outage_ended = None;
-        match probe {
-            Probe::Ok { rtt } => {
-                let ms = rtt.as_secs_f64() * 1000.0;
-                self.srtt = Some(match self.srtt {
-                    Some(s) => 0.8 * s + 0.2 * ms,
-                    None => ms,
-                });
-                self.failures = 0;
-                self.successes += 1;
-                let come_back = before.state == NetState::Unknown
-                    || was_up
-                    || self.successes >= self.successes_to_flip;
-                if come_back {
-                    let degraded = self.srtt.unwrap_or(0.0) > self.degraded_rtt_ms;
-                    self.set(
-                        if degraded {
-                            NetState::Degraded
-                        } else {
-                            NetState::Online
-                        },
-                        if degraded {
-                            Some("the connection to the server is slow".into())
-                        } else {
-                            None
-                        },
-                        now_ms,
-                    );
-                    if let Some(start) = self.outage_start.take() {
-                        outage_ended = Some((start, now_ms));
-                    }
-                }
-            }
-            failure => {
-                let (state, reason) = match failure {
-                    Probe::Unreachable(r) => (NetState::Offline, r),
-                    Probe::ServerFailed(r) => (NetState::ServerDown, r),
-                    Probe::Portal(r) => (NetState::CaptivePortal, r),
-                    Probe::Ok { .. } => (NetState::Online, String::new()),
-                };
-                self.successes = 0;
-                self.failures += 1;
-                // A captive portal is certain at once; anything else needs confirming.
-                let flip = !was_up
-                    || state == NetState::CaptivePortal
-                    || self.failures >= self.failures_to_flip;
-                if flip {
-                    if was_up || before.state == NetState::Unknown {
-                        outage_started = Some((state, now_ms));
-                        self.outage_start = Some(now_ms);
-                    }
-                    self.set(state, Some(reason), now_ms);
-                } else {
-                    // One lost probe: still up, but degraded quality shows it.
-                    self.status.quality = self.quality();
-                }
-            }
-        }
-        self.status.rtt_ms = self.srtt;
-        if self.status.state.is_usable() {
-            self.status.quality = self.quality();
-        } else {
-            self.status.quality = LinkQuality::None;
-        }
-        let changed = self.status.state != before.state
-            || self.status.quality != before.quality
-            || self.status.reason != before.reason;
-        changed.then(|| Change {
-            status: self.status.clone(),
-            outage_started,
-            outage_ended,
-        })
-    }
-
-    fn set(&mut self, state: NetState, reason: Option<String>, now_ms: i64) {
-        if self.status.state != state {
-            self.status.since_ms = now_ms as f64;
-        }
-        self.status.state = state;
-        self.status.reason = reason;
-    }
-}
-
-/// Probes once: `/healthz`, and `/generate_204` when the answer looks intercepted.
-pub async fn probe(http: &HttpClient, server: &Url, timeout: Duration) -> Probe {
-    let Ok(health) = server.join("healthz") else {
-        return Probe::ServerFailed("the server address is not usable".into());
-    };
-    let started = Instant::now();
-    let response = http.send(http.client().get(health).timeout(timeout)).await;
-    let rtt = started.elapsed();
-    let response = match response {
-        Ok(r) => r,
-        Err(e) => return classify_error(&e),
-    };
-    let status = response.status();
-    if status == reqwest::StatusCode::NO_CONTENT {
-        return Probe::Ok { rtt };
-    }
-    if status.is_server_error() {
-        return Probe::ServerFailed(format!("the server answers {status}"));
-    }
-    // Anything else may be a portal: confirm with the dedicated probe.
-    let Ok(portal) = server.join("generate_204") else {
-        return Probe::ServerFailed(format!("the server answers {status}"));
-    };
-    match http.send(http.client().get(portal).timeout(timeout)).await {
-        Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => {
-            Probe::ServerFailed(format!("the server's health check answers {status}"))
-        }
-        Ok(r) if r.status().is_redirection() => Probe::Portal(format!(
-            "this network wants you to sign in to it first (redirect to {})",
-            r.headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("another page")
-        )),
-        Ok(r) => Probe::Portal(format!(
-            "this network answers in the server's place ({}); it may want you to sign in to it",
-            r.status()
-        )),
-        Err(e) => classify_error(&e),
-    }
-}
-
-fn classify_error(e: &reqwest::Error) -> Probe {
-    if e.is_timeout() {
-        return Probe::Unreachable("the server does not answer (timed out)".into());
-    }
-    let chain = {
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text.to_lowercase()
-    };
-    if chain.contains("refused") {
-        Probe::ServerFailed(
-            "the server computer refuses connections (Exam Bank is not running)".into(),
-        )
-    } else if chain.contains("reset") || chain.contains("closed") || chain.contains("broken pipe") {
-        Probe::ServerFailed("the connection to the server was cut".into())
-    } else if chain.contains("dns") || chain.contains("resolve") || chain.contains("lookup") {
-        Probe::Unreachable("the server's name cannot be looked up (no network?)".into())
-    } else {
-        Probe::Unreachable("the server cannot be reached (no network?)".into())
     }
 }
 
@@ -359,11 +155,43 @@ struct Shared {
 pub struct NetworkMonitor {
     status: watch::Receiver<NetStatus>,
     shared: Arc<Shared>,
+    reports: mpsc::UnboundedSender<Probe>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// The network as the sync engine needs it: the current state, and a way to ask for a
+/// probe when a request failed.
+#[derive(Clone)]
+pub struct NetworkView {
+    pub status: watch::Receiver<NetStatus>,
+    pub probe_now: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl NetworkView {
+    /// A network that is always up (tests, tools).
+    pub fn always_online() -> Self {
+        let (tx, rx) = watch::channel(NetStatus {
+            state: NetState::Online,
+            quality: LinkQuality::Good,
+            rtt_ms: None,
+            since_ms: 0.0,
+            reason: None,
+            probes: 0,
+        });
+        // Keep the sender alive for as long as any view exists.
+        let tx = Arc::new(tx);
+        Self {
+            status: rx,
+            probe_now: Arc::new(move || {
+                let _ = &tx;
+            }),
+        }
+    }
+}
+
 impl NetworkMonitor {
-    /// Starts probing on a thread of its own. `store` receives the outage log.
+    /// Starts probing on a thread of its own. `store` receives the outage log. The monitor
+    /// hears of every reply of `http` that was not the server's.
     pub fn spawn(
         config: MonitorConfig,
         http: HttpClient,
@@ -371,12 +199,25 @@ impl NetworkMonitor {
         store: Option<Arc<Store>>,
     ) -> std::io::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let tracker = Tracker::new(&config, clock.now_ms());
-        let (tx, rx) = watch::channel(tracker.status.clone());
+        let started = Instant::now();
+        let scheduler = Scheduler::new(&config, 0, clock.now_ms());
+        let (tx, rx) = watch::channel(scheduler.tracker.status.clone());
+        let (reports, incoming) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             wake: Notify::new(),
             stop: std::sync::atomic::AtomicBool::new(false),
         });
+        {
+            let reports = reports.clone();
+            http.on_interception(move |interception| {
+                let probe = if interception.is_portal() {
+                    Probe::Portal(interception.describe())
+                } else {
+                    Probe::ServerFailed(interception.describe())
+                };
+                let _ = reports.send(probe);
+            });
+        }
         let runner = shared.clone();
         let thread = std::thread::Builder::new()
             .name("exam-netmon".into())
@@ -391,11 +232,22 @@ impl NetworkMonitor {
                         return;
                     }
                 };
-                runtime.block_on(run(config, http, bus, store, clock, tracker, tx, runner));
+                let driver = Driver {
+                    server: config.server,
+                    http,
+                    bus,
+                    store,
+                    clock,
+                    started,
+                    tx,
+                    shared: runner,
+                };
+                runtime.block_on(driver.run(scheduler, incoming));
             })?;
         Ok(Self {
             status: rx,
             shared,
+            reports,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -412,6 +264,20 @@ impl NetworkMonitor {
     /// Probes now (a request failed, the student pressed "retry", the OS said something).
     pub fn probe_now(&self) {
         self.shared.wake.notify_one();
+    }
+
+    /// What a request of the app's found, taken as a probe result at once.
+    pub fn report(&self, probe: Probe) {
+        let _ = self.reports.send(probe);
+    }
+
+    /// The view the sync engine works with.
+    pub fn view(self: &Arc<Self>) -> NetworkView {
+        let monitor = self.clone();
+        NetworkView {
+            status: self.subscribe(),
+            probe_now: Arc::new(move || monitor.probe_now()),
+        }
     }
 
     pub fn stop(&self) {
@@ -431,60 +297,103 @@ impl Drop for NetworkMonitor {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    config: MonitorConfig,
+/// The monitor's I/O around the [`Scheduler`]: sends the probes it asks for, feeds it their
+/// results, reports and wake-ups, and tells the world of each change.
+struct Driver {
+    server: Url,
     http: HttpClient,
     bus: EventBus,
     store: Option<Arc<Store>>,
     clock: Arc<dyn Clock>,
-    mut tracker: Tracker,
+    started: Instant,
     tx: watch::Sender<NetStatus>,
     shared: Arc<Shared>,
-) {
-    let mut interfaces = interface_changes();
-    loop {
-        if shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
-            break;
-        }
-        let timeout = tracker
-            .smoothed_rtt()
-            .map(|rtt| rtt * 4)
-            .unwrap_or_default()
-            .max(config.timeout)
-            .min(config.max_timeout);
-        let result = probe(&http, &config.server, timeout).await;
-        let now = clock.now_ms();
-        if let Some(change) = tracker.observe(result, now) {
-            record_outage(store.as_deref(), &change);
-            tracing::info!(
-                state = change.status.state.as_str(),
-                reason = change.status.reason.as_deref().unwrap_or(""),
-                "network state"
-            );
-            let _ = tx.send(change.status.clone());
-            bus.publish(CoreEvent::NetworkChanged {
-                status: change.status,
-            });
-        }
-        let wait = if tracker.in_doubt() || tracker.status.state == NetState::Unknown {
-            config.doubt_interval
-        } else if tracker.status.state.is_usable() {
-            config.interval
-        } else {
-            config.offline_interval
-        };
-        // A little jitter so a lab of clients does not probe in step.
-        let wait = wait.mul_f64(0.9 + 0.2 * rand::random::<f64>());
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shared.wake.notified() => {}
-            changed = next_interface_change(&mut interfaces) => {
-                if changed {
-                    tracing::debug!("a network interface changed; probing now");
+}
+
+impl Driver {
+    fn mono(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn publish(&self, change: Option<Change>) {
+        let Some(change) = change else { return };
+        record_outage(self.store.as_deref(), &change);
+        tracing::info!(
+            state = change.status.state.as_str(),
+            reason = change.status.reason.as_deref().unwrap_or(""),
+            rtt_ms = change.status.rtt_ms.unwrap_or(0.0),
+            "network state"
+        );
+        let _ = self.tx.send(change.status.clone());
+        self.bus.publish(CoreEvent::NetworkChanged {
+            status: change.status,
+        });
+    }
+
+    async fn run(self, mut scheduler: Scheduler, mut reports: mpsc::UnboundedReceiver<Probe>) {
+        let mut interfaces = interface_changes();
+        let mut probes: JoinSet<(u64, Probe)> = JoinSet::new();
+        let mut handles: HashMap<u64, AbortHandle> = HashMap::new();
+        let mut reports_open = true;
+        loop {
+            if self.shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let (actions, change) =
+                scheduler.poll(self.mono(), self.clock.now_ms(), rand::random::<f64>());
+            self.publish(change);
+            for action in actions {
+                match action {
+                    Action::Launch { id, timeout } => {
+                        let http = self.http.clone();
+                        let server = self.server.clone();
+                        let handle =
+                            probes.spawn(async move { (id, probe(&http, &server, timeout).await) });
+                        handles.insert(id, handle);
+                    }
+                    Action::Abort { id } => {
+                        if let Some(handle) = handles.remove(&id) {
+                            handle.abort();
+                        }
+                    }
+                }
+            }
+            let wake_in = scheduler
+                .next_wake()
+                .map(|at| Duration::from_millis(at.saturating_sub(self.mono())))
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                Some(done) = probes.join_next(), if !probes.is_empty() => {
+                    if let Ok((id, result)) = done {
+                        handles.remove(&id);
+                        let change = scheduler.on_result(
+                            id,
+                            result,
+                            self.mono(),
+                            self.clock.now_ms(),
+                            rand::random::<f64>(),
+                        );
+                        self.publish(change);
+                    }
+                }
+                report = reports.recv(), if reports_open => match report {
+                    Some(report) => {
+                        let change = scheduler.on_report(report, self.mono(), self.clock.now_ms());
+                        self.publish(change);
+                    }
+                    None => reports_open = false,
+                },
+                _ = tokio::time::sleep(wake_in) => {}
+                _ = self.shared.wake.notified() => scheduler.probe_soon(self.mono()),
+                changed = next_interface_change(&mut interfaces) => {
+                    if changed {
+                        tracing::debug!("a network interface changed; probing now");
+                    }
+                    scheduler.probe_soon(self.mono());
                 }
             }
         }
+        probes.abort_all();
     }
 }
 
@@ -560,85 +469,5 @@ async fn next_interface_change(interfaces: &mut Interfaces) -> bool {
             event.is_ok()
         }
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tracker() -> Tracker {
-        Tracker::new(
-            &MonitorConfig::new(Url::parse("http://127.0.0.1:1/").unwrap()),
-            0,
-        )
-    }
-
-    fn ok(ms: u64) -> Probe {
-        Probe::Ok {
-            rtt: Duration::from_millis(ms),
-        }
-    }
-
-    #[test]
-    fn one_lost_probe_does_not_flip_two_do_and_the_outage_is_timed() {
-        let mut t = tracker();
-        let first = t.observe(ok(2), 0).unwrap();
-        assert_eq!(first.status.state, NetState::Online);
-        assert_eq!(first.status.quality, LinkQuality::Good);
-        let lost = t.observe(Probe::Unreachable("timed out".into()), 100);
-        assert_eq!(t.status.state, NetState::Online, "{lost:?}");
-        assert!(t.in_doubt());
-        let down = t
-            .observe(Probe::Unreachable("timed out".into()), 150)
-            .unwrap();
-        assert_eq!(down.status.state, NetState::Offline);
-        assert_eq!(down.outage_started, Some((NetState::Offline, 150)));
-        assert_eq!(down.status.since_ms, 150.0);
-        // One success while offline is not enough either.
-        assert!(t.observe(ok(2), 900).is_none());
-        assert_eq!(t.status.state, NetState::Offline);
-        let back = t.observe(ok(2), 950).unwrap();
-        assert_eq!(back.status.state, NetState::Online);
-        assert_eq!(back.outage_ended, Some((150, 950)));
-    }
-
-    #[test]
-    fn refused_is_server_down_and_a_portal_is_believed_at_once() {
-        let mut t = tracker();
-        t.observe(ok(1), 0);
-        let portal = t
-            .observe(Probe::Portal("redirect to http://login".into()), 10)
-            .unwrap();
-        assert_eq!(portal.status.state, NetState::CaptivePortal);
-        assert!(portal.status.reason.unwrap().contains("login"));
-        let mut t = tracker();
-        t.observe(ok(1), 0);
-        t.observe(Probe::ServerFailed("refused".into()), 10);
-        let down = t
-            .observe(Probe::ServerFailed("refused".into()), 20)
-            .unwrap();
-        assert_eq!(down.status.state, NetState::ServerDown);
-    }
-
-    #[test]
-    fn a_slow_link_is_degraded_and_quality_follows_rtt() {
-        let mut t = tracker();
-        t.observe(ok(200), 0);
-        assert_eq!(t.status.quality, LinkQuality::Fair);
-        for i in 0..20 {
-            t.observe(ok(2000), i * 10);
-        }
-        assert_eq!(t.status.state, NetState::Degraded);
-        assert_eq!(t.status.quality, LinkQuality::Poor);
-        assert!(t.status.reason.as_deref().unwrap().contains("slow"));
-    }
-
-    #[test]
-    fn the_first_probe_decides_at_once() {
-        let mut t = tracker();
-        let first = t.observe(Probe::Unreachable("x".into()), 5).unwrap();
-        assert_eq!(first.status.state, NetState::Offline);
-        assert_eq!(first.outage_started, Some((NetState::Offline, 5)));
     }
 }

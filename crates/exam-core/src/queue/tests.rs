@@ -481,3 +481,84 @@ fn answers_are_sealed_at_rest_and_opened_only_to_be_sent() {
     );
     assert!(dead[0].body.as_deref().unwrap().starts_with("<encrypted"));
 }
+
+/// Earlier builds made a portal's redirect or page a dead letter; opening the database
+/// with this build puts such entries back to pending (same key), and leaves the server's
+/// own refusals and entries that died without a reply alone.
+#[test]
+fn entries_refused_by_a_portal_or_proxy_in_earlier_builds_are_pending_again_after_upgrade() {
+    let mut f = fixture(Limits::default());
+    let replies: [(u16, &str); 5] = [
+        (302, ""),
+        (
+            200,
+            "<html><form>Sign in to the school network</form></html>",
+        ),
+        (403, "<h1>Blocked</h1>"),
+        (
+            409,
+            r#"{"type":"about:blank","status":409,"code":"attempt_closed"}"#,
+        ),
+        (0, ""),
+    ];
+    let mut ids = Vec::new();
+    for (i, (status, body)) in replies.iter().enumerate() {
+        let entry = f
+            .queue
+            .enqueue(answer("a1", &format!("q{i}"), "x"))
+            .unwrap();
+        let claimed = f.queue.claim(1).unwrap();
+        assert_eq!(claimed[0].id, entry.id);
+        f.queue
+            .complete(&[(
+                entry.id,
+                Outcome::Dead {
+                    status: *status,
+                    body: body.to_string(),
+                    error: format!("refused by the server ({status})"),
+                },
+            )])
+            .unwrap();
+        if *status == 0 {
+            // Died without any reply (e.g. a body that could not be opened).
+            f.queue
+                .store()
+                .lock()
+                .execute(
+                    "UPDATE queue SET response_status = NULL WHERE id = ?1",
+                    params![entry.id],
+                )
+                .unwrap();
+        }
+        ids.push(entry);
+    }
+    assert_eq!(f.queue.counts().unwrap().dead, 5);
+    // As a database of the previous schema (this migration changes no table, so rewinding
+    // the version is exactly what an earlier build left).
+    f.queue
+        .store()
+        .lock()
+        .pragma_update(None, "user_version", 2)
+        .unwrap();
+    f.reopen();
+    let statuses: Vec<Status> = ids
+        .iter()
+        .map(|e| f.queue.status_of(e.id).unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            Status::Pending,
+            Status::Pending,
+            Status::Pending,
+            Status::Dead,
+            Status::Dead
+        ]
+    );
+    let again = f.queue.claim(10).unwrap();
+    assert_eq!(again.len(), 3);
+    for (claimed, entry) in again.iter().zip(&ids) {
+        assert_eq!(claimed.idempotency_key, entry.idempotency_key);
+        assert_eq!(claimed.attempts, 0);
+    }
+}

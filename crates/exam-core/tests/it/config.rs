@@ -353,3 +353,28 @@ fn queue_and_sync_limits_are_configurable_lockable_and_checked() {
     );
     assert_eq!(cfg.settings.sync.batch_max, 50, "the default stays");
 }
+
+#[test]
+fn the_probe_timeout_ceiling_is_configurable_checked_and_reaches_the_monitor() {
+    let f = Fixture::new();
+    let cfg = f.load();
+    assert_eq!(cfg.settings.network.probe_timeout_max_ms, 8000);
+    f.write(&f.managed(), "[network]\nprobe_timeout_max_ms = 15000\n");
+    let cfg = f.load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    let monitor = exam_core::network::MonitorConfig::from_settings(&cfg.settings);
+    assert_eq!(monitor.max_timeout, std::time::Duration::from_secs(15));
+    assert_eq!(monitor.server, cfg.settings.server_url);
+
+    let f = Fixture::new();
+    f.write(&f.user(), "[network]\nprobe_timeout_max_ms = 100\n");
+    let cfg = f.load();
+    assert_eq!(cfg.problems.len(), 1);
+    let problem = &cfg.problems[0];
+    assert_eq!(problem.key.as_deref(), Some("network.probe_timeout_max_ms"));
+    assert!(
+        problem.message.contains("out of range (1000 to 60000)"),
+        "{problem}"
+    );
+    assert_eq!(cfg.settings.network.probe_timeout_max_ms, 8000);
+}

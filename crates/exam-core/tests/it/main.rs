@@ -9,5 +9,6 @@ mod exam;
 mod keychain;
 mod network;
 mod queue;
+mod real_networks;
 mod support;
 mod sync;

@@ -1,0 +1,308 @@
+//! The sync engine and the network monitor on networks as schools have them, through the
+//! fault proxy to the real reference server: a captive portal (a redirect to its login page,
+//! or the page itself with `200`), a proxy answering with its own error page, a portal that
+//! appears right after the link drops, and slow links (150 ms each way from the start; a
+//! link that slows from 2 ms to 300 ms, then to 1.5 s each way). Whatever the network does,
+//! no answer becomes a dead letter because of it, and every answer arrives exactly once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use exam_core::auth::TokenManager;
+use exam_core::bus::EventBus;
+use exam_core::network::{MonitorConfig, NetState, NetworkMonitor};
+use exam_core::queue::{Limits, NewEntry, Queue};
+use exam_core::sync::{SyncConfig, SyncEngine};
+use fault_proxy::{FaultProxy, Link, Portal, PORTAL_HOST};
+use serde_json::{json, Value};
+
+use crate::support::{admin_attempt, drained, memory_manager, password, Server};
+
+/// The app's core behind a proxy: signed in, a queue, the monitor and the sync engine.
+struct Lab {
+    server: Server,
+    proxy: FaultProxy,
+    auth: TokenManager,
+    queue: Queue,
+    monitor: Arc<NetworkMonitor>,
+    _engine: SyncEngine,
+    _dir: tempfile::TempDir,
+    attempt: String,
+    questions: Vec<String>,
+}
+
+impl Lab {
+    /// `latency` each way is set before anything is sent (a fresh start on a slow link).
+    async fn start(latency: Duration) -> Self {
+        let server = Server::start(900).await;
+        let proxy = FaultProxy::start(server.addr).unwrap();
+        proxy.set_latency(latency, latency);
+        let base: url::Url = format!("{}/", proxy.url()).parse().unwrap();
+        let bus = EventBus::default();
+        let auth = memory_manager(base.clone(), &bus);
+        auth.sign_in("student12", password()).await.unwrap();
+        let package: Value = auth
+            .send_authorized(|c| c.get(base.join("v1/exams/demo-mixed/package").unwrap()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let questions = package["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["kind"] == "short" || q["kind"] == "essay")
+            .map(|q| q["id"].as_str().unwrap().to_string())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
+        let monitor = Arc::new(
+            NetworkMonitor::spawn(
+                MonitorConfig::new(base),
+                auth.http().clone(),
+                bus.clone(),
+                Some(queue.store().clone()),
+            )
+            .unwrap(),
+        );
+        let engine = SyncEngine::spawn(
+            SyncConfig::default(),
+            queue.clone(),
+            auth.clone(),
+            monitor.view(),
+            bus,
+        )
+        .unwrap();
+        let attempt = uuid::Uuid::new_v4().to_string();
+        queue
+            .enqueue(NewEntry::start_attempt(
+                "demo-mixed",
+                &attempt,
+                &exam_core::now_rfc3339(),
+            ))
+            .unwrap();
+        Self {
+            server,
+            proxy,
+            auth,
+            queue,
+            monitor,
+            _engine: engine,
+            _dir: dir,
+            attempt,
+            questions,
+        }
+    }
+
+    /// Saves `text` as the answer to the `i`-th text question (wrapping); its id.
+    fn save(&self, i: usize, text: &str) -> String {
+        let question = &self.questions[i % self.questions.len()];
+        self.queue
+            .enqueue(NewEntry::answer(
+                &self.attempt,
+                question,
+                json!(text),
+                &exam_core::now_rfc3339(),
+            ))
+            .unwrap();
+        question.clone()
+    }
+
+    fn dead(&self) -> u32 {
+        self.queue.counts().unwrap().dead
+    }
+
+    async fn until(&self, what: &str, within: Duration, ok: impl Fn(NetState) -> bool) {
+        let deadline = Instant::now() + within;
+        while !ok(self.monitor.status().state) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: still {:?}",
+                self.monitor.status()
+            );
+            assert_eq!(self.dead(), 0, "{:?}", self.queue.dead_letters(5));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Every question holds the text saved last (`saves` in the order they were made).
+    async fn server_holds(&self, saves: &[(String, String)]) -> Value {
+        let mut last = std::collections::BTreeMap::new();
+        for (question, text) in saves {
+            last.insert(question.clone(), text.clone());
+        }
+        let held = admin_attempt(&self.server, &self.attempt).await;
+        for (question, text) in &last {
+            assert_eq!(
+                held["answers"][question]["value"],
+                json!(text),
+                "{question}"
+            );
+        }
+        held
+    }
+}
+
+async fn through_a_portal(portal: Portal, expected: NetState) {
+    let lab = Lab::start(Duration::ZERO).await;
+    lab.until("online", Duration::from_secs(20), NetState::is_usable)
+        .await;
+    let mut saves = Vec::new();
+    for i in 0..5 {
+        let text = format!("before {i}");
+        saves.push((lab.save(i, &text), text));
+    }
+    drained(&lab.queue, Duration::from_secs(20)).await;
+
+    // The Wi-Fi comes back behind the portal; the student goes on typing. The first saves
+    // meet the portal before any probe does.
+    lab.proxy.set_link(Link::Portal(portal));
+    for i in 0..30 {
+        let text = format!("during {i}");
+        saves.push((lab.save(i, &text), text));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(lab.dead(), 0, "{:?}", lab.queue.dead_letters(5));
+    }
+    lab.until("the portal named", Duration::from_secs(5), |s| {
+        s == expected
+    })
+    .await;
+    let status = lab.monitor.status();
+    if portal == Portal::Redirect {
+        assert!(
+            status.reason.as_deref().unwrap().contains(PORTAL_HOST),
+            "{status:?}"
+        );
+    }
+    assert!(lab.proxy.stats().portal_replies > 0);
+    assert!(lab.auth.http().interceptions() > 0 || status.state == expected);
+    // Nothing was taken for delivered while the portal answered.
+    assert!(lab.queue.remaining().unwrap() > 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(lab.dead(), 0);
+
+    // The portal goes: everything is delivered by itself, once.
+    lab.proxy.set_link(Link::Up);
+    lab.until("online again", Duration::from_secs(10), NetState::is_usable)
+        .await;
+    drained(&lab.queue, Duration::from_secs(30)).await;
+    assert_eq!(lab.dead(), 0, "{:?}", lab.queue.dead_letters(5));
+    let held = lab.server_holds(&saves).await;
+    // A save that the server applied is never applied again: at most one write per save.
+    assert!(held["applied_writes"].as_u64().unwrap() <= saves.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_saved_behind_a_portal_redirect_are_never_dead_and_all_arrive_after_it() {
+    through_a_portal(Portal::Redirect, NetState::CaptivePortal).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_page_served_with_200_is_never_taken_for_delivered() {
+    through_a_portal(Portal::LoginPage, NetState::CaptivePortal).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxys_own_503_page_is_retried_not_dead() {
+    through_a_portal(Portal::ProxyError(503), NetState::ServerDown).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_right_after_the_link_drops_kills_pooled_connections_and_loses_nothing() {
+    let lab = Lab::start(Duration::ZERO).await;
+    lab.until("online", Duration::from_secs(20), NetState::is_usable)
+        .await;
+    let mut saves = Vec::new();
+    for i in 0..3 {
+        let text = format!("warm {i}");
+        saves.push((lab.save(i, &text), text));
+    }
+    drained(&lab.queue, Duration::from_secs(20)).await;
+    // The access point drops (requests in flight stall on pooled connections)…
+    lab.proxy.set_link(Link::Blackhole);
+    for i in 0..10 {
+        let text = format!("dropped {i}");
+        saves.push((lab.save(i, &text), text));
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    // …and comes back behind the portal: the stalled connections are dead.
+    lab.proxy.set_link(Link::Portal(Portal::LoginPage));
+    for i in 0..10 {
+        let text = format!("portal {i}");
+        saves.push((lab.save(i + 3, &text), text));
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    lab.until("the portal named", Duration::from_secs(10), |s| {
+        s == NetState::CaptivePortal
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(lab.dead(), 0);
+    lab.proxy.set_link(Link::Up);
+    drained(&lab.queue, Duration::from_secs(40)).await;
+    assert_eq!(lab.dead(), 0, "{:?}", lab.queue.dead_letters(5));
+    lab.server_holds(&saves).await;
+}
+
+/// Saves `n` answers and waits for them; the delivery rate at the link's pace is printed.
+async fn deliver(lab: &Lab, label: &str, n: usize, saves: &mut Vec<(String, String)>) {
+    let started = Instant::now();
+    for i in 0..n {
+        let text = format!("{label} {i}");
+        saves.push((lab.save(i, &text), text));
+    }
+    drained(&lab.queue, Duration::from_secs(90)).await;
+    println!(
+        "{label}: {n} answers delivered in {:.1} s ({:.1}/s), link {:?}",
+        started.elapsed().as_secs_f64(),
+        n as f64 / started.elapsed().as_secs_f64(),
+        lab.monitor.status()
+    );
+    assert_eq!(lab.dead(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_from_the_start_is_used_not_called_offline() {
+    let lab = Lab::start(Duration::from_millis(150)).await;
+    lab.until("usable", Duration::from_secs(20), NetState::is_usable)
+        .await;
+    let status = lab.monitor.status();
+    assert_eq!(status.state, NetState::Degraded, "{status:?}");
+    assert!(status.rtt_ms.unwrap() >= 300.0, "{status:?}");
+    assert!(status.reason.as_deref().unwrap().contains("slow"));
+    let mut saves = Vec::new();
+    deliver(&lab, "150 ms each way", 40, &mut saves).await;
+    lab.server_holds(&saves).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_slows_to_300_ms_then_3_s_round_trips_keeps_delivering() {
+    let lab = Lab::start(Duration::ZERO).await;
+    lab.until("online", Duration::from_secs(20), |s| s == NetState::Online)
+        .await;
+    let mut saves = Vec::new();
+    deliver(&lab, "fast", 20, &mut saves).await;
+
+    lab.proxy
+        .set_latency(Duration::from_millis(150), Duration::from_millis(150));
+    deliver(&lab, "300 ms round trips", 20, &mut saves).await;
+    lab.until("degraded", Duration::from_secs(30), |s| {
+        s == NetState::Degraded
+    })
+    .await;
+
+    lab.proxy
+        .set_latency(Duration::from_millis(1500), Duration::from_millis(1500));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    deliver(&lab, "3 s round trips", 20, &mut saves).await;
+    lab.until(
+        "usable on a 3 s link",
+        Duration::from_secs(30),
+        NetState::is_usable,
+    )
+    .await;
+    let status = lab.monitor.status();
+    assert_eq!(status.state, NetState::Degraded, "{status:?}");
+    lab.server_holds(&saves).await;
+}

@@ -1,0 +1,5 @@
+-- Earlier builds made a queued request a dead letter for any 3xx or 4xx reply, including a
+-- captive portal's redirect or login page and a proxy's error page: replies that were never
+-- the server's verdict. No schema change; the hook of this migration (exam-core's
+-- `store::revive_intercepted`, which judges each stored reply with the same rule the sync
+-- engine uses now) puts those entries back to pending, so they are delivered.
