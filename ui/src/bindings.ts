@@ -31,7 +31,8 @@ export const commands = {
 	syncResume: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_resume")),
 	/**  Sends everything now: waiting retries become due, and the network is probed at once. */
 	syncNow: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_now")),
-	deadLetters: () => typedError<DeadLetter[], IpcError>(__TAURI_INVOKE("dead_letters")),
+	/**  What the server refused, newest first, named by exam and question. */
+	deadLetters: () => typedError<RefusedItem[], IpcError>(__TAURI_INVOKE("dead_letters")),
 	/**  Puts a dead letter back in the queue, by hand. */
 	retryDeadLetter: (id: number | null) => typedError<null, IpcError>(__TAURI_INVOKE("retry_dead_letter", { id })),
 	/**  Writes every dead letter to `<data_dir>/exports/dead-letters-<time>.json`; the path. */
@@ -78,7 +79,8 @@ export type AnswerState = {
 	saved_local_at: string,
 	saved_server_at: string | null,
 	state: AnswerSaveState,
-	error: string | null,
+	/**  Why the server refused the latest save (state `refused`). */
+	refusal: Refusal | null,
 };
 
 /**
@@ -217,24 +219,6 @@ answer_after_ms: number };
 /**  A core event as windows receive it. */
 export type CoreEventMessage = CoreEvent;
 
-/**  A dead letter, as listed and exported. */
-export type DeadLetter = {
-	id: number | null,
-	method: string,
-	path: string,
-	kind: Kind,
-	stream: string,
-	seq: number | null,
-	attempts: number,
-	created_at_ms: number | null,
-	died_at_ms: number | null,
-	error: string | null,
-	response_status: number | null,
-	response_body: string | null,
-	/**  The request body as queued (JSON text). */
-	body: string | null,
-};
-
 /**  What a measurement found. */
 export type DeliveryReport = {
 	/**  Windows open when the measurement started. */
@@ -301,11 +285,6 @@ export type HealthReport = {
 export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | { kind: "offline"; message: string } | { kind: "not_signed_in" } | { kind: "session_ended"; reason: string } | { kind: "refused"; message: string } | { kind: "keychain"; message: string } | { kind: "validation"; message: string } | { kind: "not_found"; message: string } | 
 /**  The disk or the queue's quota is full: the answer was not saved. */
 { kind: "storage_full"; message: string } | { kind: "exam"; message: string } | { kind: "internal"; message: string };
-
-/**  What an entry is, which decides what the quota may do with it. */
-export type Kind = "attempt" | "answer" | "submission" | "event" | 
-/**  The only kind the quota may evict. */
-"telemetry" | "other";
 
 /**  Percentiles of a set of durations, in microseconds (zero when there is no sample). */
 export type LatencySummary = {
@@ -382,6 +361,40 @@ export type QueueCounts = {
 	coalesced: number,
 };
 
+/**  Why the server refused something. */
+export type Refusal = {
+	/**
+	 *  The server's status; none when nothing was received (e.g. an answer that could not be
+	 *  opened on this computer to be sent).
+	 */
+	status: number | null,
+	/**
+	 *  The server's machine code (`attempt_closed`, `invalid_answer`…), which the screen
+	 *  words in the student's language.
+	 */
+	code: string | null,
+	/**  The server's own words (its `detail`), or what went wrong here — for IT. */
+	detail: string | null,
+};
+
+/**  A refused item, named as the student knows it. */
+export type RefusedItem = {
+	/**  The queue entry (to retry it). */
+	id: number | null,
+	what: RefusedWhat,
+	exam_title: string | null,
+	/**  The question's number in its exam (1-based) and how many there are. */
+	question_number: number | null,
+	question_count: number | null,
+	refusal: Refusal,
+	refused_at_ms: number | null,
+};
+
+/**  What was refused. */
+export type RefusedWhat = "answer" | 
+/**  Starting the attempt. */
+"start" | "submission" | "other";
+
 export type Severity = "ok" | "warning" | "problem";
 
 export type SourceStatus = 
@@ -417,6 +430,11 @@ export type SyncProgress = {
 	done: number,
 	/**  Not delivered yet (waiting or being sent). */
 	remaining: number,
+	/**
+	 *  Refused by the server and kept here (dead letters): never "everything is sent" while
+	 *  any is left.
+	 */
+	refused: number,
 	items_per_s: number | null,
 	/**  What is being sent now. */
 	current: string | null,

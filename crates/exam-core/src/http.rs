@@ -58,27 +58,22 @@ impl Interception {
         self.status < 500
     }
 
-    /// What happened, in words for the status window and the log.
+    /// What happened, in words for the student and the status window (the status and the
+    /// media type go to the log, not to the screen).
     pub fn describe(&self) -> String {
         if let Some(host) = &self.portal_host {
             return format!(
-                "this network wants you to sign in to it first (its page at {host} answers \
-                 in the server's place)"
+                "this network wants you to sign in to it first (its sign-in page is at {host})"
             );
         }
         if self.is_portal() {
-            format!(
-                "this network answers in the server's place ({} {}); it may want you to sign in \
-                 to it first",
-                self.status,
-                self.content_type.as_deref().unwrap_or("with a page")
-            )
+            "this network shows its own page instead of the Exam Bank server's; it may want you \
+             to sign in to it first"
+                .into()
         } else {
-            format!(
-                "a proxy on this network answers in the server's place ({}): it cannot reach the \
-                 Exam Bank server",
-                self.status
-            )
+            "a proxy on this network answers instead of the Exam Bank server: it cannot reach \
+             the server right now"
+                .into()
         }
     }
 }
@@ -205,6 +200,7 @@ impl HttpClient {
         self.counters.interceptions.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             status = interception.status,
+            content_type = interception.content_type.as_deref().unwrap_or(""),
             portal = interception.portal_host.as_deref().unwrap_or(""),
             "a reply did not come from the server: {}",
             interception.describe()
@@ -278,20 +274,32 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-/// A network error in words, without the URL (only the kind and the causes are kept).
+/// A network error in a student's words (the causes, which name sockets and libraries, go
+/// to the log at debug level; never the URL).
 pub fn describe(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
+    let mut causes = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        causes.push_str(": ");
+        causes.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::debug!(causes = %causes, "a request failed");
+    let lower = causes.to_lowercase();
+    if error.is_timeout() {
+        "the server did not answer in time".into()
+    } else if lower.contains("certificate") {
+        "this network intercepts secure connections (the certificate is not the server's)".into()
+    } else if error.is_connect() && lower.contains("refused") {
+        "the server computer refuses connections".into()
+    } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
+        "the server's name cannot be looked up (no network?)".into()
     } else if error.is_connect() {
-        "could not connect"
+        "the server cannot be reached (no network?)".into()
     } else if error.is_body() || error.is_decode() {
-        "the reply was cut short"
+        "the reply was cut short".into()
     } else {
-        "request failed"
-    };
-    match std::error::Error::source(error) {
-        Some(source) => format!("{kind}: {source}"),
-        None => kind.to_string(),
+        "the connection to the server was cut".into()
     }
 }
 
@@ -417,6 +425,7 @@ mod tests {
         let page = judge_head(StatusCode::OK, &headers(HTML)).unwrap();
         assert!(page.is_portal());
         assert!(page.describe().contains("sign in"), "{}", page.describe());
+        assert!(!page.describe().contains("200"), "{}", page.describe());
         let proxy = judge(StatusCode::BAD_GATEWAY, &headers(HTML), b"<h1>x</h1>").unwrap();
         assert!(!proxy.is_portal());
         assert!(proxy.describe().contains("proxy"));

@@ -1056,6 +1056,18 @@ impl Queue {
         .map_err(|e| self.err(e))
     }
 
+    /// How many dead letters there are (cheap: their own index).
+    pub fn dead_count(&self) -> Result<u64, QueueError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM queue WHERE status = 'dead'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(|e| self.err(e))
+    }
+
     /// Dead letters, newest first.
     pub fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, QueueError> {
         let conn = self.conn()?;

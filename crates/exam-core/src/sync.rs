@@ -73,6 +73,9 @@ pub struct SyncProgress {
     pub done: u32,
     /// Not delivered yet (waiting or being sent).
     pub remaining: u32,
+    /// Refused by the server and kept here (dead letters): never "everything is sent" while
+    /// any is left.
+    pub refused: u32,
     pub items_per_s: f64,
     /// What is being sent now.
     pub current: Option<String>,
@@ -153,6 +156,7 @@ impl SyncEngine {
                 state: SyncState::Idle,
                 done: 0,
                 remaining: 0,
+                refused: 0,
                 items_per_s: 0.0,
                 current: None,
                 last_error: None,
@@ -307,6 +311,7 @@ impl Ctx {
             *last = Some(Instant::now());
         }
         let remaining = self.queue.remaining().unwrap_or(0);
+        let refused = self.queue.dead_count().unwrap_or(0);
         let progress = {
             let mut p = self
                 .shared
@@ -314,6 +319,7 @@ impl Ctx {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             p.remaining = u32::try_from(remaining).unwrap_or(u32::MAX);
+            p.refused = u32::try_from(refused).unwrap_or(u32::MAX);
             p.items_per_s = self.rate();
             p.clone()
         };
@@ -359,6 +365,8 @@ impl Ctx {
 }
 
 async fn run(ctx: Arc<Ctx>) {
+    // What waits and what was refused, before anything happens (a restart with work kept).
+    ctx.emit(true);
     let semaphore = Arc::new(Semaphore::new(ctx.config.concurrency.max(1)));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut network = ctx.network.status.clone();
@@ -639,9 +647,10 @@ pub async fn server_reply(
 ) -> Result<(u16, String, Option<Duration>), NotAReply> {
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(|error| {
-        NotAReply::CutShort(format!("the reply was cut short ({})", describe(&error)))
-    })?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|error| NotAReply::CutShort(describe(&error)))?;
     if let Some(interception) = judge(status, &headers, &body) {
         return Err(NotAReply::Intercepted(interception));
     }

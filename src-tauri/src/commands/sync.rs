@@ -1,7 +1,8 @@
 //! The offline queue, the network and the sync engine, as windows see and control them.
 
+use exam_core::exam::RefusedItem;
 use exam_core::network::{NetStatus, Outage};
-use exam_core::queue::{DeadLetter, QueueCounts};
+use exam_core::queue::QueueCounts;
 use exam_core::sync::{SyncProgress, SyncStats};
 use serde::Serialize;
 
@@ -83,13 +84,14 @@ pub fn sync_now(state: tauri::State<'_, AppState>) -> Result<SyncStatus, IpcErro
     status_of(offline)
 }
 
+/// What the server refused, newest first, named by exam and question.
 #[tauri::command]
 #[specta::specta]
-pub fn dead_letters(state: tauri::State<'_, AppState>) -> Result<Vec<DeadLetter>, IpcError> {
+pub fn dead_letters(state: tauri::State<'_, AppState>) -> Result<Vec<RefusedItem>, IpcError> {
     offline(&state)?
-        .queue
-        .dead_letters(200)
-        .map_err(queue_error)
+        .exams
+        .refused_items(200)
+        .map_err(IpcError::from)
 }
 
 /// Puts a dead letter back in the queue, by hand.

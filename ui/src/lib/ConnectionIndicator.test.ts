@@ -25,6 +25,7 @@ const progress = (over: Partial<SyncProgress> = {}): SyncProgress => ({
   state: "idle",
   done: 0,
   remaining: 0,
+  refused: 0,
   items_per_s: null,
   current: null,
   last_error: null,
@@ -62,5 +63,16 @@ describe("ConnectionIndicator", () => {
 
     screen.getByTestId("connection").click();
     expect(onToggle).toHaveBeenCalled();
+  });
+
+  it("is never a bare Online while the server refused something", async () => {
+    render(ConnectionIndicator, { expanded: false, controls: "sync-drawer", onToggle: vi.fn() });
+    await screen.findByRole("button", { name: /Online/ });
+    expect(screen.queryByTestId("connection-refused")).toBeNull();
+    emit({ type: "sync_progress", progress: progress({ refused: 2 }) });
+    await vi.waitFor(() => expect(screen.getByTestId("connection-refused").textContent).toContain("2 not accepted"));
+    expect(screen.getByRole("button", { name: /The server did not accept 2 items; they are kept on this computer/ })).toBeTruthy();
+    emit({ type: "sync_progress", progress: progress({ refused: 0 }) });
+    await vi.waitFor(() => expect(screen.queryByTestId("connection-refused")).toBeNull());
   });
 });

@@ -38,7 +38,7 @@ const answerState = (question_id: string, seq: number, over: Partial<AnswerState
   saved_local_at: "2025-03-12T03:40:00Z",
   saved_server_at: null,
   state: "local",
-  error: null,
+  refusal: null,
   ...over,
 });
 
@@ -168,7 +168,7 @@ describe("ExamTaking", () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(attemptProgress).not.toHaveBeenCalled();
     emit({ type: "exam_changed", attempt_id: "att-1" });
-    for (let i = 0; i < 5; i++) emit({ type: "sync_progress", progress: { state: "syncing", done: i, remaining: 5 - i, items_per_s: 10, current: null, last_error: null } });
+    for (let i = 0; i < 5; i++) emit({ type: "sync_progress", progress: { state: "syncing", done: i, remaining: 5 - i, refused: 0, items_per_s: 10, current: null, last_error: null } });
     await vi.advanceTimersByTimeAsync(0);
     expect(attemptProgress).toHaveBeenCalledTimes(1);
     expect(attemptProgress).toHaveBeenCalledWith("att-1");
@@ -189,6 +189,17 @@ describe("ExamTaking", () => {
     await fireEvent.input(field);
     await vi.advanceTimersByTimeAsync(300);
     expect(status()).toBe("Not saved: This computer's disk is full (no space left). Please tell a proctor.");
+  });
+
+  it("takes the welcome-back away when the first error shows, and keeps it away", async () => {
+    const refusal = { status: 409, code: "attempt_closed", detail: null };
+    const refused = answerState("q1", 2, { state: "refused", refusal });
+    const resumed = view({ resumed_answers: 3 });
+    resumed.questions[0].save = refused;
+    setup(resumed);
+    expect(screen.queryByTestId("resumed")).toBeNull();
+    expect(status()).toContain("the exam was already submitted");
+    expect(status()).toContain("please tell a proctor");
   });
 
   it("welcomes the student back with the number of saved answers; the banner can be closed", async () => {

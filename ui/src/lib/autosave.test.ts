@@ -9,7 +9,7 @@ const state = (question_id: string, seq: number, over: Partial<AnswerState> = {}
   saved_local_at: "2025-03-12T10:40:00Z",
   saved_server_at: null,
   state: "local",
-  error: null,
+  refusal: null,
   ...over,
 });
 
@@ -231,12 +231,23 @@ describe("autosave", () => {
     expect(a.summary().kind).toBe("server");
   });
 
-  it("reports a refused answer until it is saved again", () => {
+  it("reports a refused answer in the student's language, with what to do", () => {
     const a = new Autosave(vi.fn());
-    a.applyProgress([state("q1", 4, { state: "refused", error: "answer too long" })]);
+    const refusal = { status: 409, code: "attempt_closed", detail: "submitted at 10:02" };
+    a.applyProgress([state("q1", 4, { state: "refused", refusal })]);
+    i18n.lang = "en";
     expect(saveStatusText(a.summary())).toBe(
-      "The server did not accept an answer: answer too long. Please tell a proctor.",
+      "The server did not accept an answer (the exam was already submitted). It is kept on this computer — please tell a proctor.",
     );
+    i18n.lang = "vi";
+    expect(saveStatusText(a.summary())).toBe(
+      "Máy chủ không nhận một câu trả lời (bài thi đã được nộp). Câu trả lời vẫn được giữ trên máy này — vui lòng báo cho giám thị.",
+    );
+    // A code the app does not know: its status, never the server's English words.
+    a.applyProgress([state("q1", 5, { state: "refused", refusal: { status: 422, code: "new_rule", detail: "English" } })]);
+    expect(saveStatusText(a.summary())).toContain("máy chủ từ chối, mã 422");
+    expect(saveStatusText(a.summary())).not.toContain("English");
+    i18n.lang = "en";
   });
 });
 

@@ -8,9 +8,10 @@
 // - `flush` sends what waits now (moving to another question, reviewing, leaving);
 // - a failed save (disk full…) is kept and tried again until it succeeds or a newer value
 //   replaces it, and the save status says so meanwhile.
-import type { AnswerState, AnswerValue, IpcError } from "../bindings";
+import type { AnswerState, AnswerValue, IpcError, Refusal } from "../bindings";
 import { describeError } from "./errors";
 import { formatTime, t } from "./i18n.svelte";
+import { refusalReason } from "./refusals";
 
 export type SaveResult = { status: "ok"; data: AnswerState } | { status: "error"; error: IpcError };
 export type SaveFn = (questionId: string, value: AnswerValue) => Promise<SaveResult>;
@@ -19,7 +20,7 @@ export type SaveFn = (questionId: string, value: AnswerValue) => Promise<SaveRes
 export type SaveSummary =
   | { kind: "error"; error: string }
   | { kind: "saving" }
-  | { kind: "refused"; error: string }
+  | { kind: "refused"; refusal: Refusal }
   | { kind: "local" }
   | { kind: "server"; at: string }
   | { kind: "idle" };
@@ -136,7 +137,7 @@ export class Autosave {
   summary(): SaveSummary {
     let saving = false;
     let error: string | null = null;
-    let refused: string | null = null;
+    let refused: Refusal | null = null;
     let local = false;
     let server: string | null = null;
     for (const e of this.entries.values()) {
@@ -144,7 +145,7 @@ export class Autosave {
       else if (e.dirty || e.sending) saving = true;
       const s = e.state;
       if (!s) continue;
-      if (s.state === "refused") refused ??= s.error ?? "";
+      if (s.state === "refused") refused ??= s.refusal ?? { status: null, code: null, detail: null };
       else if (s.state === "local") local = true;
       else if (s.saved_server_at && (!server || Date.parse(s.saved_server_at) > Date.parse(server))) {
         server = s.saved_server_at;
@@ -152,7 +153,7 @@ export class Autosave {
     }
     if (error !== null) return { kind: "error", error };
     if (saving) return { kind: "saving" };
-    if (refused !== null) return { kind: "refused", error: refused };
+    if (refused !== null) return { kind: "refused", refusal: refused };
     if (local) return { kind: "local" };
     if (server !== null) return { kind: "server", at: server };
     return { kind: "idle" };
@@ -230,7 +231,7 @@ export function saveStatusText(s: SaveSummary): string {
     case "saving":
       return t("save.saving");
     case "refused":
-      return t("save.refused", { error: s.error });
+      return t("save.refused", { reason: refusalReason(s.refusal) });
     case "local":
       return t("save.local");
     case "server":

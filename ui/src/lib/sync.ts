@@ -1,6 +1,6 @@
 // Words for the network and sync states, shared by the header and the sync panel.
 import type { NetStatus, SyncProgress } from "../bindings";
-import { t } from "./i18n.svelte";
+import { t, tn } from "./i18n.svelte";
 
 /** The network state in words: the whole sentence (`net.*`) or the header's few (`netShort.*`). */
 function stateLabel(set: "net" | "netShort", status: NetStatus | null | undefined): string {
@@ -39,8 +39,15 @@ export function syncLabel(p: SyncProgress): string {
     case "retrying":
       return t("sync.retrying", counts);
     case "idle":
-      return t("sync.idle");
+      // Never "everything is sent" next to something the server refused.
+      return p.refused > 0 ? tn("sync.idleRefused", p.refused) : t("sync.idle");
   }
+}
+
+/** "2 not accepted" (and its sentence) while the server has refused anything, else null. */
+export function refusedLabel(p: SyncProgress | null | undefined): { short: string; long: string } | null {
+  if (!p || p.refused === 0) return null;
+  return { short: tn("netShort.refused", p.refused), long: tn("net.refused", p.refused) };
 }
 
 /** "Sending 12 of 40" while a sync runs, else null. */

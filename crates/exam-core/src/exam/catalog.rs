@@ -16,8 +16,11 @@ use crate::queue::segment;
 impl ExamService {
     /// Learns the server's clock from a response's `Date` header.
     pub(super) fn observe_date(&self, response: &reqwest::Response) {
-        let Some(date) = response
-            .headers()
+        self.observe_date_of(response.headers());
+    }
+
+    fn observe_date_of(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(date) = headers
             .get(reqwest::header::DATE)
             .and_then(|d| d.to_str().ok())
             .and_then(|d| httpdate::parse_http_date(d).ok())
@@ -44,6 +47,25 @@ impl ExamService {
             .server()
             .join(path)
             .map_err(|e| ExamError::Invalid(format!("cannot make a URL for {path}: {e}")))
+    }
+
+    /// Reads the server's reply up to `max` bytes; one that is not the server's (a portal's
+    /// page, a proxy's) is reported to the network monitor and read as "offline", and its
+    /// `Date` is not believed.
+    async fn server_body(
+        &self,
+        response: reqwest::Response,
+        max: usize,
+    ) -> Result<Vec<u8>, ExamError> {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = Self::body(response, max).await?;
+        if let Some(interception) = crate::http::judge(status, &headers, &body) {
+            self.inner.auth.http().report_interception(&interception);
+            return Err(ExamError::Offline(interception.describe()));
+        }
+        self.observe_date_of(&headers);
+        Ok(body)
     }
 
     /// Reads a response body up to `max` bytes.
@@ -88,18 +110,20 @@ impl ExamService {
             .await
         {
             Ok(response) if response.status().is_success() => {
-                self.observe_date(&response);
-                let body = Self::body(response, 4 * 1024 * 1024).await?;
-                match serde_json::from_slice::<Vec<ExamInfo>>(&body) {
-                    Ok(exams) => {
-                        self.keep_list(&user, &exams)?;
-                        None
-                    }
-                    Err(e) => Some(format!(
-                        "the exam list from the server cannot be read (line {}, column {}: {e})",
-                        e.line(),
-                        e.column()
-                    )),
+                match self.server_body(response, 4 * 1024 * 1024).await {
+                    Ok(body) => match serde_json::from_slice::<Vec<ExamInfo>>(&body) {
+                        Ok(exams) => {
+                            self.keep_list(&user, &exams)?;
+                            None
+                        }
+                        Err(e) => Some(format!(
+                            "the exam list from the server cannot be read (line {}, column {}: {e})",
+                            e.line(),
+                            e.column()
+                        )),
+                    },
+                    Err(ExamError::Offline(message)) => Some(message),
+                    Err(e) => return Err(e),
                 }
             }
             Ok(response) => return Err(Self::refused(response).await),
@@ -215,9 +239,9 @@ impl ExamService {
                 }
             })
             .await?;
-        self.observe_date(&response);
         let now = local_now_ms();
         if response.status() == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
+            self.observe_date(&response);
             self.inner
                 .store
                 .lock()
@@ -232,7 +256,9 @@ impl ExamService {
                 .get(reqwest::header::ETAG)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let body = Self::body(response, package::MAX_PACKAGE_BYTES).await?;
+            let body = self
+                .server_body(response, package::MAX_PACKAGE_BYTES)
+                .await?;
             let parsed = Package::parse(exam_id, &body)?;
             let text = String::from_utf8_lossy(&body).into_owned();
             self.inner

@@ -12,6 +12,7 @@
 mod catalog;
 mod package;
 mod reconcile;
+mod refusals;
 mod views;
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,7 @@ use rusqlite::{params, OptionalExtension};
 
 pub use package::{AnswerValue, BadPackage, ExamOption, Package, Question, QuestionKind};
 pub use reconcile::Watcher;
+pub use refusals::{Refusal, RefusedItem, RefusedWhat};
 pub use views::*;
 
 use crate::auth::{AuthError, SecretStore, TokenManager};
@@ -481,7 +483,7 @@ impl ExamService {
     }
 
     /// Why answers' latest saves were refused, by question.
-    fn answer_errors(&self, answers: &[AnswerRow]) -> Result<HashMap<String, String>, ExamError> {
+    fn answer_errors(&self, answers: &[AnswerRow]) -> Result<HashMap<String, Refusal>, ExamError> {
         let pending: Vec<i64> = answers
             .iter()
             .filter(|a| a.server_saved_at.is_none())
@@ -495,12 +497,7 @@ impl ExamService {
             .iter()
             .filter_map(|a| {
                 let state = states.get(&a.entry_id?)?;
-                (state.status == Status::Dead).then(|| {
-                    (
-                        a.question_id.clone(),
-                        state.error.clone().unwrap_or_else(|| "refused".into()),
-                    )
-                })
+                (state.status == Status::Dead).then(|| (a.question_id.clone(), Refusal::of(state)))
             })
             .collect())
     }
@@ -509,7 +506,7 @@ impl ExamService {
         &self,
         attempt: &AttemptRow,
         answers: &[AnswerRow],
-        errors: &HashMap<String, String>,
+        errors: &HashMap<String, Refusal>,
     ) -> AttemptProgress {
         let deadline_ms = parse_ms(&attempt.deadline_at).unwrap_or(0);
         AttemptProgress {
@@ -593,7 +590,7 @@ impl ExamService {
             saved_local_at: saved_at,
             saved_server_at: None,
             state: AnswerSaveState::Local,
-            error: None,
+            refusal: None,
         })
     }
 
@@ -706,19 +703,19 @@ impl ExamService {
     }
 }
 
-fn answer_state(row: &AnswerRow, error: Option<&String>) -> Option<AnswerState> {
+fn answer_state(row: &AnswerRow, refusal: Option<&Refusal>) -> Option<AnswerState> {
     let saved_at = row.saved_at.clone()?;
     Some(AnswerState {
         question_id: row.question_id.clone(),
         seq: row.seq.unwrap_or(0) as f64,
         saved_local_at: saved_at,
         saved_server_at: row.server_saved_at.clone(),
-        state: match (&row.server_saved_at, error) {
+        state: match (&row.server_saved_at, refusal) {
             (Some(_), _) => AnswerSaveState::Server,
             (None, Some(_)) => AnswerSaveState::Refused,
             (None, None) => AnswerSaveState::Local,
         },
-        error: error.cloned(),
+        refusal: refusal.filter(|_| row.server_saved_at.is_none()).cloned(),
     })
 }
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::package::{AnswerValue, ExamOption, QuestionKind};
+use super::refusals::Refusal;
 
 /// An exam as the server lists it (`GET /v1/exams`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,7 +63,8 @@ pub struct AnswerState {
     pub saved_local_at: String,
     pub saved_server_at: Option<String>,
     pub state: AnswerSaveState,
-    pub error: Option<String>,
+    /// Why the server refused the latest save (state `refused`).
+    pub refusal: Option<Refusal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -45,11 +45,11 @@ pub async fn probe(http: &HttpClient, server: &Url, timeout: Duration) -> Probe 
         }
         Ok(r) => match judge_head(r.status(), r.headers()) {
             Some(interception) => Probe::Portal(interception.describe()),
-            None => Probe::Portal(format!(
-                "this network answers in the server's place ({}); it may want you to sign in \
-                 to it",
-                r.status()
-            )),
+            None => Probe::Portal(
+                "this network answers instead of the Exam Bank server; it may want you to sign \
+                 in to it first"
+                    .into(),
+            ),
         },
         Err(e) => classify_error(&e, timeout),
     }

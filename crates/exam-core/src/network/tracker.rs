@@ -112,6 +112,9 @@ impl Rto {
 pub struct Tracker {
     pub status: NetStatus,
     failures: u32,
+    /// Consecutive failures that were not a portal (a portal is left only on two of them:
+    /// the reset of its connections as it goes is not "server down").
+    other_failures: u32,
     successes: u32,
     rto: Rto,
     /// When the current outage began (ms), if any.
@@ -150,6 +153,7 @@ impl Tracker {
                 probes: 0,
             },
             failures: 0,
+            other_failures: 0,
             successes: 0,
             rto: Rto::new(config),
             outage_start: None,
@@ -203,6 +207,7 @@ impl Tracker {
             Probe::Ok { rtt } => {
                 self.rto.sample(rtt);
                 self.failures = 0;
+                self.other_failures = 0;
                 self.successes += 1;
                 let come_back = before.state == NetState::Unknown
                     || was_up
@@ -247,14 +252,22 @@ impl Tracker {
                 };
                 self.successes = 0;
                 self.failures += 1;
+                self.other_failures = if state == NetState::CaptivePortal {
+                    0
+                } else {
+                    self.other_failures + 1
+                };
                 let unknown = before.state == NetState::Unknown;
+                let leaving_portal =
+                    before.state == NetState::CaptivePortal && state != NetState::CaptivePortal;
                 // A portal is certain at once, and so is a definite failure at the start;
                 // a reply that is only late needs confirming, whatever the state, since a
                 // slow link is not a dead one.
-                let flip = (!was_up && !unknown)
+                let flip = (!was_up && !unknown && !leaving_portal)
+                    || (leaving_portal && self.other_failures >= self.failures_to_flip)
                     || (unknown && !late)
                     || state == NetState::CaptivePortal
-                    || self.failures >= self.failures_to_flip;
+                    || (!leaving_portal && self.failures >= self.failures_to_flip);
                 if flip {
                     if was_up || unknown {
                         outage_started = Some((state, now_ms));
@@ -362,6 +375,26 @@ mod tests {
         let down = t
             .observe(Probe::ServerFailed("refused".into()), 20)
             .unwrap();
+        assert_eq!(down.status.state, NetState::ServerDown);
+    }
+
+    #[test]
+    fn a_portal_is_left_on_two_other_failures_not_on_the_reset_of_its_connections() {
+        let mut t = tracker();
+        t.observe(ok(1), 0);
+        t.observe(Probe::Portal("login page".into()), 10);
+        t.observe(Probe::Portal("login page".into()), 20);
+        let cut = || Probe::ServerFailed("the connection to the server was cut".into());
+        assert!(t.observe(cut(), 30).is_none());
+        assert_eq!(t.status.state, NetState::CaptivePortal);
+        // The portal goes: two successes, straight back online.
+        t.observe(ok(1), 40);
+        let back = t.observe(ok(1), 50).unwrap();
+        assert_eq!(back.status.state, NetState::Online);
+        // The portal goes and the server is really down: two failures say so.
+        t.observe(Probe::Portal("login page".into()), 60);
+        t.observe(cut(), 70);
+        let down = t.observe(cut(), 80).unwrap();
         assert_eq!(down.status.state, NetState::ServerDown);
     }
 

@@ -358,3 +358,113 @@ async fn with_storage_full_a_save_is_refused_whole_and_the_last_saved_answer_sta
         )
         .unwrap();
 }
+
+/// Submits `attempt` on the server behind the client's back (as from another computer).
+async fn submit_elsewhere(auth: &TokenManager, server: &Server, attempt: &str) {
+    let url = server
+        .url()
+        .join(&format!("v1/attempts/{attempt}/submit"))
+        .unwrap();
+    let submit = |digest: String, count: u64| {
+        let url = url.clone();
+        move |c: &reqwest::Client| {
+            c.post(url.clone())
+                .header("Idempotency-Key", format!("elsewhere-{digest}"))
+                .json(&serde_json::json!({"answer_count": count, "answers_digest": digest}))
+        }
+    };
+    let first: serde_json::Value = auth
+        .send_authorized(submit("0".into(), 0))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let digest = first["answers_digest"].as_str().unwrap().to_string();
+    let count = first["answer_count"].as_u64().unwrap();
+    let done = auth.send_authorized(submit(digest, count)).await.unwrap();
+    assert!(done.status().is_success(), "{}", done.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_answer_is_named_by_its_question_and_exam_and_keeps_the_servers_code() {
+    let server = Server::start(900).await;
+    let client = Client::new(server.url()).await;
+    client.exams.list().await.unwrap();
+    let view = client.exams.start("demo-mixed").await.unwrap();
+    let attempt = view.attempt_id.clone();
+    let answers = answer_for(&view, 0);
+    let (first, value) = answers[0].clone();
+    client.exams.save_answer(&attempt, &first, value).unwrap();
+    let engine = client.engine();
+    drained(&client.queue, Duration::from_secs(20)).await;
+    submit_elsewhere(&client.auth, &server, &attempt).await;
+
+    // Question 5 is answered after the attempt was closed on the server.
+    let (fifth, value) = answers[4].clone();
+    client.exams.save_answer(&attempt, &fifth, value).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while engine.progress().refused == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            engine.progress()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let items = client.exams.refused_items(10).unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    let item = &items[0];
+    assert_eq!(item.what, exam_core::exam::RefusedWhat::Answer);
+    assert_eq!(item.exam_title.as_deref(), Some(view.title.as_str()));
+    assert_eq!(item.question_number, Some(5));
+    assert_eq!(item.question_count, Some(view.questions.len() as u32));
+    assert_eq!(item.refusal.status, Some(409));
+    assert_eq!(item.refusal.code.as_deref(), Some("attempt_closed"));
+    // The exam screen knows it too, with the same words.
+    let view = client.exams.view(&attempt).unwrap();
+    let save = view
+        .questions
+        .iter()
+        .find(|q| q.id == fifth)
+        .and_then(|q| q.save.clone())
+        .unwrap();
+    assert_eq!(save.state, AnswerSaveState::Refused);
+    assert_eq!(
+        save.refusal.unwrap().code.as_deref(),
+        Some("attempt_closed")
+    );
+    drop(engine);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_portal_the_exam_list_kept_here_is_shown_with_the_portal_named() {
+    let server = Server::start(900).await;
+    let proxy = FaultProxy::start(server.addr).unwrap();
+    let client = Client::new(format!("{}/", proxy.url()).parse().unwrap()).await;
+    let fresh = client.exams.list().await.unwrap();
+    assert!(fresh.offline_reason.is_none());
+    for portal in [
+        fault_proxy::Portal::Redirect,
+        fault_proxy::Portal::LoginPage,
+    ] {
+        proxy.set_link(Link::Portal(portal));
+        // The first request may die with the pooled connection the portal cut; the next
+        // meets the portal itself. Either way the list kept here is shown.
+        let mut reasons = Vec::new();
+        for _ in 0..3 {
+            let kept = client.exams.list().await.unwrap();
+            assert_eq!(kept.exams.len(), fresh.exams.len());
+            reasons.push(kept.offline_reason.unwrap());
+        }
+        assert!(
+            reasons.iter().any(|r| r.contains("sign in")),
+            "{portal:?}: {reasons:?}"
+        );
+        for reason in &reasons {
+            assert!(!reason.contains("SendRequest"), "{reason}");
+        }
+        let download = client.exams.download("demo-mixed").await.unwrap_err();
+        assert!(matches!(download, ExamError::Offline(_)), "{download:?}");
+    }
+}
