@@ -172,6 +172,7 @@ mod tests {
             delivered_at: None,
             late: Some(false),
             error: None,
+            refusal: None,
         }
     }
 

@@ -11,23 +11,6 @@ use crate::support::{self, SERIAL};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Opens question `id` from the navigation and waits until it is the current one (a notice
-/// appearing can move the grid between finding a button and clicking it: then click again).
-fn open_question(session: &support::Session, id: &str) -> Result<()> {
-    let button = format!("[data-testid=nav-{id}]");
-    for _ in 0..5 {
-        session.click(&button)?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while std::time::Instant::now() < deadline {
-            if session.attribute(&button, "aria-current")? == "step" {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    anyhow::bail!("question {id} did not open")
-}
-
 /// Ticks option `id` of the question on screen and waits until it shows as chosen.
 fn choose(session: &support::Session, id: &str) -> Result<()> {
     let option = format!("[data-testid=option-{id}]");
@@ -66,12 +49,12 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
     session.find("[data-testid=timer]")?;
     // q01 single, q02 multiple, q03 short, q04 essay.
     choose(&session, "o2")?;
-    open_question(&session, "q02")?;
+    session.open_question("q02")?;
     choose(&session, "o1")?;
     choose(&session, "o3")?;
-    open_question(&session, "q03")?;
+    session.open_question("q03")?;
     session.type_into("[data-testid=answer-text]", "Au")?;
-    open_question(&session, "q04")?;
+    session.open_question("q04")?;
     let essay = "Quê hương tôi có con sông xanh biếc.";
     session.type_into("[data-testid=answer-text]", essay)?;
     session.click("[data-testid=flag]")?;
@@ -85,7 +68,7 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
     );
     // A word typed through an input method (Vietnamese Telex: "Vieetj" becomes "Việt"): the
     // half-typed syllable is never saved, the finished word is.
-    open_question(&session, "q07")?;
+    session.open_question("q07")?;
     session.find("[data-testid=answer-text]")?;
     let saves = || session.attribute("[data-testid=save-status]", "data-saves-measured");
     let before = saves()?;
@@ -109,10 +92,10 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
         saves().map(|s| s != before).unwrap_or(false)
     })?;
     // Hostile prompts are text: the <img onerror> of q17 is shown, not run.
-    open_question(&session, "q17")?;
+    session.open_question("q17")?;
     let prompt = session.text("[data-testid=question-prompt]")?;
     assert!(prompt.contains("<img src=x onerror="), "{prompt}");
-    open_question(&session, "q04")?;
+    session.open_question("q04")?;
     support::screenshot(&harness.display, "e2e-exam-offline.png")?;
 
     // Killed mid-exam (no time to save anything more), then started again.
@@ -128,12 +111,12 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
         session.attribute("[data-testid=flag]", "aria-pressed")?,
         "true"
     );
-    open_question(&session, "q01")?;
+    session.open_question("q01")?;
     assert_eq!(
         session.property("[data-testid=option-o2]", "checked")?,
         json!(true)
     );
-    open_question(&session, "q02")?;
+    session.open_question("q02")?;
     assert_eq!(
         session.property("[data-testid=option-o1]", "checked")?,
         json!(true)
@@ -146,7 +129,7 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
         session.property("[data-testid=option-o2]", "checked")?,
         json!(false)
     );
-    open_question(&session, "q03")?;
+    session.open_question("q03")?;
     assert_eq!(
         session.property("[data-testid=answer-text]", "value")?,
         json!("Au")

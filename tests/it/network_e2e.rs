@@ -15,23 +15,8 @@ use crate::support::{self, SERIAL};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn open_question(session: &support::Session, id: &str) -> Result<()> {
-    let button = format!("[data-testid=nav-{id}]");
-    for _ in 0..5 {
-        session.click(&button)?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while std::time::Instant::now() < deadline {
-            if session.attribute(&button, "aria-current")? == "step" {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    anyhow::bail!("question {id} did not open")
-}
-
 fn answer(session: &support::Session, id: &str, text: &str) -> Result<()> {
-    open_question(session, id)?;
+    session.open_question(id)?;
     session.type_into("[data-testid=answer-text]", text)?;
     Ok(())
 }

@@ -474,6 +474,23 @@ impl Session {
         Ok(value.as_str().unwrap_or_default().to_string())
     }
 
+    /// Opens question `id` from the navigation and waits until it is the current one (a notice
+    /// appearing can move the grid between finding a button and clicking it: then click again).
+    pub fn open_question(&self, id: &str) -> Result<()> {
+        let button = format!("[data-testid=nav-{id}]");
+        for _ in 0..5 {
+            self.click(&button)?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while std::time::Instant::now() < deadline {
+                if self.attribute(&button, "aria-current")? == "step" {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        anyhow::bail!("question {id} did not open")
+    }
+
     /// Signs in from the main window's sign-in screen and waits until it says so.
     pub fn sign_in(&self, user: &str, password: &str) -> Result<()> {
         self.type_into("#username", user)?;

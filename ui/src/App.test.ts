@@ -9,7 +9,7 @@ const setUiLanguage = vi.fn(async (_language: string) => {});
 const ok = (data: unknown) => ({ status: "ok", data });
 const syncStatus = {
   network: { state: "online", quality: "good", rtt_ms: 12, since_ms: 0, reason: null, probes: 1 },
-  progress: { state: "idle", done: 0, remaining: 0, items_per_s: null, current: null, last_error: null },
+  progress: { state: "idle", done: 0, remaining: 0, refused: 0, items_per_s: null, current: null, last_error: null },
   stats: {},
   queue: { pending: 0, in_flight: 0, dead: 0, done: 7, bytes: null, evicted: 0, coalesced: 0 },
   outages: [],
@@ -49,6 +49,7 @@ const progress: AttemptProgress = {
   deadline_confirmed: true,
   remaining_ms: 600_000,
   start_error: null,
+  start_refusal: null,
 };
 const attempt = {
   attempt_id: "att-1",

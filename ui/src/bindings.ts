@@ -110,8 +110,12 @@ export type AttemptProgress = {
 	deadline_at: string,
 	deadline_confirmed: boolean,
 	remaining_ms: number | null,
-	/**  Why the server refused to create this attempt, if it did (answers stay here). */
+	/**
+	 *  Why the server refused to create this attempt, if it did (answers stay here): for IT
+	 *  (English), and as the server's code for the screen.
+	 */
 	start_error: string | null,
+	start_refusal: Refusal | null,
 };
 
 export type AttemptStatus = "in_progress" | "submitted";
@@ -420,7 +424,10 @@ export type SubmissionView = {
 	receipt_digest: string | null,
 	delivered_at: string | null,
 	late: boolean | null,
+	/**  What went wrong, for IT (English). */
 	error: string | null,
+	/**  Why the server refused it (state `refused`), for the screen to word. */
+	refusal: Refusal | null,
 };
 
 /**  What the student sees while syncing. */

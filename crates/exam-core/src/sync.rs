@@ -346,8 +346,9 @@ impl Ctx {
         )
     }
 
-    /// The configured timeout, or more on a slow link: a request takes at least a round
-    /// trip or two (connection, request), and the server's work on top.
+    /// The configured timeout, or eight round trips on a slow link (a connection, TLS and the
+    /// request take three or four; the rest is slack for the server's work), so a 3 s link
+    /// is not timed out while it delivers.
     fn request_timeout(&self) -> Duration {
         let rtt = self.network.status.borrow().rtt_ms.unwrap_or(0.0);
         self.config

@@ -49,6 +49,7 @@ const progress = (over: Partial<AttemptProgress> = {}): AttemptProgress => ({
   deadline_confirmed: true,
   remaining_ms: 90 * 60_000,
   start_error: null,
+  start_refusal: null,
   ...over,
 });
 
@@ -62,6 +63,7 @@ const submission = (over: Partial<SubmissionView> = {}): SubmissionView => ({
   delivered_at: null,
   late: null,
   error: null,
+  refusal: null,
   ...over,
 });
 
@@ -291,9 +293,10 @@ describe("ExamTaking", () => {
   });
 
   it("says when the server did not accept the attempt, and that the answers are kept", () => {
-    setup(view({ progress: progress({ start_error: "exam closed" }) }));
+    const start_refusal = { status: 403, code: "exam_closed", detail: "closed at 10:00" };
+    setup(view({ progress: progress({ start_error: "refused by the server (403 exam_closed)", start_refusal }) }));
     expect(screen.getByTestId("start-error").textContent).toBe(
-      "The Exam Bank server did not accept this attempt: exam closed. Your answers are kept on this computer. Please tell a proctor.",
+      "The Exam Bank server did not accept this attempt (the exam is closed). Your answers are kept on this computer. Please tell a proctor.",
     );
   });
 
@@ -312,9 +315,11 @@ describe("ExamTaking", () => {
   });
 
   it("a refused submission says what happened and to tell a proctor", () => {
-    setup(view({ status: "submitted", progress: progress({ submission: submission({ state: "refused", error: "attempt already closed" }) }) }));
+    const refusal = { status: 409, code: "digest_mismatch", detail: "the server holds 3 answers" };
+    setup(view({ status: "submitted", progress: progress({ submission: submission({ state: "refused", error: "English for IT", refusal }) }) }));
     const state = screen.getByTestId("submission-state").textContent ?? "";
-    expect(state).toContain("attempt already closed");
+    expect(state).toContain("The server did not accept the submission (the server's copy of the answers differs).");
+    expect(state).not.toContain("English for IT");
     expect(screen.getByTestId("submission").textContent).toContain("tell a proctor");
     expect(screen.queryByTestId("close-attempt")).toBeNull();
   });

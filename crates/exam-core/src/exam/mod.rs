@@ -502,6 +502,13 @@ impl ExamService {
             .collect())
     }
 
+    /// The server's refusal of a queued entry, as kept with it.
+    fn refusal_of(&self, entry: Option<i64>) -> Option<Refusal> {
+        let id = entry?;
+        let state = self.inner.queue.entry_states(&[id]).ok()?.remove(&id)?;
+        Some(Refusal::of(&state))
+    }
+
     fn progress_of(
         &self,
         attempt: &AttemptRow,
@@ -514,11 +521,20 @@ impl ExamService {
                 .iter()
                 .filter_map(|a| answer_state(a, errors.get(&a.question_id)))
                 .collect(),
-            submission: submission_view(attempt),
+            submission: submission_view(attempt).map(|mut s| {
+                if s.state == SubmissionState::Refused {
+                    s.refusal = self.refusal_of(attempt.submit_entry);
+                }
+                s
+            }),
             deadline_at: attempt.deadline_at.clone(),
             deadline_confirmed: attempt.deadline_confirmed,
             remaining_ms: (deadline_ms - self.server_now_ms()).max(0) as f64,
             start_error: attempt.start_error.clone(),
+            start_refusal: attempt
+                .start_error
+                .as_ref()
+                .and_then(|_| self.refusal_of(attempt.start_entry)),
         }
     }
 
@@ -739,6 +755,7 @@ fn submission_view(a: &AttemptRow) -> Option<SubmissionView> {
         delivered_at: a.delivered_at.clone(),
         late: a.receipt_late,
         error: a.submit_error.clone(),
+        refusal: None,
     })
 }
 

@@ -111,7 +111,10 @@ pub struct SubmissionView {
     pub receipt_digest: Option<String>,
     pub delivered_at: Option<String>,
     pub late: Option<bool>,
+    /// What went wrong, for IT (English).
     pub error: Option<String>,
+    /// Why the server refused it (state `refused`), for the screen to word.
+    pub refusal: Option<Refusal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,8 +125,10 @@ pub struct AttemptProgress {
     pub deadline_at: String,
     pub deadline_confirmed: bool,
     pub remaining_ms: f64,
-    /// Why the server refused to create this attempt, if it did (answers stay here).
+    /// Why the server refused to create this attempt, if it did (answers stay here): for IT
+    /// (English), and as the server's code for the screen.
     pub start_error: Option<String>,
+    pub start_refusal: Option<Refusal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

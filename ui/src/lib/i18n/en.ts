@@ -123,7 +123,7 @@ export const en = {
 
   "exam.loadError": "Your exam could not be opened: {error}",
   "exam.instructions": "Instructions",
-  "exam.startError": "The Exam Bank server did not accept this attempt: {error}. Your answers are kept on this computer. Please tell a proctor.",
+  "exam.startError": "The Exam Bank server did not accept this attempt ({reason}). Your answers are kept on this computer. Please tell a proctor.",
   "exam.timeLeft": "Time left",
   "exam.timeUnconfirmed": "counted on this computer",
   "exam.minutesLeft.one": "{n} minute left.",
@@ -202,7 +202,7 @@ export const en = {
   "submission.resendingHint": "You do not need to do anything.",
   "submission.delivered": "Delivered",
   "submission.deliveredHint": "The Exam Bank server has received your exam. Keep the receipt below if your school asks for it.",
-  "submission.refused": "The server did not accept the submission: {error}",
+  "submission.refused": "The server did not accept the submission ({reason}).",
   "submission.refusedHint": "Please tell a proctor now. Your answers are kept on this computer.",
   "submission.receipt": "Receipt number",
   "submission.digest": "Receipt fingerprint",

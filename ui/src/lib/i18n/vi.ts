@@ -124,7 +124,7 @@ export const vi: Record<MessageKey, string> = {
 
   "exam.loadError": "Không mở được bài thi: {error}",
   "exam.instructions": "Hướng dẫn làm bài",
-  "exam.startError": "Máy chủ Exam Bank không chấp nhận lượt làm bài này: {error}. Bài làm của bạn vẫn được lưu trên máy này. Vui lòng báo cho giám thị.",
+  "exam.startError": "Máy chủ Exam Bank không chấp nhận lượt làm bài này ({reason}). Bài làm của bạn vẫn được lưu trên máy này. Vui lòng báo cho giám thị.",
   "exam.timeLeft": "Thời gian còn lại",
   "exam.timeUnconfirmed": "tính trên máy này",
   "exam.minutesLeft.one": "Còn {n} phút.",
@@ -203,7 +203,7 @@ export const vi: Record<MessageKey, string> = {
   "submission.resendingHint": "Bạn không cần làm gì thêm.",
   "submission.delivered": "Đã gửi đến máy chủ",
   "submission.deliveredHint": "Máy chủ Exam Bank đã nhận bài thi của bạn. Hãy giữ biên nhận dưới đây nếu nhà trường yêu cầu.",
-  "submission.refused": "Máy chủ không nhận bài nộp: {error}",
+  "submission.refused": "Máy chủ không nhận bài nộp ({reason}).",
   "submission.refusedHint": "Vui lòng báo ngay cho giám thị. Bài làm của bạn vẫn được lưu trên máy này.",
   "submission.receipt": "Số biên nhận",
   "submission.digest": "Mã kiểm tra biên nhận",
