@@ -306,3 +306,178 @@ async fn a_link_that_slows_to_300_ms_then_3_s_round_trips_keeps_delivering() {
     assert_eq!(status.state, NetState::Degraded, "{status:?}");
     lab.server_holds(&saves).await;
 }
+
+/// A server that answers its health check and sign-in at once but holds every write
+/// without a reply while `stall` is set (a server whose database is locked, a proxy that
+/// passes GETs and loses POSTs). A fake for one behaviour of the engine; the real server
+/// is behind every other test here.
+struct StallingServer {
+    addr: std::net::SocketAddr,
+    stall: Arc<std::sync::atomic::AtomicBool>,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StallingServer {
+    fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stall = Arc::new(AtomicBool::new(true));
+        let writes = Arc::new(AtomicUsize::new(0));
+        let (s, w) = (stall.clone(), writes.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (s, w) = (s.clone(), w.clone());
+                std::thread::spawn(move || Self::serve(stream, &s, &w));
+            }
+        });
+        Self {
+            addr,
+            stall,
+            writes,
+        }
+    }
+
+    fn serve(
+        mut stream: std::net::TcpStream,
+        stall: &std::sync::atomic::AtomicBool,
+        writes: &std::sync::atomic::AtomicUsize,
+    ) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        loop {
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push(line);
+            }
+            let length = head
+                .iter()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let first = head.first().cloned().unwrap_or_default();
+            let (status, reply) = if first.starts_with("GET /healthz") {
+                ("204 No Content", String::new())
+            } else if first.starts_with("POST /oauth/token") {
+                (
+                    "200 OK",
+                    json!({"access_token": "a.b.c", "token_type": "Bearer", "expires_in": 900,
+                           "refresh_token": "r"})
+                    .to_string(),
+                )
+            } else {
+                writes.fetch_add(1, Ordering::SeqCst);
+                if stall.load(Ordering::SeqCst) {
+                    // No reply: the client's timeout is the only way out.
+                    let mut sink = [0u8; 1024];
+                    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+                    return;
+                }
+                let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let reply = match request["requests"].as_array() {
+                    Some(items) => json!({"responses": items.iter().map(|i| json!({
+                        "id": i["id"], "status": 200, "body": {"stored": true}
+                    })).collect::<Vec<_>>()}),
+                    None => json!({"stored": true}),
+                };
+                ("200 OK", reply.to_string())
+            };
+            let content_type = if reply.is_empty() {
+                ""
+            } else {
+                "Content-Type: application/json\r\n"
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\n{content_type}Content-Length: {}\r\n\r\n{reply}",
+                reply.len()
+            );
+            if stream.write_all(response.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_answers_its_health_check_but_not_writes_loses_nothing() {
+    use std::sync::atomic::Ordering;
+    let server = StallingServer::start();
+    let base: url::Url = format!("http://{}/", server.addr).parse().unwrap();
+    let bus = EventBus::default();
+    let auth = memory_manager(base.clone(), &bus);
+    auth.sign_in("student1", password()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
+    let monitor = Arc::new(
+        NetworkMonitor::spawn(
+            MonitorConfig::new(base),
+            auth.http().clone(),
+            bus.clone(),
+            None,
+        )
+        .unwrap(),
+    );
+    let engine = SyncEngine::spawn(
+        SyncConfig {
+            request_timeout: Duration::from_millis(500),
+            ..SyncConfig::default()
+        },
+        queue.clone(),
+        auth.clone(),
+        monitor.view(),
+        bus,
+    )
+    .unwrap();
+    for q in ["q03", "q04", "q07"] {
+        queue
+            .enqueue(NewEntry::answer(
+                "a1",
+                q,
+                json!("kept"),
+                &exam_core::now_rfc3339(),
+            ))
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.writes.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "{:?}", engine.progress());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Held, timed out, tried again: never refused, never taken for delivered.
+    let counts = queue.counts().unwrap();
+    assert_eq!((counts.dead, counts.done), (0, 0), "{counts:?}");
+    assert_eq!(queue.remaining().unwrap(), 3);
+    let progress = engine.progress();
+    assert_eq!(progress.refused, 0);
+    assert!(
+        progress
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("did not answer in time")),
+        "{progress:?}"
+    );
+    // Its health check is fine, so the link is usable; the work waits for retries.
+    assert!(monitor.status().state.is_usable(), "{:?}", monitor.status());
+    // The server answers writes again: everything goes.
+    server.stall.store(false, Ordering::SeqCst);
+    engine.sync_now();
+    drained(&queue, Duration::from_secs(30)).await;
+    assert_eq!(queue.counts().unwrap().dead, 0);
+}
