@@ -112,7 +112,7 @@ pub fn core_services(server: url::Url) -> Result<(EventBus, TokenManager), Strin
 }
 
 /// The OS keychain entries of this app (tokens, the answer key).
-pub fn os_keychain() -> Arc<dyn exam_core::auth::SecretStore> {
+pub fn os_keychain() -> Arc<dyn exam_core::keychain::SecretStore> {
     Arc::new(Keychain::new(OsKeychain::new(KEYCHAIN_SERVICE)))
 }
 

@@ -36,6 +36,26 @@ pub trait RawStore: Send + Sync {
     fn max_entry_chars(&self) -> usize;
 }
 
+/// Where the core keeps its secrets (tokens, the answer key): the OS keychain in the app
+/// ([`Keychain`] over the platform's store), a fake in tests (`testing::MemoryStore`).
+pub trait SecretStore: Send + Sync + 'static {
+    fn get(&self, key: &str) -> Result<Option<Secret<String>>, KeychainError>;
+    fn set(&self, key: &str, value: &Secret<String>) -> Result<(), KeychainError>;
+    fn delete(&self, key: &str) -> Result<(), KeychainError>;
+}
+
+impl<S: RawStore + 'static> SecretStore for Keychain<S> {
+    fn get(&self, key: &str) -> Result<Option<Secret<String>>, KeychainError> {
+        Keychain::get(self, key)
+    }
+    fn set(&self, key: &str, value: &Secret<String>) -> Result<(), KeychainError> {
+        Keychain::set(self, key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), KeychainError> {
+        Keychain::delete(self, key)
+    }
+}
+
 /// Secrets of any size up to [`MAX_SECRET_BYTES`] on top of a [`RawStore`], chunked where
 /// the store needs it. The first entry holds `"<chunk count>\n<first chunk>"`; the others
 /// are `key#1`, `key#2`, …

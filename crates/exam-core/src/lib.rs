@@ -5,7 +5,9 @@
 //! only converts arguments, calls in here and maps errors.
 
 pub mod auth;
+pub mod backoff;
 pub mod bus;
+pub mod clock;
 pub mod config;
 pub mod exam;
 pub mod http;
@@ -26,7 +28,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Now as an RFC 3339 UTC timestamp with milliseconds (the API's time format).
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    clock::rfc3339(clock::now_ms())
 }
 
 /// Where the platform keeps this application's per-user data and configuration.

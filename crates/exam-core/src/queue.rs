@@ -22,13 +22,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
+pub use crate::backoff::Backoff;
+use crate::clock::{Clock, SystemClock};
 use crate::seal::{is_sealed, Sealer};
 use crate::store::{Store, StoreError};
 
@@ -284,33 +285,6 @@ pub enum Outcome {
     },
 }
 
-/// Exponential backoff with full jitter between `base` and `max`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(300),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before attempt `attempts + 1`: `base · 2^(attempts-1)` capped at `max`,
-    /// then jittered to between half and all of it (so a lab of clients does not retry in
-    /// step).
-    pub fn delay(&self, attempts: u32, random: f64) -> Duration {
-        let exp = attempts.saturating_sub(1).min(30);
-        let full = self.base.saturating_mul(1u32 << exp).min(self.max);
-        full.mul_f64(0.5 + 0.5 * random.clamp(0.0, 1.0))
-    }
-}
-
 /// Quota limits on the entries not yet delivered (pending, in flight, dead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -380,42 +354,6 @@ pub struct DeadLetter {
     pub response_body: Option<String>,
     /// The request body as queued (JSON text).
     pub body: Option<String>,
-}
-
-/// Where "now" comes from: the system clock, or a hand-driven one for tests.
-pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
-    }
-}
-
-/// A clock that moves only when told (tests, property tests).
-#[derive(Default)]
-pub struct ManualClock(pub AtomicI64);
-
-impl ManualClock {
-    pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(
-            i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-            Ordering::SeqCst,
-        );
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
 }
 
 /// Totals of the entries counted against the quota, kept in memory (rebuilt at open), so a

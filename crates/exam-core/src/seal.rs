@@ -14,8 +14,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
-use crate::auth::SecretStore;
 use crate::keychain::KeychainError;
+use crate::keychain::SecretStore;
 use crate::secret::Secret;
 
 const MARK: u8 = 0x00;

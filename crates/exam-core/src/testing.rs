@@ -3,10 +3,12 @@
 //! not the point of a test.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use crate::auth::SecretStore;
-use crate::keychain::KeychainError;
+use crate::clock::Clock;
+use crate::keychain::{KeychainError, SecretStore};
 use crate::secret::Secret;
 
 /// Secrets in memory. Shared by reference, it survives a "restart" of the manager.
@@ -42,5 +44,24 @@ impl SecretStore for MemoryStore {
     fn delete(&self, key: &str) -> Result<(), KeychainError> {
         self.entries().remove(key);
         Ok(())
+    }
+}
+
+/// A wall clock that moves only when told (tests, property tests).
+#[derive(Default)]
+pub struct ManualClock(pub AtomicI64);
+
+impl ManualClock {
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(
+            i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
     }
 }

@@ -21,31 +21,13 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use url::Url;
 
+use crate::backoff::Backoff;
 use crate::bus::{CoreEvent, EventBus};
 use crate::http::HttpClient;
-use crate::keychain::{Keychain, KeychainError, RawStore};
+use crate::keychain::{KeychainError, SecretStore};
 use crate::secret::Secret;
 use monitor::AuthMonitor;
 use oauth::TokenError;
-
-/// Where secrets live: the OS keychain in the app, a fake in unit tests.
-pub trait SecretStore: Send + Sync + 'static {
-    fn get(&self, key: &str) -> Result<Option<Secret<String>>, KeychainError>;
-    fn set(&self, key: &str, value: &Secret<String>) -> Result<(), KeychainError>;
-    fn delete(&self, key: &str) -> Result<(), KeychainError>;
-}
-
-impl<S: RawStore + 'static> SecretStore for Keychain<S> {
-    fn get(&self, key: &str) -> Result<Option<Secret<String>>, KeychainError> {
-        Keychain::get(self, key)
-    }
-    fn set(&self, key: &str, value: &Secret<String>) -> Result<(), KeychainError> {
-        Keychain::set(self, key, value)
-    }
-    fn delete(&self, key: &str) -> Result<(), KeychainError> {
-        Keychain::delete(self, key)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -698,24 +680,13 @@ fn apply_grant(
     });
 }
 
-/// Exponential backoff with jitter, 1 s doubling to 5 min, or what the server asked.
+/// The shared backoff ([`Backoff`], 1 s doubling to 5 min, jittered), or what the server
+/// asked.
 fn backoff(failures: u32, error: &TokenError) -> Duration {
     if let TokenError::TooManyAttempts(seconds) = error {
         return Duration::from_secs(*seconds);
     }
-    let base = 1u64 << failures.saturating_sub(1).min(9);
-    let capped = Duration::from_secs(base.min(300));
-    let jitter = capped.mul_f64(0.2 * rand_fraction());
-    capped + jitter
-}
-
-fn rand_fraction() -> f64 {
-    // Jitter does not need a cryptographic source: the low bits of the clock will do.
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    f64::from(nanos % 1000) / 1000.0
+    Backoff::default().delay(failures, rand::random::<f64>())
 }
 
 fn session_end_reason(description: &str) -> String {

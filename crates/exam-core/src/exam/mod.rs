@@ -18,7 +18,6 @@ mod views;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
 
 use rusqlite::{params, OptionalExtension};
 
@@ -27,9 +26,11 @@ pub use reconcile::Watcher;
 pub use refusals::{Refusal, RefusedItem, RefusedWhat};
 pub use views::*;
 
-use crate::auth::{AuthError, SecretStore, TokenManager};
+use crate::auth::{AuthError, TokenManager};
 use crate::bus::EventBus;
-use crate::queue::{Clock, NewEntry, Queue, QueueError, Status, SystemClock};
+pub(crate) use crate::clock::{now_ms as local_now_ms, parse_ms, rfc3339};
+use crate::keychain::SecretStore;
+use crate::queue::{NewEntry, Queue, QueueError, Status};
 use crate::seal::{AnswerKey, SealError, Sealer};
 use crate::store::{Store, StoreError};
 
@@ -74,22 +75,6 @@ impl From<AuthError> for ExamError {
 
 /// Digest rounds after which a still-differing server is reported instead of tried again.
 const MAX_RESEND_ROUNDS: i64 = 3;
-
-pub(crate) fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-pub(crate) fn parse_ms(text: &str) -> Option<i64> {
-    humantime::parse_rfc3339_weak(text.trim().trim_end_matches('Z'))
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_millis()).ok())
-}
-
-fn local_now_ms() -> i64 {
-    SystemClock.now_ms()
-}
 
 /// Associated data of a saved answer: it opens only in its own place.
 fn answer_ad(exam: &str, attempt: &str, question: &str) -> Vec<u8> {
@@ -761,7 +746,7 @@ fn submission_view(a: &AttemptRow) -> Option<SubmissionView> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     use super::*;
 

@@ -22,8 +22,8 @@ use tokio::task::{AbortHandle, JoinSet};
 use url::Url;
 
 use crate::bus::{CoreEvent, EventBus};
+use crate::clock::{Clock, SystemClock};
 use crate::http::HttpClient;
-use crate::queue::{Clock, SystemClock};
 use crate::store::Store;
 
 pub use probe::probe;

@@ -3,6 +3,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use super::*;
+use crate::testing::ManualClock;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -185,16 +186,6 @@ fn a_failed_barrier_holds_back_its_stream_and_a_barrier_waits_for_everything_bef
     f.queue.complete(&[(q3.id, done())]).unwrap();
     let next: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
     assert_eq!(next, vec![again.id, q4.id]);
-}
-
-#[test]
-fn backoff_grows_exponentially_with_jitter_and_a_cap() {
-    let b = Backoff::default();
-    assert_eq!(b.delay(1, 1.0), Duration::from_secs(1));
-    assert_eq!(b.delay(2, 1.0), Duration::from_secs(2));
-    assert_eq!(b.delay(5, 1.0), Duration::from_secs(16));
-    assert_eq!(b.delay(5, 0.0), Duration::from_secs(8));
-    assert_eq!(b.delay(40, 1.0), Duration::from_secs(300));
 }
 
 #[test]

@@ -63,8 +63,9 @@ fn an_8_kb_secret_round_trips_through_the_real_secret_service() {
 async fn a_session_is_stored_restored_after_a_restart_and_cleared_at_sign_out() {
     use std::sync::Arc;
 
-    use exam_core::auth::{AuthConfig, AuthStatus, SecretStore};
+    use exam_core::auth::{AuthConfig, AuthStatus};
     use exam_core::bus::EventBus;
+    use exam_core::keychain::SecretStore;
 
     require_session_bus();
     let server = crate::support::Server::start(900).await;

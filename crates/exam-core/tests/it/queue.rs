@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use exam_core::queue::{inbox, Limits, ManualClock, NewEntry, Outcome, Queue, QueueError};
+use exam_core::queue::{inbox, Limits, NewEntry, Outcome, Queue, QueueError};
 use exam_core::store::Store;
+use exam_core::testing::ManualClock;
 use proptest::prelude::*;
 use serde_json::json;
 

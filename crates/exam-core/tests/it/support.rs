@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use exam_core::auth::{AuthConfig, SecretStore, TokenManager};
+use exam_core::auth::{AuthConfig, TokenManager};
 use exam_core::bus::EventBus;
 use exam_core::http::HttpClient;
+use exam_core::keychain::SecretStore;
 use exam_core::secret::Secret;
 pub use exam_core::testing::MemoryStore;
 use exam_server::{Config, RateSpec};
