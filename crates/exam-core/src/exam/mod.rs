@@ -13,6 +13,7 @@ mod catalog;
 mod package;
 mod reconcile;
 mod refusals;
+mod requests;
 mod views;
 
 use std::collections::{HashMap, HashSet};
