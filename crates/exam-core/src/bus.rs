@@ -5,9 +5,10 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::auth::AuthSnapshot;
-use crate::network::NetStatus;
-use crate::sync::SyncProgress;
+// Only plain data: the bus depends on no service.
+use crate::auth::snapshot::AuthSnapshot;
+use crate::network::status::NetStatus;
+use crate::sync::progress::SyncProgress;
 
 /// Everything windows are told about.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -9,6 +9,7 @@
 
 mod probe;
 pub mod schedule;
+pub mod status;
 pub mod tracker;
 
 use std::collections::HashMap;
@@ -28,69 +29,8 @@ use crate::store::Store;
 
 pub use probe::probe;
 pub use schedule::{Action, Scheduler};
+pub use status::{LinkQuality, NetState, NetStatus};
 pub use tracker::{Change, Probe, Rto, Tracker};
-
-/// What the student can rely on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub enum NetState {
-    /// Not probed yet.
-    Unknown,
-    Online,
-    /// Reachable, but slow or losing probes.
-    Degraded,
-    /// The server cannot be reached at all (no network, or the link times out).
-    Offline,
-    /// A network login page intercepts requests.
-    CaptivePortal,
-    /// The network works but the server refuses or fails (connection refused, 5xx).
-    ServerDown,
-}
-
-impl NetState {
-    /// Whether requests may be sent.
-    pub fn is_usable(self) -> bool {
-        matches!(self, Self::Online | Self::Degraded)
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Online => "online",
-            Self::Degraded => "degraded",
-            Self::Offline => "offline",
-            Self::CaptivePortal => "captive_portal",
-            Self::ServerDown => "server_down",
-        }
-    }
-}
-
-/// Link quality from the smoothed round-trip time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub enum LinkQuality {
-    Good,
-    Fair,
-    Poor,
-    None,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct NetStatus {
-    pub state: NetState,
-    pub quality: LinkQuality,
-    /// Smoothed round-trip time of the probes (ms).
-    pub rtt_ms: Option<f64>,
-    /// When the state last changed (ms since the epoch).
-    pub since_ms: f64,
-    /// Why, in words, when not online.
-    pub reason: Option<String>,
-    /// Probes sent since start (diagnostics).
-    pub probes: u32,
-}
 
 /// Timings of the monitor. The defaults keep a fast link's changes noticed within about a
 /// second, and let links up to the ceiling's round trip be used.

@@ -1,0 +1,33 @@
+//! What every window knows about the sign-in: plain data, carried by the event bus, with no
+//! dependency on the token manager that makes it.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum AuthStatus {
+    SignedOut,
+    SignedIn,
+    /// Signed in, but the server cannot be reached: tokens are kept, work is queued.
+    Offline,
+    /// The server ended the session; local data and queued work are kept until the student
+    /// signs in again.
+    SessionEnded,
+}
+
+/// What every window knows about auth. `version` only grows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AuthSnapshot {
+    pub version: u32,
+    pub status: AuthStatus,
+    pub user: Option<String>,
+    /// When the access token expires, in the server's time (RFC 3339).
+    pub expires_at: Option<String>,
+    pub refreshing: bool,
+    /// Why the session ended or why the app is offline, in words.
+    pub reason: Option<String>,
+    /// Server clock minus this computer's clock, in seconds.
+    pub clock_offset_s: f64,
+}
