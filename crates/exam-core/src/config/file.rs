@@ -1,0 +1,202 @@
+//! One configuration file as TOML: every key, its type and its range. A value out of range
+//! or a key that does not exist is an error with its place, never a silent default.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::KEYS;
+
+/// One layer's values, before locks are applied. Every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Partial {
+    pub(super) server_url: Option<ServerUrl>,
+    pub(super) data_dir: Option<AbsoluteDir>,
+    pub(super) log: Option<PartialLog>,
+    pub(super) queue: Option<PartialQueue>,
+    pub(super) sync: Option<PartialSync>,
+    pub(super) network: Option<PartialNetwork>,
+    pub(super) locked: Option<toml::Spanned<Vec<KnownKey>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartialQueue {
+    pub(super) max_entries: Option<Ranged<100, 100_000_000>>,
+    pub(super) max_bytes: Option<Ranged<1_048_576, 68_719_476_736>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartialSync {
+    pub(super) concurrency: Option<Ranged<1, 16>>,
+    pub(super) batch_window_ms: Option<Ranged<0, 1000>>,
+    pub(super) batch_max: Option<Ranged<1, 50>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartialNetwork {
+    pub(super) probe_timeout_max_ms: Option<Ranged<1000, 60_000>>,
+}
+
+/// An integer within `MIN..=MAX`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "i64")]
+pub(super) struct Ranged<const MIN: i64, const MAX: i64>(pub(super) u64);
+
+impl<const MIN: i64, const MAX: i64> TryFrom<i64> for Ranged<MIN, MAX> {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        if (MIN..=MAX).contains(&value) {
+            Ok(Self(value.unsigned_abs()))
+        } else {
+            Err(format!("{value} is out of range ({MIN} to {MAX})"))
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartialLog {
+    pub(super) level: Option<LogLevel>,
+    pub(super) max_file_bytes: Option<FileSize>,
+    pub(super) max_files: Option<FileCount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct ServerUrl(pub(super) Url);
+
+impl TryFrom<String> for ServerUrl {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        parse_server_url(&value).map(ServerUrl)
+    }
+}
+
+/// An `http` or `https` URL with a host and no credentials in it.
+pub fn parse_server_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value.trim()).map_err(|e| {
+        format!("\"{value}\" is not a URL ({e}); expected e.g. https://exams.school.example")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "\"{value}\" uses \"{}\"; the server URL must start with http:// or https://",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("\"{value}\" has no host name"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the server URL must not contain a user name or password".into());
+    }
+    Ok(url)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct AbsoluteDir(pub(super) PathBuf);
+
+impl TryFrom<String> for AbsoluteDir {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let path = PathBuf::from(&value);
+        if value.trim().is_empty() {
+            Err("the data directory must not be empty".into())
+        } else if !path.is_absolute() {
+            Err(format!(
+                "\"{value}\" is a relative path; in a file the data directory must be absolute"
+            ))
+        } else {
+            Ok(AbsoluteDir(path))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct LogLevel(pub(super) String);
+
+impl TryFrom<String> for LogLevel {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if is_log_filter(&value) {
+            Ok(LogLevel(value))
+        } else {
+            Err(format!(
+                "\"{value}\" is not a log level; use off, error, warn, info, debug or trace \
+                 (or target=level pairs separated by commas)"
+            ))
+        }
+    }
+}
+
+/// A level, or `target=level` directives. Stricter than `EnvFilter`, which takes any bare
+/// word as a target name and would silently turn a typo into "log nothing".
+pub(super) fn is_log_filter(value: &str) -> bool {
+    const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+    let is_level = |s: &str| LEVELS.contains(&s.trim().to_ascii_lowercase().as_str());
+    !value.trim().is_empty()
+        && value
+            .split(',')
+            .all(|directive| match directive.split_once('=') {
+                Some((target, level)) => !target.trim().is_empty() && is_level(level),
+                None => is_level(directive),
+            })
+        && tracing_subscriber::EnvFilter::builder()
+            .parse(value)
+            .is_ok()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "i64")]
+pub(super) struct FileSize(pub(super) u64);
+
+impl TryFrom<i64> for FileSize {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        const MIN: i64 = 64 * 1024;
+        const MAX: i64 = 1024 * 1024 * 1024;
+        if (MIN..=MAX).contains(&value) {
+            Ok(FileSize(value.unsigned_abs()))
+        } else {
+            Err(format!("{value} bytes is out of range ({MIN} to {MAX})"))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "i64")]
+pub(super) struct FileCount(pub(super) u32);
+
+impl TryFrom<i64> for FileCount {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        match u32::try_from(value) {
+            Ok(n @ 1..=100) => Ok(FileCount(n)),
+            _ => Err(format!("{value} is out of range (1 to 100 files)")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct KnownKey(pub(super) String);
+
+impl TryFrom<String> for KnownKey {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if KEYS.contains(&value.as_str()) {
+            Ok(KnownKey(value))
+        } else {
+            Err(format!(
+                "cannot lock unknown key \"{value}\"; known keys: {}",
+                KEYS.join(", ")
+            ))
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Layered configuration, the way IT deploys it.
+//!
+//! Layers, lowest to highest: built-in defaults, the system-wide managed file, the user
+//! file, environment variables, command-line flags. The managed file can mark keys as
+//! `locked`; the user layers (user file, environment, command line) cannot override those.
+//!
+//! Loading never fails and never panics: a layer that is malformed contributes nothing
+//! and becomes a [`ConfigProblem`] naming the file, line and key, so the app can show the
+//! problem to the student and to IT instead of crashing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use url::Url;
+
+mod file;
+mod layers;
+
+pub use file::parse_server_url;
+use layers::{absolute, Builder};
+
+/// The server a fresh install talks to: the local reference server.
+pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8787/";
+pub const ENV_SERVER: &str = "EXAM_DESKTOP_SERVER";
+pub const ENV_DATA_DIR: &str = "EXAM_DESKTOP_DATA_DIR";
+/// Replaces the path of the user file.
+pub const ENV_CONFIG: &str = "EXAM_DESKTOP_CONFIG";
+
+/// Every key a file may set, in dotted form. Also the names `locked` accepts.
+pub const KEYS: &[&str] = &[
+    "server_url",
+    "data_dir",
+    "log.level",
+    "log.max_file_bytes",
+    "log.max_files",
+    "queue.max_entries",
+    "queue.max_bytes",
+    "sync.concurrency",
+    "sync.batch_window_ms",
+    "sync.batch_max",
+    "network.probe_timeout_max_ms",
+];
+
+/// The managed file of this platform, which only an administrator can write.
+pub fn managed_file_path() -> PathBuf {
+    if cfg!(target_os = "windows") {
+        let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
+        PathBuf::from(base).join("ExamDesktop").join("config.toml")
+    } else if cfg!(target_os = "macos") {
+        PathBuf::from("/Library/Application Support/ExamDesktop/config.toml")
+    } else {
+        PathBuf::from("/etc/exam-desktop/config.toml")
+    }
+}
+
+/// The settings the app runs with, after every layer has been applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub server_url: Url,
+    pub data_dir: PathBuf,
+    pub log: LogSettings,
+    pub queue: QueueSettings,
+    pub sync: SyncSettings,
+    pub network: NetworkSettings,
+}
+
+/// How the network monitor tells slow from gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// The ceiling of the probe timeout (ms): a link whose round trip is longer than this is
+    /// offline; anything faster is used, shown as degraded when slow.
+    pub probe_timeout_max_ms: u32,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        Self {
+            probe_timeout_max_ms: 8000,
+        }
+    }
+}
+
+/// Limits on work waiting to be sent. When full, only telemetry is evicted; answers are
+/// refused with a clear "storage full" error, never dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            max_entries: 200_000,
+            max_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// How the sync engine sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Requests in flight at once.
+    pub concurrency: u32,
+    /// How long ready requests wait for company before a batch leaves (ms).
+    pub batch_window_ms: u32,
+    /// Requests per batch (1 = no batching).
+    pub batch_max: u32,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 3,
+            batch_window_ms: 25,
+            batch_max: 50,
+        }
+    }
+}
+
+impl Settings {
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSettings {
+    /// A `tracing` filter: `info`, `debug`, `exam_core=debug,info`…
+    pub level: String,
+    pub max_file_bytes: u64,
+    pub max_files: u32,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            max_file_bytes: 5 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
+}
+
+/// One layer of configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum Layer {
+    Defaults,
+    Managed,
+    User,
+    Environment,
+    CommandLine,
+}
+
+impl Layer {
+    /// Only the built-in defaults and the managed file may set a locked key.
+    fn may_set_locked(self) -> bool {
+        matches!(self, Layer::Defaults | Layer::Managed)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum SourceStatus {
+    /// Read and applied.
+    Applied,
+    /// Nothing there (no file, no variable, no flag).
+    Absent,
+    /// There but malformed: see the problems. It contributed nothing.
+    Invalid,
+}
+
+/// What one layer contributed, for the diagnostics an IT admin looks at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ConfigSource {
+    pub layer: Layer,
+    /// A file path, the variable names, the flags, or `built-in`.
+    pub origin: String,
+    pub status: SourceStatus,
+    /// Keys whose effective value comes from this layer.
+    pub effective: Vec<String>,
+    /// Keys this layer tried to set although the managed file locks them.
+    pub ignored_locked: Vec<String>,
+}
+
+/// A malformed piece of configuration: what and where.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ConfigProblem {
+    pub origin: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+            if let Some(column) = self.column {
+                write!(f, ", column {column}")?;
+            }
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The result of loading: settings to run with, where each came from, what was wrong.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub settings: Settings,
+    pub sources: Vec<ConfigSource>,
+    /// Keys the managed file locks.
+    pub locked: Vec<String>,
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// Everything loading reads from the outside world, so tests can supply their own.
+#[derive(Debug, Clone)]
+pub struct ConfigInputs {
+    pub managed_file: PathBuf,
+    /// The user file unless `EXAM_DESKTOP_CONFIG` names another.
+    pub default_user_file: Option<PathBuf>,
+    pub default_data_dir: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+    /// Command-line arguments without the program name.
+    pub args: Vec<String>,
+    /// Relative paths from the environment or the command line are taken from here.
+    pub cwd: PathBuf,
+}
+
+impl ConfigInputs {
+    /// The real platform paths, environment and command line of this process.
+    pub fn from_process() -> Self {
+        let dirs = crate::project_dirs();
+        let env = [ENV_SERVER, ENV_DATA_DIR, ENV_CONFIG]
+            .into_iter()
+            .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+            .collect();
+        Self {
+            managed_file: managed_file_path(),
+            default_user_file: dirs.as_ref().map(|d| d.config_dir().join("config.toml")),
+            default_data_dir: dirs.as_ref().map(|d| d.data_dir().to_path_buf()),
+            env,
+            args: std::env::args().skip(1).collect(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+        }
+    }
+}
+
+/// Applies every layer in order. Never fails: problems are reported in the result.
+pub fn load(inputs: &ConfigInputs) -> LoadedConfig {
+    let mut builder = Builder::new(inputs);
+
+    builder.file_layer(Layer::Managed, &inputs.managed_file);
+    let user_file = match inputs.env.get(ENV_CONFIG).filter(|v| !v.is_empty()) {
+        Some(path) => Some(absolute(&inputs.cwd, path)),
+        None => inputs.default_user_file.clone(),
+    };
+    match user_file {
+        Some(path) => builder.file_layer(Layer::User, &path),
+        None => builder.absent(Layer::User, "no user configuration directory".into()),
+    }
+    builder.env_layer(&inputs.env, &inputs.cwd);
+    builder.args_layer(&inputs.args, &inputs.cwd);
+    builder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layers::locate;
+    use super::*;
+
+    #[test]
+    fn locate_finds_line_column_and_dotted_key() {
+        let text = "server_url = \"x\"\n\n[log]\n# comment\nmax_files = 0\n";
+        let offset = text.find("0\n").unwrap_or(0);
+        assert_eq!(
+            locate(text, offset),
+            (Some(5), Some(13), Some("log.max_files".into()))
+        );
+        assert_eq!(
+            locate(text, 3),
+            (Some(1), Some(4), Some("server_url".into()))
+        );
+    }
+
+    #[test]
+    fn server_urls_are_checked() {
+        let table = [
+            ("https://exams.school.example", true),
+            ("http://127.0.0.1:8787", true),
+            ("ftp://exams.school.example", false),
+            ("exams.school.example", false),
+            ("https://user:pw@exams.school.example", false),
+            ("", false),
+        ];
+        for (input, ok) in table {
+            assert_eq!(parse_server_url(input).is_ok(), ok, "{input}");
+        }
+    }
+
+    #[test]
+    fn problem_display_names_where() {
+        let p = ConfigProblem {
+            origin: "/etc/exam-desktop/config.toml".into(),
+            line: Some(3),
+            column: Some(14),
+            key: Some("server_url".into()),
+            message: "bad".into(),
+        };
+        assert_eq!(
+            p.to_string(),
+            "/etc/exam-desktop/config.toml, line 3, column 14, key `server_url`: bad"
+        );
+    }
+}
