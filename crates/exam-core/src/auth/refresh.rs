@@ -1,0 +1,289 @@
+//! Keeping the sign-in alive: one refresh at a time for the whole app (concurrent callers
+//! share its outcome), the rotated refresh token in the keychain before anyone uses the new
+//! access token, the background worker that refreshes before expiry on the monotonic clock,
+//! and the one refusal that ends a session (`invalid_grant`); everything else keeps the
+//! tokens and retries with backoff.
+
+use super::*;
+
+impl TokenManager {
+    /// Refreshes now even if the token is still fresh ("force a refresh").
+    pub async fn force_refresh(&self) -> Result<AuthSnapshot, AuthError> {
+        self.refresh(true).await.map(|_| self.snapshot())
+    }
+
+    pub(super) async fn refresh(&self, force: bool) -> Result<Secret<String>, AuthError> {
+        let seen = self.state().attempts;
+        let _gate = self.inner.gate.lock().await;
+        let refresh_token = {
+            let s = self.state();
+            if s.attempts != seen {
+                // A refresh finished while we waited: share its outcome.
+                match &s.last {
+                    Some(Err(error)) => return Err(error.clone()),
+                    _ => {
+                        if let Some(token) = s
+                            .valid_access(Instant::now())
+                            .or_else(|| s.access.as_ref().map(|a| a.token.clone()))
+                        {
+                            return Ok(token);
+                        }
+                    }
+                }
+            }
+            if !force {
+                if let Some(token) = s.valid_access(Instant::now()) {
+                    return Ok(token);
+                }
+            }
+            match (s.status, &s.refresh) {
+                (AuthStatus::SessionEnded, _) => {
+                    return Err(AuthError::SessionEnded(
+                        s.reason.clone().unwrap_or_default(),
+                    ))
+                }
+                (_, None) => return Err(AuthError::NotSignedIn),
+                (_, Some(token)) => token.clone(),
+            }
+        };
+        let started_version = self.change(|s| s.refreshing = true).version;
+        self.inner.bus.publish(CoreEvent::RefreshStarted {
+            version: started_version,
+        });
+
+        let started = Instant::now();
+        let result =
+            oauth::refresh_grant(&self.inner.http, &self.inner.config.server, &refresh_token).await;
+        self.inner.monitor.refresh(started.elapsed());
+        match result {
+            Ok(grant) => {
+                let next = grant.refresh_token.clone().unwrap_or(refresh_token);
+                // The rotated token is in the keychain before anyone uses the new access token.
+                let user = self.state().user.clone().unwrap_or_default();
+                let key = self.refresh_key(&user);
+                let stored = next.clone();
+                if let Err(error) = self.blocking(move |store| store.set(&key, &stored)).await {
+                    // Keep the session in memory: losing it would sign the student out.
+                    tracing::error!(%error, "could not store the rotated refresh token");
+                }
+                let now = Instant::now();
+                let (margin, wall) = (
+                    self.inner.config.refresh_margin,
+                    self.inner.config.wall_clock,
+                );
+                let token = grant.access_token.clone();
+                let snapshot = self.change(|s| {
+                    s.refresh = Some(next);
+                    s.status = AuthStatus::SignedIn;
+                    s.reason = None;
+                    s.refreshing = false;
+                    s.failures = 0;
+                    s.retry_at = None;
+                    s.attempts += 1;
+                    s.last = Some(Ok(()));
+                    apply_grant(s, grant, now, margin, wall());
+                });
+                self.inner.bus.publish(CoreEvent::RefreshCompleted {
+                    version: snapshot.version,
+                });
+                Ok(token)
+            }
+            Err(error) => {
+                let transient = !matches!(error, TokenError::InvalidGrant(_));
+                let auth_error = self.token_error(error.clone(), false);
+                let reason = match &auth_error {
+                    AuthError::SessionEnded(reason) => reason.clone(),
+                    other => other.to_string(),
+                };
+                let version = if transient {
+                    self.change(|s| {
+                        s.status = AuthStatus::Offline;
+                        s.reason = Some(reason.clone());
+                        s.refreshing = false;
+                        s.failures += 1;
+                        s.retry_at = Some(Instant::now() + backoff(s.failures, &error));
+                        s.attempts += 1;
+                        s.last = Some(Err(auth_error.clone()));
+                    })
+                    .version
+                } else {
+                    self.end_session(&reason, auth_error.clone()).await
+                };
+                self.inner.bus.publish(CoreEvent::RefreshFailed {
+                    version,
+                    reason: reason.clone(),
+                    transient,
+                });
+                if !transient {
+                    self.inner
+                        .bus
+                        .publish(CoreEvent::SessionEnded { version, reason });
+                }
+                Err(auth_error)
+            }
+        }
+    }
+
+    /// The server ended the session: forget its tokens (here and in the keychain) but keep
+    /// the user's name, so sign-in can offer it; local exam data and queued work stay.
+    pub(super) async fn end_session(&self, reason: &str, error: AuthError) -> u32 {
+        let user = self.state().user.clone();
+        if let Some(user) = user {
+            let key = self.refresh_key(&user);
+            if let Err(e) = self.blocking(move |store| store.delete(&key)).await {
+                tracing::error!(error = %e, "could not clear the ended session from the keychain");
+            }
+        }
+        self.change(|s| {
+            s.status = AuthStatus::SessionEnded;
+            s.reason = Some(reason.to_string());
+            s.access = None;
+            s.refresh = None;
+            s.refreshing = false;
+            s.retry_at = None;
+            s.attempts += 1;
+            s.last = Some(Err(error));
+        })
+        .version
+    }
+
+    pub(super) fn token_error(&self, error: TokenError, sign_in: bool) -> AuthError {
+        let monitor = &self.inner.monitor;
+        match error {
+            TokenError::InvalidGrant(description) => {
+                monitor.error("invalid_grant");
+                if sign_in {
+                    AuthError::WrongCredentials
+                } else {
+                    AuthError::SessionEnded(session_end_reason(&description))
+                }
+            }
+            TokenError::TooManyAttempts(retry_after_s) => {
+                monitor.error("rate_limited");
+                if sign_in {
+                    AuthError::LockedOut { retry_after_s }
+                } else {
+                    AuthError::Offline(format!("the server asks to wait {retry_after_s} s"))
+                }
+            }
+            TokenError::Refused(message) => {
+                monitor.error("refused");
+                AuthError::Refused(message)
+            }
+            TokenError::Transient(message) => {
+                monitor.error("network");
+                AuthError::Offline(message)
+            }
+        }
+    }
+
+    /// When the worker should next act: before the token expires, or the next retry.
+    pub(super) fn next_wakeup(&self) -> Option<Instant> {
+        let s = self.state();
+        match s.status {
+            AuthStatus::SignedIn | AuthStatus::Offline => {}
+            _ => return None,
+        }
+        if let Some(retry) = s.retry_at {
+            return Some(retry);
+        }
+        match &s.access {
+            Some(a) => Some(a.deadline.checked_sub(a.margin).unwrap_or(a.deadline)),
+            None => Some(Instant::now()),
+        }
+    }
+
+    /// Starts the background refresher on the current tokio runtime.
+    pub fn spawn_worker(&self) -> AuthWorker {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let manager = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let wake = manager.inner.wake.notified();
+                let sleep = async {
+                    match manager.next_wakeup() {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = wake => continue,
+                    () = sleep => {
+                        if let Err(error) = manager.refresh(false).await {
+                            tracing::info!(%error, "background refresh did not succeed");
+                        }
+                    }
+                }
+            }
+        });
+        AuthWorker {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+pub(super) fn apply_grant(
+    s: &mut State,
+    grant: oauth::Grant,
+    now: Instant,
+    margin: Duration,
+    local_now: SystemTime,
+) {
+    if let Some(server_date) = grant.server_date {
+        s.clock_offset_s = match server_date.duration_since(local_now) {
+            Ok(ahead) => ahead.as_secs_f64(),
+            Err(behind) => -behind.duration().as_secs_f64(),
+        };
+    }
+    let server_now = grant.server_date.unwrap_or(local_now);
+    s.access = Some(Access {
+        token: grant.access_token,
+        deadline: now + grant.expires_in,
+        margin: margin.min(grant.expires_in / 5),
+        expires_at: server_now + grant.expires_in,
+    });
+}
+
+/// The shared backoff ([`Backoff`], 1 s doubling to 5 min, jittered), or what the server
+/// asked.
+pub(super) fn backoff(failures: u32, error: &TokenError) -> Duration {
+    if let TokenError::TooManyAttempts(seconds) = error {
+        return Duration::from_secs(*seconds);
+    }
+    Backoff::default().delay(failures, rand::random::<f64>())
+}
+
+pub(super) fn session_end_reason(description: &str) -> String {
+    if description.contains("reuse") {
+        "Your session was ended for safety because your sign-in was used in two places. Please sign in again.".into()
+    } else {
+        "Your session was ended by your school. Please sign in again.".into()
+    }
+}
+
+/// The background refresher; dropping it stops the task.
+pub struct AuthWorker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl AuthWorker {
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AuthWorker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
