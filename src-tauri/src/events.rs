@@ -11,29 +11,44 @@ use tokio::sync::broadcast::error::RecvError;
 #[derive(Debug, Clone, Serialize, specta::Type, tauri_specta::Event)]
 pub struct CoreEventMessage(pub CoreEvent);
 
-/// Forwards until the bus closes. A window that lagged gets the current auth snapshot, so
-/// no window stays behind.
+/// Forwards until the bus closes. A window that lagged is sent a full snapshot of every
+/// state windows show ([`crate::state::AppState::snapshot_events`]), so no window stays
+/// behind on any of them.
 pub fn forward<R: Runtime>(
     app: AppHandle<R>,
     bus: &EventBus,
-    snapshot: impl Fn() -> exam_core::auth::AuthSnapshot + Send + 'static,
+    snapshot: impl Fn() -> Vec<CoreEvent> + Send + 'static,
 ) {
     let mut rx = bus.subscribe();
     tauri::async_runtime::spawn(async move {
         loop {
-            let event = match rx.recv().await {
-                Ok(event) => event,
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "windows fell behind the core; sending a snapshot");
-                    CoreEvent::AuthChanged {
-                        snapshot: snapshot(),
-                    }
-                }
-                Err(RecvError::Closed) => break,
+            let Some(events) = to_windows(rx.recv().await, &snapshot) else {
+                break;
             };
-            if let Err(error) = CoreEventMessage(event).emit(&app) {
-                tracing::error!(%error, "could not forward a core event");
+            for event in events {
+                if let Err(error) = CoreEventMessage(event).emit(&app) {
+                    tracing::error!(%error, "could not forward a core event");
+                }
             }
         }
     });
+}
+
+/// What the windows are sent for what the bus gave: the event itself; after a lag, the
+/// snapshot instead of what was missed; `None` when the bus closed.
+pub fn to_windows(
+    received: Result<CoreEvent, RecvError>,
+    snapshot: &impl Fn() -> Vec<CoreEvent>,
+) -> Option<Vec<CoreEvent>> {
+    match received {
+        Ok(event) => Some(vec![event]),
+        Err(RecvError::Lagged(missed)) => {
+            tracing::warn!(
+                missed,
+                "windows fell behind the core; sending a full snapshot"
+            );
+            Some(snapshot())
+        }
+        Err(RecvError::Closed) => None,
+    }
 }

@@ -83,8 +83,10 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tau
         .setup(move |app| {
             specta.mount_events(app);
             let state = app.state::<AppState>();
-            let auth = state.auth.clone();
-            events::forward(app.handle().clone(), &state.bus, move || auth.snapshot());
+            let handle = app.handle().clone();
+            events::forward(app.handle().clone(), &state.bus, move || {
+                handle.state::<AppState>().snapshot_events()
+            });
             let _ = state
                 .status_window_opener
                 .set(windows::opener(app.handle().clone()));

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use exam_core::auth::{AuthWorker, TokenManager};
-use exam_core::bus::EventBus;
+use exam_core::bus::{CoreEvent, EventBus};
 use exam_core::config::LoadedConfig;
 
 use crate::probe::EventProbe;
@@ -56,5 +56,30 @@ impl AppState {
             status_window_opener: OnceLock::new(),
             language: crate::notify::Language::default(),
         }
+    }
+}
+
+impl AppState {
+    /// Every state a window shows, as the events that carry it: the sign-in, the network,
+    /// sync progress and (for the attempt on this computer) a nudge to read it again. Sent
+    /// to windows that fell behind.
+    pub fn snapshot_events(&self) -> Vec<CoreEvent> {
+        let mut events = vec![CoreEvent::AuthChanged {
+            snapshot: self.auth.snapshot(),
+        }];
+        if let Ok(offline) = &self.offline {
+            if let Some(monitor) = &offline.monitor {
+                events.push(CoreEvent::NetworkChanged {
+                    status: monitor.status(),
+                });
+            }
+            events.push(CoreEvent::SyncProgress {
+                progress: offline.engine.progress(),
+            });
+            if let Ok(Some(attempt_id)) = offline.exams.current_id() {
+                events.push(CoreEvent::ExamChanged { attempt_id });
+            }
+        }
+        events
     }
 }

@@ -194,3 +194,45 @@ fn sync_status_and_dead_letter_export_over_ipc() {
     assert!(path.starts_with(dir.path().join("data/exports")));
     assert_eq!(std::fs::read_to_string(path).unwrap(), "[]");
 }
+
+/// A window that fell behind the core is sent every state it shows, not only the sign-in;
+/// in order, events pass as they are; a closed bus ends the forwarding.
+#[test]
+fn a_window_that_lagged_gets_a_full_snapshot() {
+    use exam_core::bus::CoreEvent;
+    use tauri::Manager;
+    use tokio::sync::broadcast::error::RecvError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let state = app.state::<AppState>();
+    let snapshot = || state.snapshot_events();
+    let kinds = |events: Vec<CoreEvent>| -> Vec<&'static str> {
+        events
+            .iter()
+            .map(|e| match e {
+                CoreEvent::AuthChanged { .. } => "auth",
+                CoreEvent::NetworkChanged { .. } => "network",
+                CoreEvent::SyncProgress { .. } => "sync",
+                CoreEvent::ExamChanged { .. } => "exam",
+                _ => "other",
+            })
+            .collect()
+    };
+    let lagged = crate::events::to_windows(Err(RecvError::Lagged(7)), &snapshot).unwrap();
+    // No monitor in this app and no attempt yet: the sign-in and sync progress.
+    assert_eq!(kinds(lagged), ["auth", "sync"]);
+    let ping = CoreEvent::Ping {
+        id: 1,
+        sent_ms: 0.0,
+        answer_after_ms: 0,
+    };
+    assert_eq!(
+        crate::events::to_windows(Ok(ping.clone()), &snapshot),
+        Some(vec![ping])
+    );
+    assert_eq!(
+        crate::events::to_windows(Err(RecvError::Closed), &snapshot),
+        None
+    );
+}

@@ -338,6 +338,12 @@ impl ExamService {
         self.view(&attempt_id)
     }
 
+    /// The id of the attempt to come back to, if any (cheap: no view is built).
+    pub fn current_id(&self) -> Result<Option<String>, ExamError> {
+        let user = self.user()?;
+        self.open_attempt_of(&user, None)
+    }
+
     /// The attempt to come back to (in progress, or submitted and kept until closed).
     pub fn current(&self) -> Result<Option<AttemptView>, ExamError> {
         let user = self.user()?;
