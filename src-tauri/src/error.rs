@@ -29,6 +29,9 @@ pub enum IpcError {
     StorageFull { message: String },
     #[error("{message}")]
     Exam { message: String },
+    /// The exam may not start now; the UI words `block` in the student's language.
+    #[error("the exam may not start now: {block:?}")]
+    StartRefused { block: exam_core::exam::StartBlock },
     #[error("internal: {message}")]
     Internal { message: String },
 }
@@ -50,6 +53,7 @@ impl From<exam_core::exam::ExamError> for IpcError {
             | E::Queue(QueueError::Store(StoreError::DiskFull { .. }))
             | E::Store(StoreError::DiskFull { .. }) => Self::StorageFull { message },
             E::Refused(_) => Self::Refused { message },
+            E::StartRefused(block) => Self::StartRefused { block },
             E::BadPackage(_) | E::NotDownloaded(_) | E::Queue(_) | E::Store(_) => {
                 Self::Exam { message }
             }

@@ -29,7 +29,7 @@ vi.mock("./bindings", () => ({
       version: 4, status: "signed_in", user: "student4", expires_at: null, refreshing: false, reason: null, clock_offset_s: 0,
     }),
     currentAttempt: () => currentAttempt(),
-    examList: async () => ok({ exams: [], fetched_at: null, offline_reason: null }),
+    examList: async () => ok({ exams: [], fetched_at: null, offline_reason: null, changes_in_ms: null }),
     syncStatus: async () => ok(syncStatus),
     deadLetters: async () => ok([]),
     attemptProgress: async () => ok({}),
@@ -61,7 +61,7 @@ const attempt = {
   current_question: null,
   resumed_answers: 2,
   progress,
-  questions: [{ id: "q1", kind: "short", prompt: "?", options: [], max_length: null, answer: "x", flagged: false, save: null }],
+  questions: [{ id: "q1", kind: "short", prompt: "?", options: [], max_length: null, answer: "x", answered: true, flagged: false, save: null }],
 } satisfies AttemptView;
 
 describe("App", () => {

@@ -81,6 +81,11 @@ export type AnswerState = {
 	state: AnswerSaveState,
 	/**  Why the server refused the latest save (state `refused`). */
 	refusal: Refusal | null,
+	/**
+	 *  Whether the saved value is an answer (`exam_contract::rules::is_blank`: a cleared text
+	 *  or no option chosen is not), where the value is at hand: a save's result, the view.
+	 */
+	answered: boolean | null,
 };
 
 /**
@@ -249,6 +254,11 @@ export type ExamList = {
 	fetched_at: string | null,
 	/**  Set when the list could not be fetched and the one kept on this computer is shown. */
 	offline_reason: string | null,
+	/**
+	 *  In how many ms an exam of the list next opens or closes: the list should be read
+	 *  again then, since what may start changes.
+	 */
+	changes_in_ms: number | null,
 };
 
 export type ExamOption = {
@@ -269,6 +279,11 @@ export type ExamSummary = {
 	update_available: boolean,
 	active_attempt_id: string | null,
 	submitted: boolean,
+	/**
+	 *  Why a new attempt may not start now, by the shared rule on the server's clock (none:
+	 *  it may; an attempt on this computer can always be reopened).
+	 */
+	start_block: StartBlock | null,
 };
 
 export type Finding = {
@@ -288,7 +303,9 @@ export type HealthReport = {
 
 export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | { kind: "offline"; message: string } | { kind: "not_signed_in" } | { kind: "session_ended"; reason: string } | { kind: "refused"; message: string } | { kind: "keychain"; message: string } | { kind: "validation"; message: string } | { kind: "not_found"; message: string } | 
 /**  The disk or the queue's quota is full: the answer was not saved. */
-{ kind: "storage_full"; message: string } | { kind: "exam"; message: string } | { kind: "internal"; message: string };
+{ kind: "storage_full"; message: string } | { kind: "exam"; message: string } | 
+/**  The exam may not start now; the UI words `block` in the student's language. */
+{ kind: "start_refused"; block: StartBlock } | { kind: "internal"; message: string };
 
 /**  Percentiles of a set of durations, in microseconds (zero when there is no sample). */
 export type LatencySummary = {
@@ -349,6 +366,8 @@ export type QuestionView = {
 	options: ExamOption[],
 	max_length: number | null,
 	answer: AnswerValue | null,
+	/**  Whether `answer` is an answer, by the rule the server counts with. */
+	answered: boolean,
 	flagged: boolean,
 	save: AnswerState | null,
 };
@@ -408,6 +427,9 @@ export type SourceStatus =
 "absent" | 
 /**  There but malformed: see the problems. It contributed nothing. */
 "invalid";
+
+/**  Why an exam may not start now. */
+export type StartBlock = { reason: "already_submitted" } | { reason: "not_yet_open"; opens_at: string } | { reason: "closed"; closes_at: string };
 
 export type SubmissionState = 
 /**  Submitted on this computer; delivered automatically when the server can be reached. */

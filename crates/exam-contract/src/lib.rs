@@ -2,6 +2,8 @@
 //! RFC 8785 canonical JSON and the answers digest a submission carries. Shared by the
 //! desktop client's core and the reference server, so they cannot drift apart.
 
+pub mod rules;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -51,11 +53,13 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
-/// Hex SHA-256 of the canonical JSON of `{question_id: value}`, a multiple-choice value
-/// being its option ids sorted.
+/// Hex SHA-256 of the canonical JSON of `{question_id: value}` over every answered question
+/// (a blank value is not an answer: [`rules::is_blank`]), a multiple-choice value being its
+/// option ids sorted.
 pub fn answers_digest<'a>(answers: impl IntoIterator<Item = (&'a str, &'a Value)>) -> String {
     let object: Map<String, Value> = answers
         .into_iter()
+        .filter(|(_, value)| !rules::is_blank(value))
         .map(|(id, value)| {
             let value = match value {
                 Value::Array(items) => {
@@ -99,6 +103,12 @@ mod tests {
         assert_eq!(
             answers_digest(std::iter::empty()),
             hex::encode(Sha256::digest(b"{}"))
+        );
+        // A cleared answer is no answer: the same digest as without it.
+        let blank = json!("  ");
+        assert_eq!(
+            answers_digest([("q1", &b), ("q2", &sorted), ("q3", &blank)]),
+            two
         );
     }
 

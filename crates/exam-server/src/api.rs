@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use exam_contract::rules;
 pub use exam_contract::{answers_digest, canonical_json};
 
 use crate::problem::{ApiError, Reply};
@@ -188,22 +189,28 @@ pub fn create_attempt(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
         None => None,
     }
     .filter(|t| *t >= opens && *t <= closes && *t <= ctx.now + Duration::seconds(60));
-    let started = match client_start {
-        Some(t) => t,
-        None if ctx.now < opens => {
-            return Err(ApiError::conflict(
-                "exam_not_open",
-                format!("the exam opens at {}", exam.opens_at),
-            ))
-        }
-        None if ctx.now > closes => {
+    let started = client_start.unwrap_or(ctx.now);
+    // The start window as the client's core checks it (`exam_contract::rules::may_start`).
+    match rules::may_start(
+        started.timestamp_millis(),
+        opens.timestamp_millis(),
+        closes.timestamp_millis(),
+        false,
+    ) {
+        Ok(()) => {}
+        Err(rules::StartRefusal::Closed { .. }) => {
             return Err(ApiError::conflict(
                 "exam_closed",
                 format!("the exam closed at {}", exam.closes_at),
             ))
         }
-        None => ctx.now,
-    };
+        Err(_) => {
+            return Err(ApiError::conflict(
+                "exam_not_open",
+                format!("the exam opens at {}", exam.opens_at),
+            ))
+        }
+    }
     let deadline = (started + Duration::seconds(exam.duration_s)).min(closes);
     let (started_at, deadline_at) = (crate::rfc3339(started), crate::rfc3339(deadline));
     tx.execute(
@@ -254,55 +261,25 @@ struct AnswerPut {
     saved_at: String,
 }
 
-/// Checks a value against its question: option ids for single/multiple, a string within
-/// `max_length` characters for short/essay.
+/// Checks a value against its question with the rule the client applies too
+/// ([`exam_contract::rules::check_answer`]): what one accepts, the other does.
 pub fn check_value(question: &Question, value: &Value) -> Result<(), ApiError> {
-    let is_option = |id: &str| question.options.iter().any(|o| o.id == id);
-    match (question.kind.as_str(), value) {
-        ("single", Value::String(id)) if is_option(id) => Ok(()),
-        ("single", Value::String(id)) => Err(ApiError::validation(format!(
-            "`{id}` is not an option of question `{}`",
-            question.id
-        ))),
-        ("multiple", Value::Array(ids)) => {
-            let mut seen = std::collections::HashSet::new();
-            for id in ids {
-                let Some(id) = id.as_str() else {
-                    return Err(ApiError::validation(
-                        "a multiple-choice answer is an array of option ids",
-                    ));
-                };
-                if !is_option(id) {
-                    return Err(ApiError::validation(format!(
-                        "`{id}` is not an option of question `{}`",
-                        question.id
-                    )));
-                }
-                if !seen.insert(id) {
-                    return Err(ApiError::validation(format!(
-                        "option `{id}` is chosen twice"
-                    )));
-                }
-            }
-            Ok(())
-        }
-        ("short" | "essay", Value::String(text)) => match question.max_length {
-            Some(max) if text.chars().count() > max => Err(ApiError::validation(format!(
-                "the answer has {} characters; question `{}` allows {max}",
-                text.chars().count(),
-                question.id
-            ))),
-            _ => Ok(()),
-        },
-        (kind, _) => Err(ApiError::validation(format!(
-            "a `{kind}` answer must be {}",
-            if kind == "multiple" {
-                "an array of option ids"
-            } else {
-                "a string"
-            }
-        ))),
-    }
+    let Some(kind) = rules::Kind::parse(&question.kind) else {
+        return Err(ApiError::validation(format!(
+            "question `{}` has an unknown kind `{}`",
+            question.id, question.kind
+        )));
+    };
+    let options: Vec<&str> = question.options.iter().map(|o| o.id.as_str()).collect();
+    let rule = rules::QuestionRule {
+        id: &question.id,
+        kind,
+        options: &options,
+        max_length: question
+            .max_length
+            .map(|m| u32::try_from(m).unwrap_or(u32::MAX)),
+    };
+    rules::check_answer(&rule, value).map_err(|e| ApiError::validation(e.to_string()))
 }
 
 /// An exam's questions, parsed once: exams do not change while the server runs.
@@ -418,8 +395,11 @@ pub fn submit(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let attempt_id = ctx.param("attempt_id");
     let answers = stored_answers(tx, attempt_id)?;
     let digest = answers_digest(answers.iter().map(|(q, v, _, _)| (q.as_str(), v)));
+    // Blank values are no answers (`exam_contract::rules::is_blank`): neither counted nor in
+    // the digest, on either side.
+    let answered = rules::answered_count(answers.iter().map(|(_, v, _, _)| v));
     if !digest.eq_ignore_ascii_case(body.answers_digest.trim())
-        || body.answer_count != answers.len() as u64
+        || body.answer_count != answered as u64
     {
         let seqs: Map<String, Value> = answers
             .iter()
@@ -428,11 +408,10 @@ pub fn submit(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
         return Err(ApiError::conflict(
             "digest_mismatch",
             format!(
-                "the server holds {} answers with another digest; send the missing answers and submit again",
-                answers.len()
+                "the server holds {answered} answers with another digest; send the missing answers and submit again"
             ),
         )
-        .with_extra(json!({"answers_digest": digest, "answer_count": answers.len(), "answers": seqs})));
+        .with_extra(json!({"answers_digest": digest, "answer_count": answered, "answers": seqs})));
     }
     let deadline = parse_time(&attempt.deadline_at, "deadline_at")?;
     let late = ctx.now > deadline;

@@ -34,11 +34,12 @@ const exam = (over: Partial<ExamSummary>): ExamSummary => ({
   update_available: false,
   active_attempt_id: null,
   submitted: false,
+  start_block: null,
   ...over,
 });
 const list = (exams: ExamSummary[], over: Partial<List> = {}): { status: "ok"; data: List } => ({
   status: "ok",
-  data: { exams, fetched_at: new Date().toISOString(), offline_reason: null, ...over },
+  data: { exams, fetched_at: new Date().toISOString(), offline_reason: null, changes_in_ms: null, ...over },
 });
 
 async function setup(result: ReturnType<typeof list>) {
@@ -93,10 +94,36 @@ describe("ExamList", () => {
     expect(screen.getByTestId("exam-phys").textContent).toContain("Downloading needs a connection");
   });
 
-  it("an exam that has not opened yet cannot be started, and says when it opens", async () => {
-    await setup(list([exam({ opens_at: new Date(Date.now() + 2 * hour).toISOString() })]));
+  it("an exam the core says has not opened yet cannot be started, and says when it opens", async () => {
+    const opens_at = new Date(Date.now() + 2 * hour).toISOString();
+    await setup(list([exam({ opens_at, start_block: { reason: "not_yet_open", opens_at } })]));
     expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(true);
     expect(screen.getByTestId("exam-math").textContent).toContain("This exam opens at");
+  });
+
+  it("keeps no copy of the rule: the times alone do not block, the core's verdict does", async () => {
+    // Opens in two hours by its times, but the core (on the server's clock) says it may start.
+    await setup(list([exam({ opens_at: new Date(Date.now() + 2 * hour).toISOString(), downloaded_version: 3 })]));
+    expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it("reads the list again when the core says an exam opens", async () => {
+    vi.useFakeTimers();
+    try {
+      const opens_at = new Date(Date.now() + 60_000).toISOString();
+      examList.mockResolvedValueOnce(
+        list([exam({ opens_at, start_block: { reason: "not_yet_open", opens_at } })], { changes_in_ms: 60_000 }),
+      );
+      examList.mockResolvedValue(list([exam({ opens_at, downloaded_version: 3 })]));
+      render(ExamList, { onOpen: vi.fn() });
+      await vi.advanceTimersByTimeAsync(0);
+      expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(true);
+      await vi.advanceTimersByTimeAsync(60_500);
+      expect(examList).toHaveBeenCalledTimes(2);
+      expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("downloads and then shows the exam as ready", async () => {
@@ -133,7 +160,7 @@ describe("ExamList", () => {
   });
 
   it("a submitted exam cannot be started again", async () => {
-    await setup(list([exam({ submitted: true, downloaded_version: 3 })]));
+    await setup(list([exam({ submitted: true, downloaded_version: 3, start_block: { reason: "already_submitted" } })]));
     expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(true);
     expect(screen.getByTestId("exam-math").textContent).toContain("You have already submitted this exam.");
   });

@@ -39,6 +39,7 @@ const answerState = (question_id: string, seq: number, over: Partial<AnswerState
   saved_server_at: null,
   state: "local",
   refusal: null,
+  answered: true,
   ...over,
 });
 
@@ -78,9 +79,9 @@ const view = (over: Partial<AttemptView> = {}): AttemptView => ({
   resumed_answers: null,
   progress: progress(),
   questions: [
-    { id: "q1", kind: "single", prompt: "2 + 2 = ?", options: [{ id: "a", text: "4" }, { id: "b", text: "5" }], max_length: null, answer: null, flagged: false, save: null },
-    { id: "q2", kind: "essay", prompt: "Tả Hà Nội.", options: [], max_length: 5000, answer: null, flagged: false, save: null },
-    { id: "q3", kind: "short", prompt: "Thủ đô?", options: [], max_length: 40, answer: null, flagged: false, save: null },
+    { id: "q1", kind: "single", prompt: "2 + 2 = ?", options: [{ id: "a", text: "4" }, { id: "b", text: "5" }], max_length: null, answer: null, answered: false, flagged: false, save: null },
+    { id: "q2", kind: "essay", prompt: "Tả Hà Nội.", options: [], max_length: 5000, answer: null, answered: false, flagged: false, save: null },
+    { id: "q3", kind: "short", prompt: "Thủ đô?", options: [], max_length: 40, answer: null, answered: false, flagged: false, save: null },
   ],
   ...over,
 });
@@ -210,6 +211,23 @@ describe("ExamTaking", () => {
     expect(banner.textContent).toContain("Welcome back. Your 3 saved answers are here; nothing was lost.");
     await fireEvent.click(within(banner).getByRole("button"));
     expect(screen.queryByTestId("resumed")).toBeNull();
+  });
+
+  it("marks a question answered as the core says: a cleared answer is not one", async () => {
+    setup(view({ current_question: "q3" }));
+    const field = screen.getByTestId("answer-text") as HTMLInputElement;
+    saveAnswer.mockImplementation(async (_a: string, q: string, value: unknown) =>
+      ok(answerState(q, 7, { answered: value !== "   " })),
+    );
+    field.value = "Hà Nội";
+    await fireEvent.input(field);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(screen.getByTestId("nav-q3").getAttribute("aria-label")).toBe("Question 3, answered");
+    // Spaces are not an answer; the UI does not decide that, the core's reply does.
+    field.value = "   ";
+    await fireEvent.input(field);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(screen.getByTestId("nav-q3").getAttribute("aria-label")).toBe("Question 3, not answered");
   });
 
   it("moves between questions by list, buttons and Alt+arrows, saving what waits first", async () => {

@@ -17,6 +17,7 @@ const question = (over: Partial<QuestionView>): QuestionView => ({
   ],
   max_length: null,
   answer: null,
+  answered: false,
   flagged: false,
   save: null,
   ...over,

@@ -13,14 +13,16 @@ const q = (id: string): QuestionView => ({
   options: [],
   max_length: null,
   answer: null,
+  answered: false,
   flagged: false,
   save: null,
 });
 
 const questions = ["q1", "q2", "q3", "q4", "q5"].map(q);
 
-function setup(answers: Record<string, string | string[] | null>, flags: Record<string, boolean> = {}) {
-  const props = { questions, answers, flags, submitting: false, error: null, onGo: vi.fn(), onBack: vi.fn(), onSubmit: vi.fn() };
+/** `answered`: the core's verdict on each question's saved value. */
+function setup(answered: Record<string, boolean>, flags: Record<string, boolean> = {}) {
+  const props = { questions, answered, flags, submitting: false, error: null, onGo: vi.fn(), onBack: vi.fn(), onSubmit: vi.fn() };
   render(Review, props);
   return props;
 }
@@ -31,22 +33,22 @@ describe("Review", () => {
   });
   afterEach(cleanup);
 
-  it("counts answered, unanswered and flagged (blank text and no choice are unanswered)", () => {
-    setup({ q1: "Hà Nội", q2: "   ", q3: ["a"], q4: [], q5: null }, { q2: true, q3: true });
+  it("counts what the core says is answered, unanswered and flagged", () => {
+    setup({ q1: true, q2: false, q3: true, q4: false, q5: false }, { q2: true, q3: true });
     expect(screen.getByTestId("review-answered").textContent).toBe("2");
     expect(screen.getByTestId("review-unanswered").textContent).toBe("3");
     expect(screen.getByTestId("review-flagged").textContent).toBe("2");
   });
 
   it("links back to each question", async () => {
-    const props = setup({ q1: "x" });
+    const props = setup({ q1: true });
     const user = userEvent.setup();
     await user.click(screen.getByRole("button", { name: "Question 4" }));
     expect(props.onGo).toHaveBeenCalledWith("q4");
   });
 
   it("asks once more before submitting and says how many are unanswered", async () => {
-    const props = setup({ q1: "x", q2: "y", q3: "z" });
+    const props = setup({ q1: true, q2: true, q3: true });
     const user = userEvent.setup();
     await user.click(screen.getByTestId("submit"));
     expect(props.onSubmit).not.toHaveBeenCalled();
@@ -59,7 +61,7 @@ describe("Review", () => {
   });
 
   it("says nothing about unanswered questions when all are answered, and can be called off", async () => {
-    setup({ q1: "a", q2: "b", q3: "c", q4: ["d"], q5: "e" });
+    setup({ q1: true, q2: true, q3: true, q4: true, q5: true });
     const user = userEvent.setup();
     await user.click(screen.getByTestId("submit"));
     expect(screen.queryByTestId("confirm-unanswered")).toBeNull();

@@ -1,24 +1,20 @@
-// What counts as answered, for the question list, the overview and the review.
-import type { AnswerValue, QuestionView } from "../bindings";
-
-/** Blank text and an empty choice are not answers (the student may have cleared them). */
-export function isAnswered(value: AnswerValue | null | undefined): boolean {
-  if (value == null) return false;
-  return typeof value === "string" ? value.trim().length > 0 : value.length > 0;
-}
+// Tallies for the question list, the overview and the review. What counts as answered is the
+// core's verdict (`answered` on each question and save, by the rule the server counts with);
+// here it is only counted.
+import type { QuestionView } from "../bindings";
 
 export type Counts = { total: number; answered: number; unanswered: number; flagged: number };
 
 export function countAnswers(
   questions: Pick<QuestionView, "id">[],
-  answers: Record<string, AnswerValue | null>,
+  answered: Record<string, boolean>,
   flags: Record<string, boolean>,
 ): Counts {
-  const answered = questions.filter((q) => isAnswered(answers[q.id])).length;
+  const n = questions.filter((q) => answered[q.id]).length;
   return {
     total: questions.length,
-    answered,
-    unanswered: questions.length - answered,
+    answered: n,
+    unanswered: questions.length - n,
     flagged: questions.filter((q) => flags[q.id]).length,
   };
 }

@@ -10,6 +10,7 @@ const state = (question_id: string, seq: number, over: Partial<AnswerState> = {}
   saved_server_at: null,
   state: "local",
   refusal: null,
+  answered: true,
   ...over,
 });
 

@@ -1,5 +1,6 @@
 // What to tell the student when something goes wrong, in words they understand.
 import type { IpcError } from "../bindings";
+import { blockReason } from "./exams";
 import { t } from "./i18n.svelte";
 import { sentence } from "./sync";
 
@@ -27,6 +28,10 @@ export function describeError(error: IpcError): string {
       return t("errors.not_found", { message: error.message });
     case "storage_full":
       return t("errors.storage_full", { message: error.message });
+    case "start_refused": {
+      const r = blockReason(error.block);
+      return t(r.key, r.params);
+    }
     case "exam":
       // The core words exam rules for students ("the exam closed at 10:00").
       return sentence(error.message);

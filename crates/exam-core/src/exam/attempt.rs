@@ -34,6 +34,7 @@ impl ExamService {
                 prompt: q.prompt.clone(),
                 options: q.options.clone(),
                 max_length: q.max_length,
+                answered: answer.as_ref().is_some_and(is_answer),
                 answer,
                 flagged: row.is_some_and(|r| r.flagged),
                 save: row.and_then(|r| answer_state(r, errors.get(&r.question_id))),
@@ -173,6 +174,7 @@ impl ExamService {
             .question(question_id)
             .ok_or_else(|| ExamError::NotFound(format!("question `{question_id}` of this exam")))?;
         let value = question.accept(value).map_err(ExamError::Invalid)?;
+        let answered = is_answer(&value);
         let key = self.load_key()?;
         let json = serde_json::to_value(&value)
             .map_err(|e| ExamError::Invalid(format!("the answer cannot be encoded: {e}")))?;
@@ -214,6 +216,7 @@ impl ExamService {
             saved_server_at: None,
             state: AnswerSaveState::Local,
             refusal: None,
+            answered: Some(answered),
         })
     }
 
@@ -278,9 +281,11 @@ impl ExamService {
         }
         let values = self.saved_values(&attempt)?;
         let digest = exam_contract::answers_digest(values.iter().map(|(q, v, _)| (q.as_str(), v)));
+        // What counts as answered is the contract's, on both sides (a cleared answer is none).
+        let answered = exam_contract::rules::answered_count(values.iter().map(|(_, v, _)| v));
         let submitted_at = rfc3339(self.server_now_ms());
         self.inner.queue.enqueue_many_with(
-            vec![NewEntry::submit(attempt_id, values.len(), &digest)],
+            vec![NewEntry::submit(attempt_id, answered, &digest)],
             |tx, queued| {
                 tx.execute(
                     "UPDATE attempts SET status = 'submitted', submitted_at = ?2, answer_count = ?3,
@@ -289,7 +294,7 @@ impl ExamService {
                     params![
                         attempt_id,
                         submitted_at,
-                        values.len() as i64,
+                        answered as i64,
                         digest,
                         queued.first().map(|q| q.id)
                     ],
@@ -339,6 +344,7 @@ fn answer_state(row: &AnswerRow, refusal: Option<&Refusal>) -> Option<AnswerStat
             (None, None) => AnswerSaveState::Local,
         },
         refusal: refusal.filter(|_| row.server_saved_at.is_none()).cloned(),
+        answered: None,
     })
 }
 
@@ -364,4 +370,9 @@ fn submission_view(a: &AttemptRow) -> Option<SubmissionView> {
         error: a.submit_error.clone(),
         refusal: None,
     })
+}
+
+/// Whether a value is an answer: the contract's rule, the one the server counts with.
+fn is_answer(value: &AnswerValue) -> bool {
+    !exam_contract::rules::is_blank(&value.to_json())
 }

@@ -9,7 +9,12 @@ use std::time::UNIX_EPOCH;
 use rusqlite::{params, OptionalExtension};
 
 use super::package::{self, Package};
-use super::{local_now_ms, rfc3339, ExamError, ExamInfo, ExamList, ExamService, ExamSummary};
+use exam_contract::rules;
+
+use super::{
+    local_now_ms, parse_ms, rfc3339, ExamError, ExamInfo, ExamList, ExamService, ExamSummary,
+    StartBlock,
+};
 use crate::auth::AuthError;
 use crate::queue::segment;
 
@@ -131,11 +136,42 @@ impl ExamService {
             Err(e) => return Err(e.into()),
         };
         let (exams, fetched_at) = self.kept_list(&user)?;
+        let now = self.server_now_ms();
+        let changes_in_ms = exams
+            .iter()
+            .flat_map(|e| [parse_ms(&e.opens_at), parse_ms(&e.closes_at)])
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+            .map(|t| (t - now) as f64);
         Ok(ExamList {
             exams,
             fetched_at: fetched_at.map(rfc3339),
             offline_reason,
+            changes_in_ms,
         })
+    }
+
+    /// Why a new attempt of `exam` may not start now, by the shared rule
+    /// ([`exam_contract::rules::may_start`]) on the server's clock; none for an exam with an
+    /// attempt on this computer (it can always be reopened) or times that cannot be read.
+    pub(super) fn start_block(&self, exam: &ExamSummary) -> Option<StartBlock> {
+        if exam.active_attempt_id.is_some() {
+            return None;
+        }
+        let opens = parse_ms(&exam.opens_at)?;
+        let closes = parse_ms(&exam.closes_at)?;
+        rules::may_start(self.server_now_ms(), opens, closes, exam.submitted)
+            .err()
+            .map(|refusal| match refusal {
+                rules::StartRefusal::AlreadySubmitted => StartBlock::AlreadySubmitted,
+                rules::StartRefusal::NotYetOpen { .. } => StartBlock::NotYetOpen {
+                    opens_at: exam.opens_at.clone(),
+                },
+                rules::StartRefusal::Closed { .. } => StartBlock::Closed {
+                    closes_at: exam.closes_at.clone(),
+                },
+            })
     }
 
     fn keep_list(&self, user: &str, exams: &[ExamInfo]) -> Result<(), ExamError> {
@@ -194,7 +230,7 @@ impl ExamService {
             let Ok(info) = serde_json::from_str::<ExamInfo>(&summary) else {
                 continue;
             };
-            out.push(ExamSummary {
+            let mut summary = ExamSummary {
                 update_available: downloaded.is_some_and(|v| v != info.version),
                 downloaded_version: downloaded,
                 active_attempt_id: active,
@@ -206,7 +242,10 @@ impl ExamService {
                 closes_at: info.closes_at,
                 duration_s: info.duration_s,
                 question_count: info.question_count,
-            });
+                start_block: None,
+            };
+            summary.start_block = self.start_block(&summary);
+            out.push(summary);
         }
         Ok((out, fetched))
     }
@@ -297,6 +336,7 @@ impl ExamService {
             update_available: false,
             active_attempt_id: None,
             submitted: false,
+            start_block: None,
         })
     }
 

@@ -63,6 +63,9 @@ pub enum ExamError {
     Store(#[from] StoreError),
     #[error("the session: {0}")]
     Auth(AuthError),
+    /// The exam may not start now (not open yet, closed, already submitted).
+    #[error("{0:?}")]
+    StartRefused(StartBlock),
 }
 
 impl From<AuthError> for ExamError {
@@ -279,6 +282,16 @@ impl ExamService {
         if let Some(open) = self.open_attempt_of(&user, Some(exam_id))? {
             return self.view(&open);
         }
+        // The start window, as the server checks it (`exam_contract::rules::may_start`), on
+        // the server's clock; an exam the list kept here does not know is left to the server.
+        let summary = self
+            .kept_list(&user)?
+            .0
+            .into_iter()
+            .find(|e| e.id == exam_id);
+        if let Some(block) = summary.as_ref().and_then(|s| self.start_block(s)) {
+            return Err(ExamError::StartRefused(block));
+        }
         let package = match self.package(exam_id, None) {
             Ok(p) => p,
             Err(ExamError::NotDownloaded(_)) => {
@@ -294,12 +307,7 @@ impl ExamService {
             Err(e) => return Err(e),
         };
         self.load_key()?;
-        let closes_ms = self
-            .kept_list(&user)?
-            .0
-            .into_iter()
-            .find(|e| e.id == exam_id)
-            .and_then(|e| parse_ms(&e.closes_at));
+        let closes_ms = summary.and_then(|e| parse_ms(&e.closes_at));
         let attempt_id = uuid::Uuid::new_v4().to_string();
         let started_ms = self.server_now_ms();
         let mut deadline_ms = started_ms + i64::from(package.duration_s) * 1000;

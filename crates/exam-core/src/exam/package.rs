@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use exam_contract::rules::{self, MAX_ANSWER_CHARS};
 use serde::{Deserialize, Serialize};
 
 /// The largest package accepted (bytes of JSON).
@@ -14,7 +15,6 @@ const MAX_ID_CHARS: usize = 200;
 const MAX_TITLE_CHARS: usize = 500;
 const MAX_TEXT_CHARS: usize = 50_000;
 const MAX_OPTIONS: usize = 50;
-const MAX_ANSWER_CHARS: u32 = 200_000;
 
 /// What kind of answer a question takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,47 +180,45 @@ pub enum AnswerValue {
 }
 
 impl Question {
-    /// Checks a value against this question; the value to store (choices sorted and
-    /// deduplicated, so the digest is the server's).
+    /// Checks a value against this question with the rule the server applies too
+    /// ([`exam_contract::rules::check_answer`]); the value to store and send (choices sorted
+    /// and deduplicated first, so the digest is the server's).
     pub fn accept(&self, value: AnswerValue) -> Result<AnswerValue, String> {
-        let known = |id: &str| self.options.iter().any(|o| o.id == id);
-        match (self.kind, value) {
-            (QuestionKind::Single, AnswerValue::Text(id)) if id.is_empty() || known(&id) => {
-                Ok(AnswerValue::Text(id))
-            }
-            (QuestionKind::Single, AnswerValue::Text(id)) => {
-                Err(format!("`{id}` is not an option of question `{}`", self.id))
-            }
-            (QuestionKind::Multiple, AnswerValue::Choices(mut ids)) => {
-                if let Some(bad) = ids.iter().find(|id| !known(id)) {
-                    return Err(format!(
-                        "`{bad}` is not an option of question `{}`",
-                        self.id
-                    ));
-                }
+        let value = match value {
+            AnswerValue::Choices(mut ids) => {
                 ids.sort();
                 ids.dedup();
-                Ok(AnswerValue::Choices(ids))
+                AnswerValue::Choices(ids)
             }
-            (QuestionKind::Short | QuestionKind::Essay, AnswerValue::Text(text)) => {
-                let chars = text.chars().count();
-                let max = self.max_length.unwrap_or(MAX_ANSWER_CHARS);
-                if chars > max as usize {
-                    return Err(format!(
-                        "the answer to question `{}` is {chars} characters; at most {max} are allowed",
-                        self.id
-                    ));
-                }
-                Ok(AnswerValue::Text(text))
-            }
-            (kind, _) => Err(format!(
-                "question `{}` takes {} answer",
-                self.id,
-                match kind {
-                    QuestionKind::Multiple => "a list of options as its",
-                    _ => "text as its",
-                }
-            )),
+            text => text,
+        };
+        let options: Vec<&str> = self.options.iter().map(|o| o.id.as_str()).collect();
+        let rule = rules::QuestionRule {
+            id: &self.id,
+            kind: match self.kind {
+                QuestionKind::Single => rules::Kind::Single,
+                QuestionKind::Multiple => rules::Kind::Multiple,
+                QuestionKind::Short => rules::Kind::Short,
+                QuestionKind::Essay => rules::Kind::Essay,
+            },
+            options: &options,
+            max_length: self.max_length,
+        };
+        rules::check_answer(&rule, &value.to_json()).map_err(|e| e.to_string())?;
+        Ok(value)
+    }
+}
+
+impl AnswerValue {
+    /// As the API carries it.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::Text(text) => serde_json::Value::String(text.clone()),
+            Self::Choices(ids) => serde_json::Value::Array(
+                ids.iter()
+                    .map(|id| serde_json::Value::String(id.clone()))
+                    .collect(),
+            ),
         }
     }
 }

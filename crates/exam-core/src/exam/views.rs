@@ -24,6 +24,9 @@ pub struct ExamList {
     pub fetched_at: Option<String>,
     /// Set when the list could not be fetched and the one kept on this computer is shown.
     pub offline_reason: Option<String>,
+    /// In how many ms an exam of the list next opens or closes: the list should be read
+    /// again then, since what may start changes.
+    pub changes_in_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,6 +44,19 @@ pub struct ExamSummary {
     pub update_available: bool,
     pub active_attempt_id: Option<String>,
     pub submitted: bool,
+    /// Why a new attempt may not start now, by the shared rule on the server's clock (none:
+    /// it may; an attempt on this computer can always be reopened).
+    pub start_block: Option<StartBlock>,
+}
+
+/// Why an exam may not start now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum StartBlock {
+    AlreadySubmitted,
+    NotYetOpen { opens_at: String },
+    Closed { closes_at: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,6 +81,9 @@ pub struct AnswerState {
     pub state: AnswerSaveState,
     /// Why the server refused the latest save (state `refused`).
     pub refusal: Option<Refusal>,
+    /// Whether the saved value is an answer (`exam_contract::rules::is_blank`: a cleared text
+    /// or no option chosen is not), where the value is at hand: a save's result, the view.
+    pub answered: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -76,6 +95,8 @@ pub struct QuestionView {
     pub options: Vec<ExamOption>,
     pub max_length: Option<u32>,
     pub answer: Option<AnswerValue>,
+    /// Whether `answer` is an answer, by the rule the server counts with.
+    pub answered: bool,
     pub flagged: bool,
     pub save: Option<AnswerState>,
 }

@@ -468,3 +468,44 @@ async fn behind_a_portal_the_exam_list_kept_here_is_shown_with_the_portal_named(
         assert!(matches!(download, ExamError::Offline(_)), "{download:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_core_enforces_the_start_window_and_says_why_in_the_list() {
+    let server = Server::start(900).await;
+    let client = Client::new(server.url()).await;
+    let list = client.exams.list().await.unwrap();
+    let exam = list.exams.iter().find(|e| e.id == "demo-mixed").unwrap();
+    assert_eq!(exam.start_block, None, "{exam:?}");
+    client.exams.download("demo-mixed").await.unwrap();
+    // As the server will see it after closing time: the list kept here says it closed.
+    let closed = "2020-01-01T10:00:00.000Z";
+    {
+        let store = client.queue.store().clone();
+        let conn = store.lock();
+        let summary: String = conn
+            .query_row(
+                "SELECT summary FROM exam_list WHERE exam_id = 'demo-mixed'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+        summary["closes_at"] = serde_json::json!(closed);
+        conn.execute(
+            "UPDATE exam_list SET summary = ?1 WHERE exam_id = 'demo-mixed'",
+            [summary.to_string()],
+        )
+        .unwrap();
+    }
+    let refused = client.exams.start("demo-mixed").await.unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            ExamError::StartRefused(exam_core::exam::StartBlock::Closed { closes_at }) if closes_at == closed
+        ),
+        "{refused:?}"
+    );
+    // Nothing was queued or kept for it.
+    assert_eq!(client.queue.remaining().unwrap(), 0);
+    assert!(client.exams.current_id().unwrap().is_none());
+}

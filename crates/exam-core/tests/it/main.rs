@@ -10,5 +10,6 @@ mod keychain;
 mod network;
 mod queue;
 mod real_networks;
+mod rules;
 mod support;
 mod sync;
