@@ -73,13 +73,13 @@ pub fn export_bindings(path: &std::path::Path) -> Result<(), Box<dyn std::error:
     Ok(())
 }
 
-/// Attaches the app's state, commands and event forwarding to a builder (the real one or
-/// a mock).
-pub fn configure<R: Runtime>(builder: tauri::Builder<R>, state: AppState) -> tauri::Builder<R> {
+/// Attaches the app's commands and event forwarding to a builder (the real one or a mock).
+/// The state ([`AppState`]) is managed after `build()`, so the single-instance check (a
+/// plugin, run by `build()`) comes before any I/O; the setup hook runs later, in `run`.
+pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     let specta = specta_builder::<R>();
     builder
         .invoke_handler(specta.invoke_handler())
-        .manage(state)
         .setup(move |app| {
             specta.mount_events(app);
             let state = app.state::<AppState>();
@@ -171,8 +171,32 @@ pub fn start_offline(
 }
 
 /// Starts the app. Returns when the last window closes.
+///
+/// The order is written down because it matters: the settings are read (files only), then
+/// `build()` runs the single-instance plugin — a second launch hands its arguments to the
+/// running window and exits there, before it has touched the keychain, the database, the
+/// log or the network (so it can never rotate the refresh token the first instance holds,
+/// nor reset its queue). Only then are logging, the session and the services started.
 pub fn run() {
     let loaded = config::load(&ConfigInputs::from_process());
+    // The single-instance plugin must be the first one registered.
+    let builder =
+        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            tracing::info!("a second launch was redirected to this window");
+            if let Some(window) = app.get_webview_window("main") {
+                let _ = window.unminimize();
+                let _ = window.show();
+                let _ = window.set_focus();
+            }
+        }));
+    let app = match configure(builder).build(tauri::generate_context!()) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("exam-desktop: cannot start: {error}");
+            std::process::exit(1);
+        }
+    };
+
     let log = exam_core::logging::init(&loaded.settings.log, &loaded.settings.log_dir());
     let log_file = match log {
         Ok(outcome) => {
@@ -230,21 +254,8 @@ pub fn run() {
     }
     let state = AppState::new(loaded, log_file, bus, auth, offline);
     *state.auth_worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(worker);
-    // The single-instance plugin must be the first one registered.
-    let builder =
-        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            tracing::info!("a second launch was redirected to this window");
-            if let Some(window) = app.get_webview_window("main") {
-                let _ = window.unminimize();
-                let _ = window.show();
-                let _ = window.set_focus();
-            }
-        }));
-    if let Err(error) = configure(builder, state).run(tauri::generate_context!()) {
-        tracing::error!(%error, "the app stopped with an error");
-        eprintln!("exam-desktop: {error}");
-        std::process::exit(1);
-    }
+    app.manage(state);
+    app.run(|_, _| {});
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{get_ipc_response, mock_builder, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
 
+use tauri::Manager;
+
 use crate::state::AppState;
 
 fn loaded_config(dir: &Path) -> exam_core::config::LoadedConfig {
@@ -86,9 +88,11 @@ fn app(dir: &Path) -> tauri::App<tauri::test::MockRuntime> {
         auth,
         Ok(offline),
     );
-    crate::configure(mock_builder(), state)
+    let app = crate::configure(mock_builder())
         .build(tauri::generate_context!())
-        .unwrap()
+        .unwrap();
+    app.manage(state);
+    app
 }
 
 #[test]
@@ -200,7 +204,6 @@ fn sync_status_and_dead_letter_export_over_ipc() {
 #[test]
 fn a_window_that_lagged_gets_a_full_snapshot() {
     use exam_core::bus::CoreEvent;
-    use tauri::Manager;
     use tokio::sync::broadcast::error::RecvError;
 
     let dir = tempfile::tempdir().unwrap();
