@@ -57,9 +57,7 @@ impl AppState {
             language: crate::notify::Language::default(),
         }
     }
-}
 
-impl AppState {
     /// Every state a window shows, as the events that carry it: the sign-in, the network,
     /// sync progress and (for the attempt on this computer) a nudge to read it again. Sent
     /// to windows that fell behind.
