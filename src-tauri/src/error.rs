@@ -61,6 +61,23 @@ impl From<exam_core::exam::ExamError> for IpcError {
     }
 }
 
+impl From<exam_core::app::CoreError> for IpcError {
+    fn from(error: exam_core::app::CoreError) -> Self {
+        use exam_core::app::CoreError as C;
+        match error {
+            C::Auth(auth) => auth.into(),
+            C::Exam(exam) => exam.into(),
+            C::Queue(queue) => exam_core::exam::ExamError::Queue(queue).into(),
+            C::Settings => Self::Validation {
+                message: "the settings on this computer have a problem; see the main window".into(),
+            },
+            other => Self::Internal {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
 impl From<AuthError> for IpcError {
     fn from(error: AuthError) -> Self {
         match error {

@@ -1,7 +1,8 @@
 //! Core events to windows: the shell subscribes to the core's bus once and forwards every
 //! event, typed, to every window.
 
-use exam_core::bus::{CoreEvent, EventBus};
+use exam_core::app::Core;
+use exam_core::bus::CoreEvent;
 use serde::Serialize;
 use tauri::{AppHandle, Runtime};
 use tauri_specta::Event;
@@ -11,27 +12,32 @@ use tokio::sync::broadcast::error::RecvError;
 #[derive(Debug, Clone, Serialize, specta::Type, tauri_specta::Event)]
 pub struct CoreEventMessage(pub CoreEvent);
 
-/// Forwards until the bus closes. A window that lagged is sent a full snapshot of every
-/// state windows show ([`crate::state::AppState::snapshot_events`]), so no window stays
-/// behind on any of them.
+/// Forwards, as one of the core's workers, until the core stops. A window that lagged is
+/// sent a full snapshot of every state windows show
+/// ([`exam_core::app::Core::snapshot_events`]), so no window stays behind on any of them.
 pub fn forward<R: Runtime>(
     app: AppHandle<R>,
-    bus: &EventBus,
+    core: &Core,
     snapshot: impl Fn() -> Vec<CoreEvent> + Send + 'static,
 ) {
-    let mut rx = bus.subscribe();
-    tauri::async_runtime::spawn(async move {
-        loop {
-            let Some(events) = to_windows(rx.recv().await, &snapshot) else {
-                break;
-            };
-            for event in events {
-                if let Err(error) = CoreEventMessage(event).emit(&app) {
-                    tracing::error!(%error, "could not forward a core event");
+    let mut rx = core.bus().subscribe();
+    core.workers()
+        .spawn("window events", move |stop| async move {
+            loop {
+                let received = tokio::select! {
+                    () = stop.cancelled() => break,
+                    received = rx.recv() => received,
+                };
+                let Some(events) = to_windows(received, &snapshot) else {
+                    break;
+                };
+                for event in events {
+                    if let Err(error) = CoreEventMessage(event).emit(&app) {
+                        tracing::error!(%error, "could not forward a core event");
+                    }
                 }
             }
-        }
-    });
+        });
 }
 
 /// What the windows are sent for what the bus gave: the event itself; after a lag, the

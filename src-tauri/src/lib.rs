@@ -13,10 +13,8 @@ pub mod windows;
 
 use std::sync::Arc;
 
-use exam_core::auth::{AuthConfig, TokenManager};
-use exam_core::bus::EventBus;
+use exam_core::app::CoreBuilder;
 use exam_core::config::{self, ConfigInputs};
-use exam_core::http::HttpClient;
 use exam_core::keychain::{Keychain, OsKeychain};
 use tauri::{Manager, Runtime};
 
@@ -84,18 +82,13 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             specta.mount_events(app);
             let state = app.state::<AppState>();
             let handle = app.handle().clone();
-            events::forward(app.handle().clone(), &state.bus, move || {
-                handle.state::<AppState>().snapshot_events()
+            events::forward(app.handle().clone(), &state.core, move || {
+                handle.state::<AppState>().core.snapshot_events()
             });
             let _ = state
                 .status_window_opener
                 .set(windows::opener(app.handle().clone()));
-            notify::watch(
-                app.handle().clone(),
-                &state.bus,
-                state.offline.as_ref().ok().map(|o| o.exams.clone()),
-                state.language.clone(),
-            );
+            notify::watch(app.handle().clone(), &state.core, state.language.clone());
             let handle = app.handle().clone();
             state.probe.set_windows(Box::new(move || {
                 handle.webview_windows().into_keys().collect()
@@ -104,81 +97,33 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         })
 }
 
-/// The core services of a running app: the bus, and the token manager on the OS keychain.
-pub fn core_services(server: url::Url) -> Result<(EventBus, TokenManager), String> {
-    let bus = EventBus::default();
-    let http = HttpClient::new(&format!("ExamBankDesktop/{}", exam_core::VERSION))
-        .map_err(|e| e.to_string())?;
-    let auth = TokenManager::new(AuthConfig::new(server), http, os_keychain(), bus.clone());
-    Ok((bus, auth))
-}
-
 /// The OS keychain entries of this app (tokens, the answer key).
 pub fn os_keychain() -> Arc<dyn exam_core::keychain::SecretStore> {
     Arc::new(Keychain::new(OsKeychain::new(KEYCHAIN_SERVICE)))
 }
 
-/// Opens the queue in the data directory and starts the network monitor and the sync
-/// engine on their own threads.
-pub fn start_offline(
-    settings: &exam_core::config::Settings,
-    auth: &TokenManager,
-    bus: &EventBus,
-) -> Result<state::Offline, String> {
-    use exam_core::network::{MonitorConfig, NetworkMonitor};
-    use exam_core::queue::{Limits, Queue};
-    use exam_core::sync::{SyncConfig, SyncEngine};
-
-    let path = settings.data_dir.join(exam_core::store::FILE_NAME);
-    let limits = Limits {
-        max_entries: settings.queue.max_entries,
-        max_bytes: settings.queue.max_bytes,
-    };
-    let queue = Queue::open(&path, limits).map_err(|e| e.to_string())?;
-    let monitor = NetworkMonitor::spawn(
-        MonitorConfig::from_settings(settings),
-        auth.http().clone(),
-        bus.clone(),
-        Some(queue.store().clone()),
-    )
-    .map(Arc::new)
-    .map_err(|e| format!("cannot start the network monitor: {e}"))?;
-    let sync = SyncConfig {
-        concurrency: settings.sync.concurrency as usize,
-        batch_window: std::time::Duration::from_millis(u64::from(settings.sync.batch_window_ms)),
-        batch_max: settings.sync.batch_max as usize,
-        ..SyncConfig::default()
-    };
-    let engine = SyncEngine::spawn(
-        sync,
-        queue.clone(),
-        auth.clone(),
-        monitor.view(),
-        bus.clone(),
-    )
-    .map_err(|e| format!("cannot start the sync engine: {e}"))?;
-    let exams =
-        exam_core::exam::ExamService::new(queue.clone(), auth.clone(), os_keychain(), bus.clone())
-            .map_err(|e| format!("cannot open the exams on this computer: {e}"))?;
-    let exam_watcher = exams.spawn_watcher();
-    Ok(state::Offline {
-        queue,
-        monitor: Some(monitor),
-        engine,
-        exams,
-        exam_watcher,
-    })
-}
-
 /// Starts the app. Returns when the last window closes.
 ///
-/// The order is written down because it matters: the settings are read (files only), then
-/// `build()` runs the single-instance plugin — a second launch hands its arguments to the
-/// running window and exits there, before it has touched the keychain, the database, the
-/// log or the network (so it can never rotate the refresh token the first instance holds,
-/// nor reset its queue). Only then are logging, the session and the services started.
+/// The order is written down because it matters:
+/// 1. The settings are read (files only) and the one runtime is made (threads only); Tauri
+///    is told to use it, so its commands, the core's workers and the HTTP connection pool
+///    share one runtime.
+/// 2. `build()` runs the single-instance plugin — a second launch hands its arguments to the
+///    running window and exits there, before it has touched the keychain, the database, the
+///    log or the network (so it can never rotate the refresh token the first instance
+///    holds, nor reset its queue) — and creates the window, which starts loading the UI.
+/// 3. Logging, then the core ([`CoreBuilder::start`], whose own order is written there).
+/// 4. On exit, the core is shut down (workers joined, newest first, bounded wait).
 pub fn run() {
     let loaded = config::load(&ConfigInputs::from_process());
+    let runtime = match exam_core::lifecycle::runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("exam-desktop: cannot start: {error}");
+            std::process::exit(1);
+        }
+    };
+    tauri::async_runtime::set(runtime.handle().clone());
     // The single-instance plugin must be the first one registered.
     let builder =
         tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
@@ -220,42 +165,29 @@ pub fn run() {
         tracing::error!(%problem, "configuration problem");
     }
 
-    let (bus, auth) = match core_services(loaded.settings.server_url.clone()) {
-        Ok(services) => services,
+    let core = match CoreBuilder::new(loaded, os_keychain())
+        .runtime(runtime.handle().clone())
+        .start()
+    {
+        Ok(core) => core,
         Err(error) => {
             tracing::error!(%error, "cannot start the core");
             eprintln!("exam-desktop: cannot start: {error}");
             std::process::exit(1);
         }
     };
-    // Restore the session from the keychain and keep tokens fresh, in the background.
-    let worker = tauri::async_runtime::block_on(async {
-        let restoring = auth.clone();
-        tauri::async_runtime::spawn(async move {
-            match restoring.restore().await {
-                Ok(true) => tracing::info!("session restored from the keychain"),
-                Ok(false) => {}
-                Err(error) => tracing::error!(%error, "could not read the keychain"),
+    app.manage(AppState::new(core, log_file));
+    app.run(|handle, event| {
+        if let tauri::RunEvent::Exit = event {
+            let report = handle
+                .state::<AppState>()
+                .core
+                .shutdown(exam_core::app::SHUTDOWN_WAIT);
+            if !report.aborted.is_empty() {
+                tracing::warn!(aborted = ?report.aborted, "some work did not stop in time");
             }
-        });
-        auth.spawn_worker()
+        }
     });
-    // With a settings problem nothing is sent anywhere until IT fixes it.
-    let offline = if loaded.problems.is_empty() {
-        start_offline(&loaded.settings, &auth, &bus)
-    } else {
-        Err(
-            "the settings on this computer have a problem; nothing is sent until it is fixed"
-                .into(),
-        )
-    };
-    if let Err(error) = &offline {
-        tracing::error!(%error, "the offline queue cannot start");
-    }
-    let state = AppState::new(loaded, log_file, bus, auth, offline);
-    *state.auth_worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(worker);
-    app.manage(state);
-    app.run(|_, _| {});
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use exam_core::bus::{CoreEvent, EventBus};
-use exam_core::exam::{ExamService, SubmissionState, SubmissionView};
+use exam_core::app::Core;
+use exam_core::bus::CoreEvent;
+use exam_core::exam::{SubmissionState, SubmissionView};
 use exam_core::network::NetState;
 use tauri::{AppHandle, Manager, Runtime};
 use tokio::sync::broadcast::error::RecvError;
@@ -120,41 +121,42 @@ fn show(note: &Note) {
 }
 
 /// Watches the bus; notifies while the main window is not focused.
-pub fn watch<R: Runtime>(
-    app: AppHandle<R>,
-    bus: &EventBus,
-    exams: Option<ExamService>,
-    language: Language,
-) {
-    let mut rx = bus.subscribe();
-    tauri::async_runtime::spawn(async move {
-        let mut notifier = Notifier::default();
-        loop {
-            let event = match rx.recv().await {
-                Ok(event) => event,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => break,
-            };
-            let vi = language.vietnamese();
-            let note = match &event {
-                CoreEvent::NetworkChanged { status } => notifier.on_network(status.state, vi),
-                CoreEvent::ExamChanged { attempt_id } => exams
-                    .as_ref()
-                    .and_then(|e| e.progress(attempt_id).ok())
-                    .and_then(|p| p.submission)
-                    .and_then(|s| notifier.on_submission(attempt_id, &s, vi)),
-                _ => None,
-            };
-            let Some(note) = note else { continue };
-            // Only when the student is looking elsewhere (the window shows it already).
-            let focused = app
-                .get_webview_window("main")
-                .map(|w| w.is_focused().unwrap_or(true));
-            if focused == Some(false) {
-                show(&note);
+pub fn watch<R: Runtime>(app: AppHandle<R>, core: &Core, language: Language) {
+    let mut rx = core.bus().subscribe();
+    let exams = core.exams().ok().cloned();
+    core.workers()
+        .spawn("notifications", move |stop| async move {
+            let mut notifier = Notifier::default();
+            loop {
+                let received = tokio::select! {
+                    () = stop.cancelled() => break,
+                    received = rx.recv() => received,
+                };
+                let event = match received {
+                    Ok(event) => event,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                };
+                let vi = language.vietnamese();
+                let note = match &event {
+                    CoreEvent::NetworkChanged { status } => notifier.on_network(status.state, vi),
+                    CoreEvent::ExamChanged { attempt_id } => exams
+                        .as_ref()
+                        .and_then(|e| e.progress(attempt_id).ok())
+                        .and_then(|p| p.submission)
+                        .and_then(|s| notifier.on_submission(attempt_id, &s, vi)),
+                    _ => None,
+                };
+                let Some(note) = note else { continue };
+                // Only when the student is looking elsewhere (the window shows it already).
+                let focused = app
+                    .get_webview_window("main")
+                    .map(|w| w.is_focused().unwrap_or(true));
+                if focused == Some(false) {
+                    show(&note);
+                }
             }
-        }
-    });
+        });
 }
 
 #[cfg(test)]

@@ -50,44 +50,14 @@ fn invoke(
 /// The app's real context (capabilities included) on the mock runtime.
 fn app(dir: &Path) -> tauri::App<tauri::test::MockRuntime> {
     let config = loaded_config(dir);
-    let bus = exam_core::bus::EventBus::default();
-    let secrets = std::sync::Arc::new(exam_core::testing::MemoryStore::default());
-    let auth = exam_core::auth::TokenManager::new(
-        exam_core::auth::AuthConfig::new(config.settings.server_url.clone()),
-        exam_core::http::HttpClient::new("tests").unwrap(),
-        secrets.clone(),
-        bus.clone(),
-    );
-    let queue = exam_core::queue::Queue::open(
-        &dir.join("data/exam-desktop.db"),
-        exam_core::queue::Limits::default(),
-    )
-    .unwrap();
-    let engine = exam_core::sync::SyncEngine::spawn(
-        exam_core::sync::SyncConfig::default(),
-        queue.clone(),
-        auth.clone(),
-        exam_core::sync::NetworkView::always_online(),
-        bus.clone(),
-    )
-    .unwrap();
-    let exams =
-        exam_core::exam::ExamService::new(queue.clone(), auth.clone(), secrets, bus.clone())
-            .unwrap();
-    let offline = crate::state::Offline {
-        queue,
-        monitor: None,
-        engine,
-        exam_watcher: exams.spawn_watcher(),
-        exams,
-    };
-    let state = AppState::new(
+    let core = exam_core::app::CoreBuilder::new(
         config,
-        Some(dir.join("data/logs/exam-desktop.log")),
-        bus,
-        auth,
-        Ok(offline),
-    );
+        std::sync::Arc::new(exam_core::testing::MemoryStore::default()),
+    )
+    .network(exam_core::app::Network::AlwaysOnline)
+    .start()
+    .unwrap();
+    let state = AppState::new(core, Some(dir.join("data/logs/exam-desktop.log")));
     let app = crate::configure(mock_builder())
         .build(tauri::generate_context!())
         .unwrap();
@@ -209,7 +179,7 @@ fn a_window_that_lagged_gets_a_full_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path());
     let state = app.state::<AppState>();
-    let snapshot = || state.snapshot_events();
+    let snapshot = || state.core.snapshot_events();
     let kinds = |events: Vec<CoreEvent>| -> Vec<&'static str> {
         events
             .iter()

@@ -26,7 +26,7 @@ vi.mock("./bindings", () => ({
       log_file: null,
     }),
     authSnapshot: async () => ({
-      version: 4, status: "signed_in", user: "student4", expires_at: null, refreshing: false, reason: null, clock_offset_s: 0,
+      version: 4, status: "signed_in", has_session: true, user: "student4", expires_at: null, refreshing: false, reason: null, clock_offset_s: 0,
     }),
     currentAttempt: () => currentAttempt(),
     examList: async () => ok({ exams: [], fetched_at: null, offline_reason: null, changes_in_ms: null }),

@@ -156,6 +156,8 @@ export type AuthMetrics = {
 export type AuthSnapshot = {
 	version: number,
 	status: AuthStatus,
+	/**  [`AuthStatus::has_session`]: the exam screens are shown. */
+	has_session: boolean,
 	user: string | null,
 	/**  When the access token expires, in the server's time (RFC 3339). */
 	expires_at: string | null,

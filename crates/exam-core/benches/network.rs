@@ -12,13 +12,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exam_core::auth::{AuthConfig, TokenManager};
+use exam_core::app::{Core, CoreBuilder};
 use exam_core::bus::EventBus;
+use exam_core::config::{LoadedConfig, Settings};
 use exam_core::http::HttpClient;
+use exam_core::lifecycle::Workers;
 use exam_core::network::{MonitorConfig, NetState, NetworkMonitor};
-use exam_core::queue::{Limits, NewEntry, Queue};
+use exam_core::queue::{NewEntry, Queue};
 use exam_core::secret::Secret;
-use exam_core::sync::{SyncConfig, SyncEngine};
 use exam_core::testing::MemoryStore;
 use fault_proxy::{FaultProxy, Link, Portal};
 
@@ -86,13 +87,14 @@ async fn main() {
 async fn fast(mut server: exam_server::Running, db: &std::path::Path) {
     let addr = server.addr;
     let proxy = FaultProxy::start(addr).unwrap();
+    let workers = Workers::new().unwrap();
     let monitor = NetworkMonitor::spawn(
+        &workers,
         MonitorConfig::new(format!("{}/", proxy.url()).parse().unwrap()),
         HttpClient::new("bench").unwrap(),
         EventBus::default(),
         None,
-    )
-    .unwrap();
+    );
     until(&monitor, true).await;
     println!("network monitor, {ROUNDS} rounds each (random phase against the probe interval):");
 
@@ -122,7 +124,7 @@ async fn fast(mut server: exam_server::Running, db: &std::path::Path) {
         up.push(until(&monitor, true).await);
     }
     report("server stopped and restarted", down, up);
-    monitor.stop();
+    drop(workers);
 }
 
 /// A portal appearing while the app is idle (only probes meet it) and while answers are
@@ -192,11 +194,11 @@ async fn slow(db: &std::path::Path, each_way: u64) {
     );
 }
 
-/// Signed in behind `proxy`, with a queue, the monitor and the sync engine.
+/// Signed in behind `proxy`: the whole core, as the app builds it.
 struct Lab {
     queue: Queue,
     monitor: Arc<NetworkMonitor>,
-    _engine: SyncEngine,
+    _core: Core,
     _dir: tempfile::TempDir,
     attempt: String,
     started: Instant,
@@ -206,37 +208,21 @@ struct Lab {
 impl Lab {
     async fn start(proxy: &FaultProxy) -> Self {
         let base: url::Url = format!("{}/", proxy.url()).parse().unwrap();
-        let bus = EventBus::default();
-        let http = HttpClient::new("bench").unwrap();
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(&dir.path().join("q.db"), Limits::default()).unwrap();
-        let monitor = Arc::new(
-            NetworkMonitor::spawn(
-                MonitorConfig::new(base.clone()),
-                http.clone(),
-                bus.clone(),
-                None,
-            )
-            .unwrap(),
-        );
-        let auth = TokenManager::new(
-            AuthConfig::new(base),
-            http,
+        let settings = Settings::new(base, dir.path().to_path_buf());
+        let core = CoreBuilder::new(
+            LoadedConfig::from_settings(settings),
             Arc::new(MemoryStore::default()),
-            bus.clone(),
-        );
-        auth.sign_in("student3", Secret::new("demo".into()))
+        )
+        .http(HttpClient::new("bench").unwrap())
+        .start()
+        .unwrap();
+        core.sign_in("student3", Secret::new("demo".into()))
             .await
             .unwrap();
-        let engine = SyncEngine::spawn(
-            SyncConfig::default(),
-            queue.clone(),
-            auth,
-            monitor.view(),
-            bus,
-        )
-        .unwrap();
+        let services = core.services().unwrap();
+        let (queue, monitor) = (services.queue.clone(), services.monitor.clone().unwrap());
         let attempt = uuid::Uuid::new_v4().to_string();
         queue
             .enqueue(NewEntry::start_attempt(
@@ -248,7 +234,7 @@ impl Lab {
         Self {
             queue,
             monitor,
-            _engine: engine,
+            _core: core,
             _dir: dir,
             attempt,
             started,

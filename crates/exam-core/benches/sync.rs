@@ -8,12 +8,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exam_core::auth::{AuthConfig, TokenManager};
-use exam_core::bus::EventBus;
+use exam_core::app::{CoreBuilder, Network};
+use exam_core::config::{LoadedConfig, Settings};
 use exam_core::http::HttpClient;
-use exam_core::queue::{Limits, NewEntry, Queue};
+use exam_core::queue::NewEntry;
 use exam_core::secret::Secret;
-use exam_core::sync::{NetworkView, SyncConfig, SyncEngine};
+use exam_core::sync::SyncConfig;
 use exam_core::testing::MemoryStore;
 use serde_json::json;
 
@@ -21,24 +21,28 @@ const SAVES: usize = 20_000;
 
 async fn run(base: &str, batch_max: usize) -> (f64, f64, exam_core::sync::SyncStats) {
     let http = HttpClient::new("bench").unwrap();
-    let auth = TokenManager::new(
-        AuthConfig::new(base.parse().unwrap()),
-        http.clone(),
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::new(base.parse().unwrap(), dir.path().to_path_buf());
+    settings.queue.max_entries = u64::MAX;
+    settings.queue.max_bytes = u64::MAX;
+    let core = CoreBuilder::new(
+        LoadedConfig::from_settings(settings),
         Arc::new(MemoryStore::default()),
-        EventBus::default(),
-    );
-    auth.sign_in("student2", Secret::new("demo".into()))
+    )
+    .http(http.clone())
+    .network(Network::AlwaysOnline)
+    .sync(SyncConfig {
+        batch_max,
+        ..SyncConfig::default()
+    })
+    .start()
+    .unwrap();
+    // Everything is queued first, then sent: paused until then.
+    core.sync_pause().unwrap();
+    core.sign_in("student2", Secret::new("demo".into()))
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let queue = Queue::open(
-        &dir.path().join("q.db"),
-        Limits {
-            max_entries: u64::MAX,
-            max_bytes: u64::MAX,
-        },
-    )
-    .unwrap();
+    let queue = core.services().unwrap().queue.clone();
     let attempts: Vec<String> = (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let now = exam_core::now_rfc3339();
     let mut entries: Vec<NewEntry> = attempts
@@ -57,20 +61,9 @@ async fn run(base: &str, batch_max: usize) -> (f64, f64, exam_core::sync::SyncSt
         entries.push(e);
     }
     queue.enqueue_many(entries).unwrap();
-    let engine = SyncEngine::spawn(
-        SyncConfig {
-            batch_max,
-            ..SyncConfig::default()
-        },
-        queue.clone(),
-        auth.clone(),
-        NetworkView::always_online(),
-        EventBus::default(),
-    )
-    .unwrap();
     let before = http.reuse();
     let start = Instant::now();
-    engine.sync_now();
+    core.sync_now().unwrap();
     while queue.remaining().unwrap() > 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -81,8 +74,8 @@ async fn run(base: &str, batch_max: usize) -> (f64, f64, exam_core::sync::SyncSt
         requests_sent: after.requests_sent - before.requests_sent,
     }
     .reuse_rate();
-    let stats = engine.stats();
-    engine.stop();
+    let stats = core.sync_status().unwrap().stats;
+    core.shutdown(exam_core::app::SHUTDOWN_WAIT);
     assert_eq!(queue.counts().unwrap().dead, 0);
     ((SAVES + 20) as f64 / took.as_secs_f64(), reuse, stats)
 }

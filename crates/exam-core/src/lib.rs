@@ -4,6 +4,7 @@
 //! reused by tools. It reaches the outside world through small traits it owns; the shell
 //! only converts arguments, calls in here and maps errors.
 
+pub mod app;
 pub mod auth;
 pub mod backoff;
 pub mod bus;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod exam;
 pub mod http;
 pub mod keychain;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod network;

@@ -24,7 +24,7 @@ pub struct AppInfo {
 #[tauri::command]
 #[specta::specta]
 pub fn app_info(state: tauri::State<'_, AppState>) -> AppInfo {
-    let config = &state.config;
+    let config = state.core.config();
     AppInfo {
         version: exam_core::VERSION.to_string(),
         data_dir: config.settings.data_dir.display().to_string(),

@@ -10,7 +10,7 @@ use crate::state::AppState;
 #[tauri::command]
 #[specta::specta]
 pub fn auth_snapshot(state: tauri::State<'_, AppState>) -> AuthSnapshot {
-    state.auth.snapshot()
+    state.core.auth_snapshot()
 }
 
 #[tauri::command]
@@ -20,23 +20,18 @@ pub async fn sign_in(
     username: String,
     password: String,
 ) -> Result<AuthSnapshot, IpcError> {
-    if !state.config.problems.is_empty() {
-        return Err(IpcError::Validation {
-            message: "the settings on this computer have a problem; see the main window".into(),
-        });
-    }
-    Ok(state.auth.sign_in(&username, Secret::new(password)).await?)
+    Ok(state.core.sign_in(&username, Secret::new(password)).await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 pub async fn sign_out(state: tauri::State<'_, AppState>) -> Result<AuthSnapshot, IpcError> {
-    Ok(state.auth.sign_out().await)
+    Ok(state.core.sign_out().await)
 }
 
 /// Refreshes the access token now (diagnostics and tests).
 #[tauri::command]
 #[specta::specta]
 pub async fn force_refresh(state: tauri::State<'_, AppState>) -> Result<AuthSnapshot, IpcError> {
-    Ok(state.auth.force_refresh().await?)
+    Ok(state.core.force_refresh().await?)
 }

@@ -1,5 +1,5 @@
 //! The exam screens: list, download, attempt, answers, submission. Thin: each converts
-//! its arguments, calls [`exam_core::exam::ExamService`] and maps the error.
+//! its arguments, calls the core's [`exam_core::exam::ExamService`] and maps the error.
 
 use exam_core::exam::{
     AnswerState, AnswerValue, AttemptProgress, AttemptView, ExamList, ExamService, ExamSummary,
@@ -9,14 +9,8 @@ use exam_core::exam::{
 use crate::error::IpcError;
 use crate::state::AppState;
 
-fn exams(state: &AppState) -> Result<ExamService, IpcError> {
-    state
-        .offline
-        .as_ref()
-        .map(|o| o.exams.clone())
-        .map_err(|message| IpcError::Exam {
-            message: message.clone(),
-        })
+fn exams(state: &AppState) -> Result<&ExamService, IpcError> {
+    Ok(state.core.exams()?)
 }
 
 #[tauri::command]

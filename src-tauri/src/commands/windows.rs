@@ -13,7 +13,7 @@ use crate::state::AppState;
 #[tauri::command]
 #[specta::specta]
 pub fn diagnostics(state: tauri::State<'_, AppState>) -> HealthReport {
-    state.auth.health()
+    state.core.health()
 }
 
 /// Measures how fast core events reach every open window: `rounds` pings, each answered
@@ -33,7 +33,7 @@ pub async fn measure_event_delivery(
     Ok(state
         .probe
         .measure(
-            &state.bus,
+            state.core.bus(),
             rounds,
             answer_after_ms.min(1000),
             Duration::from_secs(2) + Duration::from_millis(u64::from(answer_after_ms.min(1000))),

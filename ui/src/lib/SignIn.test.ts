@@ -15,6 +15,7 @@ import SignIn from "./SignIn.svelte";
 const snapshot = {
   version: 3,
   status: "signed_in",
+  has_session: true,
   user: "student4",
   expires_at: null,
   reason: null,

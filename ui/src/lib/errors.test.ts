@@ -17,6 +17,7 @@ describe("describeError", () => {
 const snap = (version: number): AuthSnapshot => ({
   version,
   status: "signed_in",
+  has_session: true,
   user: "student1",
   expires_at: null,
   refreshing: false,

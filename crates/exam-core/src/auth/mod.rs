@@ -30,7 +30,6 @@ use crate::secret::Secret;
 use monitor::AuthMonitor;
 use oauth::TokenError;
 use refresh::apply_grant;
-pub use refresh::AuthWorker;
 pub use snapshot::{AuthSnapshot, AuthStatus};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -106,6 +105,7 @@ impl State {
         AuthSnapshot {
             version: self.version,
             status: self.status,
+            has_session: self.status.has_session(),
             user: self.user.clone(),
             expires_at: self
                 .access

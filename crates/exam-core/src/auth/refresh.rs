@@ -180,9 +180,8 @@ impl TokenManager {
     /// When the worker should next act: before the token expires, or the next retry.
     pub(super) fn next_wakeup(&self) -> Option<Instant> {
         let s = self.state();
-        match s.status {
-            AuthStatus::SignedIn | AuthStatus::Offline => {}
-            _ => return None,
+        if !s.status.has_session() {
+            return None;
         }
         if let Some(retry) = s.retry_at {
             return Some(retry);
@@ -193,11 +192,10 @@ impl TokenManager {
         }
     }
 
-    /// Starts the background refresher on the current tokio runtime.
-    pub fn spawn_worker(&self) -> AuthWorker {
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    /// Starts the background refresher as one of `workers`.
+    pub fn spawn_worker(&self, workers: &crate::lifecycle::Workers) {
         let manager = self.clone();
-        let task = tokio::spawn(async move {
+        workers.spawn("token refresher", move |stop| async move {
             loop {
                 let wake = manager.inner.wake.notified();
                 let sleep = async {
@@ -207,9 +205,11 @@ impl TokenManager {
                     }
                 };
                 tokio::select! {
-                    _ = &mut stopped => break,
+                    () = stop.cancelled() => break,
                     () = wake => continue,
                     () = sleep => {
+                        // A refresh under way is finished (the rotated token must reach the
+                        // keychain) before the worker stops.
                         if let Err(error) = manager.refresh(false).await {
                             tracing::info!(%error, "background refresh did not succeed");
                         }
@@ -217,10 +217,6 @@ impl TokenManager {
                 }
             }
         });
-        AuthWorker {
-            stop: Some(stop),
-            task: Some(task),
-        }
     }
 }
 
@@ -260,30 +256,5 @@ pub(super) fn session_end_reason(description: &str) -> String {
         "Your session was ended for safety because your sign-in was used in two places. Please sign in again.".into()
     } else {
         "Your session was ended by your school. Please sign in again.".into()
-    }
-}
-
-/// The background refresher; dropping it stops the task.
-pub struct AuthWorker {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl AuthWorker {
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for AuthWorker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

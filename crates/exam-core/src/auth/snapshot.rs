@@ -16,12 +16,23 @@ pub enum AuthStatus {
     SessionEnded,
 }
 
+impl AuthStatus {
+    /// A student's session is held (tokens kept, work is sent as them): the one place this
+    /// is decided, for sync, the refresher and (through [`AuthSnapshot::has_session`]) the
+    /// windows.
+    pub fn has_session(self) -> bool {
+        matches!(self, Self::SignedIn | Self::Offline)
+    }
+}
+
 /// What every window knows about auth. `version` only grows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuthSnapshot {
     pub version: u32,
     pub status: AuthStatus,
+    /// [`AuthStatus::has_session`]: the exam screens are shown.
+    pub has_session: bool,
     pub user: Option<String>,
     /// When the access token expires, in the server's time (RFC 3339).
     pub expires_at: Option<String>,

@@ -121,6 +121,18 @@ impl Default for SyncSettings {
 }
 
 impl Settings {
+    /// The defaults for `server_url`, keeping data in `data_dir` (tests, tools).
+    pub fn new(server_url: Url, data_dir: PathBuf) -> Self {
+        Self {
+            server_url,
+            data_dir,
+            log: LogSettings::default(),
+            queue: QueueSettings::default(),
+            sync: SyncSettings::default(),
+            network: NetworkSettings::default(),
+        }
+    }
+
     pub fn log_dir(&self) -> PathBuf {
         self.data_dir.join("logs")
     }
@@ -224,6 +236,18 @@ pub struct LoadedConfig {
     /// Keys the managed file locks.
     pub locked: Vec<String>,
     pub problems: Vec<ConfigProblem>,
+}
+
+impl LoadedConfig {
+    /// Settings made in code, with no file behind them and no problem (tests, tools).
+    pub fn from_settings(settings: Settings) -> Self {
+        Self {
+            settings,
+            sources: Vec::new(),
+            locked: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
 }
 
 /// Everything loading reads from the outside world, so tests can supply their own.

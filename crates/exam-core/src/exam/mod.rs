@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, OptionalExtension};
 
 pub use package::{AnswerValue, BadPackage, ExamOption, Package, Question, QuestionKind};
-pub use reconcile::Watcher;
 pub use refusals::{Refusal, RefusedItem, RefusedWhat};
 pub use views::*;
 

@@ -12,7 +12,10 @@ use super::{
     answer_ad, attempt_row, local_now_ms, rfc3339, AttemptRow, ExamError, ExamService,
     ATTEMPT_COLUMNS, MAX_RESEND_ROUNDS,
 };
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
 use crate::bus::CoreEvent;
+use crate::lifecycle::Workers;
 use crate::queue::{EntryState, NewEntry, Status};
 use crate::seal::Sealer;
 
@@ -257,60 +260,47 @@ impl ExamService {
         Ok(())
     }
 
-    /// Follows sync progress on its own thread and reconciles attempts as their operations
-    /// are delivered. Dropping the handle stops it.
-    pub fn spawn_watcher(&self) -> Watcher {
+    /// Follows sync progress as one of `workers` and reconciles attempts as their
+    /// operations are delivered (SQLite and the keychain off the async threads).
+    pub fn spawn_watcher(&self, workers: &Workers) {
         let service = self.clone();
         let mut events = self.inner.bus.subscribe();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("exam-watcher".into())
-            .spawn(move || {
-                if let Err(error) = service.load_key() {
+        workers.spawn("exam watcher", move |stop| async move {
+            let first = service.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(error) = first.load_key() {
                     tracing::warn!(%error, "the answer key is not available yet");
                 }
-                let mut dirty = true;
-                loop {
-                    if dirty {
+            })
+            .await;
+            let mut dirty = true;
+            loop {
+                if dirty {
+                    let service = service.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
                         if let Err(error) = service.reconcile_all() {
                             tracing::warn!(%error, "could not read what the server did with queued work");
                         }
-                        dirty = false;
-                    }
-                    match stop_rx.recv_timeout(Duration::from_millis(250)) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    loop {
-                        match events.try_recv() {
-                            Ok(CoreEvent::SyncProgress { .. }) => dirty = true,
-                            Ok(_) => {}
-                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
-                                dirty = true
-                            }
-                            Err(_) => break,
-                        }
-                    }
+                    })
+                    .await;
+                    dirty = false;
                 }
-            });
-        Watcher {
-            stop: Some(stop_tx),
-            thread: thread.ok(),
-        }
-    }
-}
-
-/// The running watcher (see [`ExamService::spawn_watcher`]); dropping it stops it.
-pub struct Watcher {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    event = events.recv() => match event {
+                        Ok(CoreEvent::SyncProgress { .. }) | Err(RecvError::Lagged(_)) => {}
+                        Ok(_) => continue,
+                        Err(RecvError::Closed) => break,
+                    },
+                }
+                // Progress comes in bursts while sync runs: read the outcome once per burst.
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+                while !matches!(events.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
+                dirty = true;
+            }
+        });
     }
 }

@@ -1,4 +1,4 @@
-//! The network monitor: on its own thread, probes the server's `/healthz`, reacts at once to
+//! The network monitor: a worker of the core ([`crate::lifecycle`]), probes the server's `/healthz`, reacts at once to
 //! the OS's network-interface changes and to what the app's own requests meet (a portal's
 //! page, a proxy's error: [`crate::http::judge`]), detects captive portals (`/generate_204`,
 //! redirects not followed), and tells slow from gone the way TCP does: the time a probe may
@@ -13,8 +13,7 @@ pub mod status;
 pub mod tracker;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -25,6 +24,7 @@ use url::Url;
 use crate::bus::{CoreEvent, EventBus};
 use crate::clock::{Clock, SystemClock};
 use crate::http::HttpClient;
+use crate::lifecycle::{Stop, Workers};
 use crate::store::Store;
 
 pub use probe::probe;
@@ -88,15 +88,13 @@ impl MonitorConfig {
 
 struct Shared {
     wake: Notify,
-    stop: std::sync::atomic::AtomicBool,
 }
 
-/// The running monitor. Dropping it (or [`NetworkMonitor::stop`]) stops the thread.
+/// The running monitor: a worker of [`Workers`], stopped when they shut down.
 pub struct NetworkMonitor {
     status: watch::Receiver<NetStatus>,
     shared: Arc<Shared>,
     reports: mpsc::UnboundedSender<Probe>,
-    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The network as the sync engine needs it: the current state, and a way to ask for a
@@ -130,14 +128,15 @@ impl NetworkView {
 }
 
 impl NetworkMonitor {
-    /// Starts probing on a thread of its own. `store` receives the outage log. The monitor
+    /// Starts probing as one of `workers`. `store` receives the outage log. The monitor
     /// hears of every reply of `http` that was not the server's.
     pub fn spawn(
+        workers: &Workers,
         config: MonitorConfig,
         http: HttpClient,
         bus: EventBus,
         store: Option<Arc<Store>>,
-    ) -> std::io::Result<Self> {
+    ) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let started = Instant::now();
         let scheduler = Scheduler::new(&config, 0, clock.now_ms());
@@ -145,7 +144,6 @@ impl NetworkMonitor {
         let (reports, incoming) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             wake: Notify::new(),
-            stop: std::sync::atomic::AtomicBool::new(false),
         });
         {
             let reports = reports.clone();
@@ -158,38 +156,24 @@ impl NetworkMonitor {
                 let _ = reports.send(probe);
             });
         }
-        let runner = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("exam-netmon".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(error) => {
-                        tracing::error!(%error, "the network monitor cannot start");
-                        return;
-                    }
-                };
-                let driver = Driver {
-                    server: config.server,
-                    http,
-                    bus,
-                    store,
-                    clock,
-                    started,
-                    tx,
-                    shared: runner,
-                };
-                runtime.block_on(driver.run(scheduler, incoming));
-            })?;
-        Ok(Self {
+        let driver = Driver {
+            server: config.server,
+            http,
+            bus,
+            store,
+            clock,
+            started,
+            tx,
+            shared: shared.clone(),
+        };
+        workers.spawn("network monitor", move |stop| {
+            driver.run(scheduler, incoming, stop)
+        });
+        Self {
             status: rx,
             shared,
             reports,
-            thread: Mutex::new(Some(thread)),
-        })
+        }
     }
 
     pub fn status(&self) -> NetStatus {
@@ -218,22 +202,6 @@ impl NetworkMonitor {
             status: self.subscribe(),
             probe_now: Arc::new(move || monitor.probe_now()),
         }
-    }
-
-    pub fn stop(&self) {
-        self.shared
-            .stop
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for NetworkMonitor {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -270,13 +238,18 @@ impl Driver {
         });
     }
 
-    async fn run(self, mut scheduler: Scheduler, mut reports: mpsc::UnboundedReceiver<Probe>) {
+    async fn run(
+        self,
+        mut scheduler: Scheduler,
+        mut reports: mpsc::UnboundedReceiver<Probe>,
+        stop: Stop,
+    ) {
         let mut interfaces = interface_changes();
         let mut probes: JoinSet<(u64, Probe)> = JoinSet::new();
         let mut handles: HashMap<u64, AbortHandle> = HashMap::new();
         let mut reports_open = true;
         loop {
-            if self.shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if stop.is_cancelled() {
                 break;
             }
             let (actions, change) =
@@ -324,6 +297,7 @@ impl Driver {
                     None => reports_open = false,
                 },
                 _ = tokio::time::sleep(wake_in) => {}
+                () = stop.cancelled() => break,
                 _ = self.shared.wake.notified() => scheduler.probe_soon(self.mono()),
                 changed = next_interface_change(&mut interfaces) => {
                     if changed {

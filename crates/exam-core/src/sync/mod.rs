@@ -1,4 +1,4 @@
-//! The sync engine: on a thread of its own, drains the queue while the network monitor says
+//! The sync engine: a worker of the core ([`crate::lifecycle`]), drains the queue while the network monitor says
 //! the server is reachable and a student is signed in. Bounded concurrency (default 3);
 //! small ready requests grouped into `/v1/batch`, each item's result handed back to its
 //! entry; retries with exponential backoff and jitter, honouring `Retry-After`; a 401 goes
@@ -11,14 +11,14 @@ mod send;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::auth::{AuthStatus, TokenManager};
+use crate::auth::TokenManager;
 use crate::bus::{CoreEvent, EventBus};
+use crate::lifecycle::{Stop, Workers};
 pub use crate::network::NetworkView;
 use crate::queue::{Outcome, Queue};
 pub use progress::{SyncProgress, SyncState, SyncStats};
@@ -67,7 +67,6 @@ struct StatsInner {
 struct Shared {
     wake: Notify,
     paused: AtomicBool,
-    stop: AtomicBool,
     progress: Mutex<SyncProgress>,
     stats: Mutex<StatsInner>,
     /// (when, how many) deliveries, for items/s over the last seconds.
@@ -75,11 +74,11 @@ struct Shared {
     last_emit: Mutex<Option<Instant>>,
 }
 
-/// The running engine; stops when dropped.
+/// The running engine: a worker of [`Workers`], stopped when they shut down (after the
+/// requests in flight are answered and recorded; what was not sent stays queued).
 pub struct SyncEngine {
     shared: Arc<Shared>,
     queue: Queue,
-    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Ctx {
@@ -95,16 +94,16 @@ struct Ctx {
 
 impl SyncEngine {
     pub fn spawn(
+        workers: &Workers,
         config: SyncConfig,
         queue: Queue,
         auth: TokenManager,
         network: NetworkView,
         bus: EventBus,
-    ) -> std::io::Result<Self> {
+    ) -> Self {
         let shared = Arc::new(Shared {
             wake: Notify::new(),
             paused: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
             progress: Mutex::new(SyncProgress {
                 state: SyncState::Idle,
                 done: 0,
@@ -127,28 +126,8 @@ impl SyncEngine {
             shared: shared.clone(),
             unbatched_until: Mutex::new(None),
         });
-        let thread = std::thread::Builder::new()
-            .name("exam-sync".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("exam-sync-worker")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(error) => {
-                        tracing::error!(%error, "the sync engine cannot start");
-                        return;
-                    }
-                };
-                runtime.block_on(run(ctx));
-            })?;
-        Ok(Self {
-            shared,
-            queue,
-            thread: Mutex::new(Some(thread)),
-        })
+        workers.spawn("sync engine", move |stop| run(ctx, stop));
+        Self { shared, queue }
     }
 
     /// New work was queued.
@@ -206,21 +185,6 @@ impl SyncEngine {
             avg_request_ms: avg(s.request_time, s.requests),
             avg_sync_ms: avg(s.sync_time, s.sync_count),
         }
-    }
-
-    /// Stops after the requests in flight finish; what was not sent stays queued.
-    pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for SyncEngine {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -293,10 +257,7 @@ impl Ctx {
     }
 
     fn signed_in(&self) -> bool {
-        matches!(
-            self.auth.snapshot().status,
-            AuthStatus::SignedIn | AuthStatus::Offline
-        )
+        self.auth.snapshot().status.has_session()
     }
 
     /// The configured timeout, or eight round trips on a slow link (a connection, TLS and the
@@ -318,7 +279,7 @@ impl Ctx {
     }
 }
 
-async fn run(ctx: Arc<Ctx>) {
+async fn run(ctx: Arc<Ctx>, stop: Stop) {
     // What waits and what was refused, before anything happens (a restart with work kept).
     ctx.emit(true);
     let semaphore = Arc::new(Semaphore::new(ctx.config.concurrency.max(1)));
@@ -331,7 +292,7 @@ async fn run(ctx: Arc<Ctx>) {
     // A monitor that stopped sends no more changes (and must not wake us in a loop).
     let mut network_alive = true;
     loop {
-        if ctx.shared.stop.load(Ordering::SeqCst) {
+        if stop.is_cancelled() {
             break;
         }
         while tasks.try_join_next().is_some() {}
@@ -352,6 +313,7 @@ async fn run(ctx: Arc<Ctx>) {
             }
             let added = ctx.queue.added();
             tokio::select! {
+                () = stop.cancelled() => {}
                 _ = ctx.shared.wake.notified() => {}
                 // New work while waiting: windows see what waits grow.
                 _ = added.notified() => ctx.emit(true),
@@ -366,14 +328,18 @@ async fn run(ctx: Arc<Ctx>) {
             continue;
         }
 
-        let Ok(permit) = semaphore.clone().acquire_owned().await else {
-            break;
+        let permit = tokio::select! {
+            permit = semaphore.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = stop.cancelled() => break,
         };
         if idle {
             // Work arrived after a quiet spell: let saves typed in quick succession travel
             // together.
             tokio::time::sleep(ctx.config.batch_window).await;
-            if ctx.shared.paused.load(Ordering::SeqCst) || ctx.shared.stop.load(Ordering::SeqCst) {
+            if ctx.shared.paused.load(Ordering::SeqCst) || stop.is_cancelled() {
                 drop(permit);
                 continue;
             }
@@ -415,6 +381,7 @@ async fn run(ctx: Arc<Ctx>) {
             let added = ctx.queue.added();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => {}
                 _ = ctx.shared.wake.notified() => {}
                 _ = added.notified() => {}
                 changed = network.changed(), if network_alive => network_alive = changed.is_ok(),

@@ -206,7 +206,8 @@ async fn a_wrong_local_clock_does_not_delay_the_proactive_refresh() {
     m.sign_in("student1", password()).await.unwrap();
     let offset = m.snapshot().clock_offset_s;
     assert!((offset - 10_800.0).abs() < 5.0, "{offset}");
-    let worker = m.spawn_worker();
+    let workers = exam_core::lifecycle::Workers::on(tokio::runtime::Handle::current());
+    m.spawn_worker(&workers);
     // The token lives 3 s; the worker renews it before it expires, whatever the wall clock says.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert!(server.refreshes().await >= 1);
@@ -217,7 +218,10 @@ async fn a_wrong_local_clock_does_not_delay_the_proactive_refresh() {
         misses,
         "the token was fresh: no caller waited for a refresh"
     );
-    worker.shutdown().await;
+    let report = tokio::task::spawn_blocking(move || workers.shutdown(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(report.stopped, vec!["token refresher"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,6 @@ use exam_core::exam::{
     SubmissionState,
 };
 use exam_core::queue::{Limits, Queue};
-use exam_core::sync::SyncEngine;
 use exam_core::testing::MemoryStore;
 use fault_proxy::{FaultProxy, Link};
 
@@ -62,7 +61,7 @@ impl Client {
         .unwrap();
     }
 
-    fn engine(&self) -> SyncEngine {
+    fn engine(&self) -> crate::support::Engine {
         online_engine(&self.queue, &self.auth, &self.bus)
     }
 

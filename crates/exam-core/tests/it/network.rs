@@ -34,13 +34,14 @@ async fn cut_blackholed_and_stopped_are_told_apart_and_every_outage_is_logged() 
     let store = Arc::new(Store::open_in(dir.path()).unwrap());
     let bus = EventBus::default();
     let mut events = bus.subscribe();
+    let workers = exam_core::lifecycle::Workers::new().unwrap();
     let monitor = NetworkMonitor::spawn(
+        &workers,
         MonitorConfig::new(format!("{}/", proxy.url()).parse().unwrap()),
         HttpClient::new("tests").unwrap(),
         bus.clone(),
         Some(store.clone()),
-    )
-    .unwrap();
+    );
     wait_for(&monitor, NetState::Online).await;
     assert!(monitor.status().rtt_ms.is_some());
 
@@ -66,7 +67,7 @@ async fn cut_blackholed_and_stopped_are_told_apart_and_every_outage_is_logged() 
     )
     .await;
     wait_for(&monitor, NetState::Online).await;
-    monitor.stop();
+    workers.shutdown(Duration::from_secs(5));
 
     let outages = network::outages(&store, 10).unwrap();
     assert_eq!(outages.len(), 3, "{outages:?}");
@@ -108,13 +109,14 @@ fn captive_portal() -> std::net::SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_captive_portal_is_recognised_and_named() {
     let portal = captive_portal();
+    let workers = exam_core::lifecycle::Workers::new().unwrap();
     let monitor = NetworkMonitor::spawn(
+        &workers,
         MonitorConfig::new(format!("http://{portal}/").parse().unwrap()),
         HttpClient::new("tests").unwrap(),
         EventBus::default(),
         None,
-    )
-    .unwrap();
+    );
     wait_for(&monitor, NetState::CaptivePortal).await;
     let reason = monitor.status().reason.unwrap();
     assert!(reason.contains("login.lab.example"), "{reason}");

@@ -26,6 +26,7 @@ struct Lab {
     queue: Queue,
     monitor: Arc<NetworkMonitor>,
     _engine: SyncEngine,
+    _workers: exam_core::lifecycle::Workers,
     _dir: tempfile::TempDir,
     attempt: String,
     questions: Vec<String>,
@@ -57,23 +58,22 @@ impl Lab {
             .collect();
         let dir = tempfile::tempdir().unwrap();
         let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
-        let monitor = Arc::new(
-            NetworkMonitor::spawn(
-                MonitorConfig::new(base),
-                auth.http().clone(),
-                bus.clone(),
-                Some(queue.store().clone()),
-            )
-            .unwrap(),
-        );
+        let workers = exam_core::lifecycle::Workers::new().unwrap();
+        let monitor = Arc::new(NetworkMonitor::spawn(
+            &workers,
+            MonitorConfig::new(base),
+            auth.http().clone(),
+            bus.clone(),
+            Some(queue.store().clone()),
+        ));
         let engine = SyncEngine::spawn(
+            &workers,
             SyncConfig::default(),
             queue.clone(),
             auth.clone(),
             monitor.view(),
             bus,
-        )
-        .unwrap();
+        );
         let attempt = uuid::Uuid::new_v4().to_string();
         queue
             .enqueue(NewEntry::start_attempt(
@@ -89,6 +89,7 @@ impl Lab {
             queue,
             monitor,
             _engine: engine,
+            _workers: workers,
             _dir: dir,
             attempt,
             questions,
@@ -424,16 +425,16 @@ async fn a_server_that_answers_its_health_check_but_not_writes_loses_nothing() {
     auth.sign_in("student1", password()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
-    let monitor = Arc::new(
-        NetworkMonitor::spawn(
-            MonitorConfig::new(base),
-            auth.http().clone(),
-            bus.clone(),
-            None,
-        )
-        .unwrap(),
-    );
+    let workers = exam_core::lifecycle::Workers::new().unwrap();
+    let monitor = Arc::new(NetworkMonitor::spawn(
+        &workers,
+        MonitorConfig::new(base),
+        auth.http().clone(),
+        bus.clone(),
+        None,
+    ));
     let engine = SyncEngine::spawn(
+        &workers,
         SyncConfig {
             request_timeout: Duration::from_millis(500),
             ..SyncConfig::default()
@@ -442,8 +443,7 @@ async fn a_server_that_answers_its_health_check_but_not_writes_loses_nothing() {
         auth.clone(),
         monitor.view(),
         bus,
-    )
-    .unwrap();
+    );
     for q in ["q03", "q04", "q07"] {
         queue
             .enqueue(NewEntry::answer(

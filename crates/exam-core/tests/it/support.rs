@@ -107,20 +107,38 @@ pub fn memory_manager(server: url::Url, bus: &EventBus) -> TokenManager {
     )
 }
 
-/// A sync engine with the default settings, on a network that is always up.
+/// A sync engine with the default settings, on a network that is always up, on workers of
+/// its own: dropping it stops it.
+pub struct Engine {
+    pub engine: exam_core::sync::SyncEngine,
+    _workers: exam_core::lifecycle::Workers,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = exam_core::sync::SyncEngine;
+    fn deref(&self) -> &Self::Target {
+        &self.engine
+    }
+}
+
 pub fn online_engine(
     queue: &exam_core::queue::Queue,
     auth: &TokenManager,
     bus: &EventBus,
-) -> exam_core::sync::SyncEngine {
-    exam_core::sync::SyncEngine::spawn(
+) -> Engine {
+    let workers = exam_core::lifecycle::Workers::new().unwrap();
+    let engine = exam_core::sync::SyncEngine::spawn(
+        &workers,
         exam_core::sync::SyncConfig::default(),
         queue.clone(),
         auth.clone(),
         exam_core::sync::NetworkView::always_online(),
         bus.clone(),
-    )
-    .unwrap()
+    );
+    Engine {
+        engine,
+        _workers: workers,
+    }
 }
 
 /// What the server holds for an attempt (admin API).

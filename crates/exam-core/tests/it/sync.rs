@@ -60,27 +60,26 @@ async fn ten_thousand_saves_through_a_flapping_link_take_effect_exactly_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
-    let monitor = Arc::new(
-        NetworkMonitor::spawn(
-            MonitorConfig::new(base.clone()),
-            auth.http().clone(),
-            bus.clone(),
-            Some(queue.store().clone()),
-        )
-        .unwrap(),
-    );
+    let workers = exam_core::lifecycle::Workers::new().unwrap();
+    let monitor = Arc::new(NetworkMonitor::spawn(
+        &workers,
+        MonitorConfig::new(base.clone()),
+        auth.http().clone(),
+        bus.clone(),
+        Some(queue.store().clone()),
+    ));
     let config = SyncConfig {
         request_timeout: Duration::from_secs(2),
         ..SyncConfig::default()
     };
     let engine = SyncEngine::spawn(
+        &workers,
         config,
         queue.clone(),
         auth.clone(),
         monitor.view(),
         bus.clone(),
-    )
-    .unwrap();
+    );
 
     let attempts: Vec<String> = (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     for attempt in &attempts {
@@ -188,8 +187,8 @@ async fn ten_thousand_saves_through_a_flapping_link_take_effect_exactly_once() {
             "attempt {attempt}: a write was applied twice or lost"
         );
     }
-    engine.stop();
-    monitor.stop();
+    let report = workers.shutdown(Duration::from_secs(5));
+    assert_eq!(report.stopped, vec!["sync engine", "network monitor"]);
 }
 
 /// Delivered answer saves whose reply said the server stored them, per attempt.

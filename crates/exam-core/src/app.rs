@@ -1,0 +1,431 @@
+//! The composition root: [`CoreBuilder`] puts the core together in one written order and
+//! returns a [`Core`], whose methods are the use cases the shell calls.
+//!
+//! Start order (each step only after the one before):
+//! 1. The event bus, the HTTP client and the token manager: no I/O.
+//! 2. The session is restored from the secret store, then the token refresher starts
+//!    (workers; the keychain is read off the caller's thread).
+//! 3. Only if the settings have no problem (with one, nothing is sent anywhere until IT
+//!    fixes it): the queue is opened (claims of a previous run are reset), the network
+//!    monitor and the sync engine start, the exam service opens and its watcher starts.
+//!
+//! Shutdown ([`Core::shutdown`]) stops the workers in the reverse order, with one bounded
+//! wait ([`crate::lifecycle`]). The shell builds the core after its single-instance check,
+//! so a second launch never reaches step 1.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::auth::health::HealthReport;
+use crate::auth::{AuthConfig, AuthError, AuthSnapshot, TokenManager};
+use crate::bus::{CoreEvent, EventBus};
+use crate::config::LoadedConfig;
+use crate::exam::{ExamError, ExamService, RefusedItem};
+use crate::http::HttpClient;
+use crate::keychain::SecretStore;
+use crate::lifecycle::{ShutdownReport, Workers};
+use crate::network::{MonitorConfig, NetStatus, NetworkMonitor, NetworkView, Outage};
+use crate::queue::{Limits, Queue, QueueCounts, QueueError};
+use crate::secret::Secret;
+use crate::store::StoreError;
+use crate::sync::{SyncConfig, SyncEngine, SyncProgress, SyncStats};
+
+/// How long [`Core::shutdown`] waits for the workers in all by default: long enough for a
+/// request in flight on a slow link to be answered and recorded, short enough that closing
+/// the app never hangs.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
+/// Why a use case could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Exam(#[from] ExamError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The settings on this computer have a problem: nothing is sent until IT fixes it.
+    #[error("the settings on this computer have a problem")]
+    Settings,
+    /// The queue, sync and exams could not start (the reason is in the log and here).
+    #[error("the offline queue is not available: {0}")]
+    Unavailable(String),
+    #[error("cannot write {path}: {error}")]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// The network as the core watches it.
+#[derive(Debug, Clone)]
+pub enum Network {
+    /// Probed by a [`NetworkMonitor`] (the app).
+    Monitor(Box<MonitorConfig>),
+    /// Taken to be up, never probed (tests of other parts).
+    AlwaysOnline,
+}
+
+/// Puts a [`Core`] together; the platform parts are given, everything else follows from
+/// the settings.
+pub struct CoreBuilder {
+    config: LoadedConfig,
+    secrets: Arc<dyn SecretStore>,
+    http: Option<HttpClient>,
+    runtime: Option<tokio::runtime::Handle>,
+    auth: Option<AuthConfig>,
+    network: Option<Network>,
+    sync: Option<SyncConfig>,
+    bus: EventBus,
+}
+
+impl CoreBuilder {
+    /// The settings as loaded, and where secrets are kept (the OS keychain in the app).
+    pub fn new(config: LoadedConfig, secrets: Arc<dyn SecretStore>) -> Self {
+        Self {
+            config,
+            secrets,
+            http: None,
+            runtime: None,
+            auth: None,
+            network: None,
+            sync: None,
+            bus: EventBus::default(),
+        }
+    }
+
+    /// The HTTP client (default: one with the product's user agent).
+    pub fn http(mut self, http: HttpClient) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Runs the workers on this runtime (the shell's, shared with Tauri) instead of one of
+    /// the core's own.
+    pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
+    /// Auth timings other than the defaults for the settings' server (tests, benches).
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    pub fn network(mut self, network: Network) -> Self {
+        self.network = Some(network);
+        self
+    }
+
+    /// Sync tuning other than the settings' (tests, benches).
+    pub fn sync(mut self, sync: SyncConfig) -> Self {
+        self.sync = Some(sync);
+        self
+    }
+
+    /// Starts every service in the written order (see the module's documentation). Fails
+    /// only if no runtime can be made; a queue that cannot open leaves the core up (sign-in
+    /// works, the reason is shown) with [`Core::services`] saying why.
+    pub fn start(self) -> std::io::Result<Core> {
+        let settings = &self.config.settings;
+        let workers = match self.runtime {
+            Some(handle) => Workers::on(handle),
+            None => Workers::new()?,
+        };
+        let http = match self.http {
+            Some(http) => http,
+            None => HttpClient::new(&format!("ExamBankDesktop/{}", crate::VERSION))
+                .map_err(std::io::Error::other)?,
+        };
+        // 1.
+        let bus = self.bus;
+        let auth_config = self
+            .auth
+            .unwrap_or_else(|| AuthConfig::new(settings.server_url.clone()));
+        let auth = TokenManager::new(auth_config, http, self.secrets.clone(), bus.clone());
+        // 2.
+        let restoring = auth.clone();
+        workers.spawn("session restore", move |_stop| async move {
+            match restoring.restore().await {
+                Ok(true) => tracing::info!("session restored from the keychain"),
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "could not read the keychain"),
+            }
+        });
+        auth.spawn_worker(&workers);
+        // 3.
+        let services = if self.config.problems.is_empty() {
+            let network = self.network.unwrap_or_else(|| {
+                Network::Monitor(Box::new(MonitorConfig::from_settings(settings)))
+            });
+            let sync = self.sync.unwrap_or_else(|| SyncConfig {
+                concurrency: settings.sync.concurrency as usize,
+                batch_window: Duration::from_millis(u64::from(settings.sync.batch_window_ms)),
+                batch_max: settings.sync.batch_max as usize,
+                ..SyncConfig::default()
+            });
+            Services::start(&workers, settings, network, sync, &auth, &bus, self.secrets)
+        } else {
+            Err(
+                "the settings on this computer have a problem; nothing is sent until it is fixed"
+                    .into(),
+            )
+        };
+        if let Err(error) = &services {
+            tracing::error!(%error, "the offline queue cannot start");
+        }
+        Ok(Core {
+            config: self.config,
+            workers,
+            bus,
+            auth,
+            services,
+        })
+    }
+}
+
+/// The queue, the network monitor, the sync engine and the exams on top of them.
+pub struct Services {
+    pub queue: Queue,
+    pub monitor: Option<Arc<NetworkMonitor>>,
+    pub engine: SyncEngine,
+    pub exams: ExamService,
+}
+
+impl Services {
+    fn start(
+        workers: &Workers,
+        settings: &crate::config::Settings,
+        network: Network,
+        sync: SyncConfig,
+        auth: &TokenManager,
+        bus: &EventBus,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Result<Self, String> {
+        let path = settings.data_dir.join(crate::store::FILE_NAME);
+        let limits = Limits {
+            max_entries: settings.queue.max_entries,
+            max_bytes: settings.queue.max_bytes,
+        };
+        let queue = Queue::open(&path, limits).map_err(|e| e.to_string())?;
+        let (monitor, view) = match network {
+            Network::Monitor(config) => {
+                let monitor = Arc::new(NetworkMonitor::spawn(
+                    workers,
+                    *config,
+                    auth.http().clone(),
+                    bus.clone(),
+                    Some(queue.store().clone()),
+                ));
+                let view = monitor.view();
+                (Some(monitor), view)
+            }
+            Network::AlwaysOnline => (None, NetworkView::always_online()),
+        };
+        let engine = SyncEngine::spawn(
+            workers,
+            sync,
+            queue.clone(),
+            auth.clone(),
+            view,
+            bus.clone(),
+        );
+        let exams = ExamService::new(queue.clone(), auth.clone(), secrets, bus.clone())
+            .map_err(|e| format!("cannot open the exams on this computer: {e}"))?;
+        exams.spawn_watcher(workers);
+        Ok(Self {
+            queue,
+            monitor,
+            engine,
+            exams,
+        })
+    }
+}
+
+/// Everything the sync panel shows.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct SyncStatus {
+    pub network: Option<NetStatus>,
+    pub progress: SyncProgress,
+    pub stats: SyncStats,
+    pub queue: QueueCounts,
+    /// The newest outages first.
+    pub outages: Vec<Outage>,
+}
+
+/// The running core.
+pub struct Core {
+    config: LoadedConfig,
+    workers: Workers,
+    bus: EventBus,
+    auth: TokenManager,
+    services: Result<Services, String>,
+}
+
+impl Core {
+    pub fn config(&self) -> &LoadedConfig {
+        &self.config
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    pub fn auth(&self) -> &TokenManager {
+        &self.auth
+    }
+
+    /// The runtime the core's workers run on (the shell's tasks join them there).
+    pub fn workers(&self) -> &Workers {
+        &self.workers
+    }
+
+    /// The queue, sync and exams, or why they could not start.
+    pub fn services(&self) -> Result<&Services, CoreError> {
+        self.services
+            .as_ref()
+            .map_err(|why| CoreError::Unavailable(why.clone()))
+    }
+
+    pub fn exams(&self) -> Result<&ExamService, CoreError> {
+        Ok(&self.services()?.exams)
+    }
+
+    // Sign-in.
+
+    pub fn auth_snapshot(&self) -> AuthSnapshot {
+        self.auth.snapshot()
+    }
+
+    /// Signs in, unless the settings have a problem (then nothing is sent anywhere).
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: Secret<String>,
+    ) -> Result<AuthSnapshot, CoreError> {
+        if !self.config.problems.is_empty() {
+            return Err(CoreError::Settings);
+        }
+        Ok(self.auth.sign_in(username, password).await?)
+    }
+
+    pub async fn sign_out(&self) -> AuthSnapshot {
+        self.auth.sign_out().await
+    }
+
+    pub async fn force_refresh(&self) -> Result<AuthSnapshot, CoreError> {
+        Ok(self.auth.force_refresh().await?)
+    }
+
+    pub fn health(&self) -> HealthReport {
+        self.auth.health()
+    }
+
+    // The queue and sync.
+
+    pub fn sync_status(&self) -> Result<SyncStatus, CoreError> {
+        let services = self.services()?;
+        Ok(SyncStatus {
+            network: services.monitor.as_ref().map(|m| m.status()),
+            progress: services.engine.progress(),
+            stats: services.engine.stats(),
+            queue: services.queue.counts()?,
+            outages: crate::network::outages(services.queue.store(), 5).map_err(|e| {
+                QueueError::from(StoreError::sqlite(services.queue.store().path(), e))
+            })?,
+        })
+    }
+
+    /// Pauses sending; work keeps being saved on this computer.
+    pub fn sync_pause(&self) -> Result<SyncStatus, CoreError> {
+        self.services()?.engine.pause();
+        self.sync_status()
+    }
+
+    pub fn sync_resume(&self) -> Result<SyncStatus, CoreError> {
+        self.services()?.engine.resume();
+        self.sync_status()
+    }
+
+    /// Sends everything now: waiting retries become due, and the network is probed at once.
+    pub fn sync_now(&self) -> Result<SyncStatus, CoreError> {
+        let services = self.services()?;
+        if let Some(monitor) = &services.monitor {
+            monitor.probe_now();
+        }
+        services.engine.sync_now();
+        self.sync_status()
+    }
+
+    /// What the server refused, newest first, named by exam and question.
+    pub fn dead_letters(&self) -> Result<Vec<RefusedItem>, CoreError> {
+        Ok(self.services()?.exams.refused_items(200)?)
+    }
+
+    /// Puts a dead letter back in the queue, by hand.
+    pub fn retry_dead_letter(&self, id: i64) -> Result<(), CoreError> {
+        let services = self.services()?;
+        services.queue.retry_dead(id)?;
+        services.engine.notify();
+        Ok(())
+    }
+
+    /// Writes every dead letter to `<data_dir>/exports/dead-letters-<time>.json`; the path.
+    pub fn export_dead_letters(&self) -> Result<PathBuf, CoreError> {
+        let json = self.services()?.queue.export_dead()?;
+        let dir = self.config.settings.data_dir.join("exports");
+        let stamp = crate::now_rfc3339().replace(':', "-");
+        let path = dir.join(format!("dead-letters-{stamp}.json"));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, json))
+            .map_err(|error| CoreError::Write {
+                path: path.clone(),
+                error,
+            })?;
+        Ok(path)
+    }
+
+    // Windows.
+
+    /// Every state a window shows, as the events that carry it: the sign-in, the network,
+    /// sync progress and (for the attempt on this computer) a nudge to read it again. Sent
+    /// to windows that open late or fell behind.
+    pub fn snapshot_events(&self) -> Vec<CoreEvent> {
+        let mut events = vec![CoreEvent::AuthChanged {
+            snapshot: self.auth.snapshot(),
+        }];
+        if let Ok(services) = &self.services {
+            if let Some(monitor) = &services.monitor {
+                events.push(CoreEvent::NetworkChanged {
+                    status: monitor.status(),
+                });
+            }
+            events.push(CoreEvent::SyncProgress {
+                progress: services.engine.progress(),
+            });
+            if let Ok(Some(attempt_id)) = services.exams.current_id() {
+                events.push(CoreEvent::ExamChanged { attempt_id });
+            }
+        }
+        events
+    }
+
+    // Lifecycle.
+
+    /// Stops every worker, newest first, waiting at most `within` in all. What was saved is
+    /// on disk; what was not yet sent stays queued for the next start.
+    pub fn shutdown(&self, within: Duration) -> ShutdownReport {
+        let report = self.workers.shutdown(within);
+        tracing::info!(
+            stopped = report.stopped.len(),
+            aborted = ?report.aborted,
+            "the core stopped"
+        );
+        report
+    }
+}
