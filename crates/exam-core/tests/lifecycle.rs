@@ -121,13 +121,7 @@ fn the_core_starts_and_stops_100_times_leaving_nothing_behind_and_losing_nothing
             .await
             .unwrap()
     });
-    let questions: Vec<String> = package["questions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|q| q["kind"] == "short" || q["kind"] == "essay")
-        .map(|q| q["id"].as_str().unwrap().to_string())
-        .collect();
+    let questions = support::text_questions(&package);
     let attempt = uuid::Uuid::new_v4().to_string();
     first
         .services()

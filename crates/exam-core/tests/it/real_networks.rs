@@ -8,25 +8,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exam_core::auth::TokenManager;
-use exam_core::bus::EventBus;
-use exam_core::network::{MonitorConfig, NetState, NetworkMonitor};
-use exam_core::queue::{Limits, NewEntry, Queue};
-use exam_core::sync::{SyncConfig, SyncEngine};
+use exam_core::app::Core;
+use exam_core::network::{NetState, NetworkMonitor};
+use exam_core::queue::{NewEntry, Queue};
+use exam_core::sync::SyncConfig;
 use fault_proxy::{FaultProxy, Link, Portal, PORTAL_HOST};
 use serde_json::{json, Value};
 
-use crate::support::{admin_attempt, drained, memory_manager, password, Server};
+use crate::support::{admin_attempt, drained, signed_in_core, text_questions, Server};
 
 /// The app's core behind a proxy: signed in, a queue, the monitor and the sync engine.
 struct Lab {
     server: Server,
     proxy: FaultProxy,
-    auth: TokenManager,
+    core: Core,
     queue: Queue,
     monitor: Arc<NetworkMonitor>,
-    _engine: SyncEngine,
-    _workers: exam_core::lifecycle::Workers,
     _dir: tempfile::TempDir,
     attempt: String,
     questions: Vec<String>,
@@ -39,41 +36,20 @@ impl Lab {
         let proxy = FaultProxy::start(server.addr).unwrap();
         proxy.set_latency(latency, latency);
         let base: url::Url = format!("{}/", proxy.url()).parse().unwrap();
-        let bus = EventBus::default();
-        let auth = memory_manager(base.clone(), &bus);
-        auth.sign_in("student12", password()).await.unwrap();
-        let package: Value = auth
+        let dir = tempfile::tempdir().unwrap();
+        let core =
+            signed_in_core(base.clone(), dir.path(), SyncConfig::default(), "student12").await;
+        let package: Value = core
+            .auth()
             .send_authorized(|c| c.get(base.join("v1/exams/demo-mixed/package").unwrap()))
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        let questions = package["questions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|q| q["kind"] == "short" || q["kind"] == "essay")
-            .map(|q| q["id"].as_str().unwrap().to_string())
-            .collect();
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
-        let workers = exam_core::lifecycle::Workers::new().unwrap();
-        let monitor = Arc::new(NetworkMonitor::spawn(
-            &workers,
-            MonitorConfig::new(base),
-            auth.http().clone(),
-            bus.clone(),
-            Some(queue.store().clone()),
-        ));
-        let engine = SyncEngine::spawn(
-            &workers,
-            SyncConfig::default(),
-            queue.clone(),
-            auth.clone(),
-            monitor.view(),
-            bus,
-        );
+        let questions = text_questions(&package);
+        let services = core.services().unwrap();
+        let (queue, monitor) = (services.queue.clone(), services.monitor.clone().unwrap());
         let attempt = uuid::Uuid::new_v4().to_string();
         queue
             .enqueue(NewEntry::start_attempt(
@@ -85,11 +61,9 @@ impl Lab {
         Self {
             server,
             proxy,
-            auth,
             queue,
             monitor,
-            _engine: engine,
-            _workers: workers,
+            core,
             _dir: dir,
             attempt,
             questions,
@@ -177,7 +151,7 @@ async fn through_a_portal(portal: Portal, expected: NetState) {
         );
     }
     assert!(lab.proxy.stats().portal_replies > 0);
-    assert!(lab.auth.http().interceptions() > 0 || status.state == expected);
+    assert!(lab.core.auth().http().interceptions() > 0 || status.state == expected);
     // Nothing was taken for delivered while the portal answered.
     assert!(lab.queue.remaining().unwrap() > 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -420,29 +394,17 @@ async fn a_server_that_answers_its_health_check_but_not_writes_loses_nothing() {
     use std::sync::atomic::Ordering;
     let server = StallingServer::start();
     let base: url::Url = format!("http://{}/", server.addr).parse().unwrap();
-    let bus = EventBus::default();
-    let auth = memory_manager(base.clone(), &bus);
-    auth.sign_in("student1", password()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
-    let workers = exam_core::lifecycle::Workers::new().unwrap();
-    let monitor = Arc::new(NetworkMonitor::spawn(
-        &workers,
-        MonitorConfig::new(base),
-        auth.http().clone(),
-        bus.clone(),
-        None,
-    ));
-    let engine = SyncEngine::spawn(
-        &workers,
-        SyncConfig {
-            request_timeout: Duration::from_millis(500),
-            ..SyncConfig::default()
-        },
-        queue.clone(),
-        auth.clone(),
-        monitor.view(),
-        bus,
+    let sync = SyncConfig {
+        request_timeout: Duration::from_millis(500),
+        ..SyncConfig::default()
+    };
+    let core = signed_in_core(base, dir.path(), sync, "student1").await;
+    let services = core.services().unwrap();
+    let (queue, monitor, engine) = (
+        &services.queue,
+        services.monitor.as_ref().unwrap(),
+        &services.engine,
     );
     for q in ["q03", "q04", "q07"] {
         queue
@@ -478,6 +440,6 @@ async fn a_server_that_answers_its_health_check_but_not_writes_loses_nothing() {
     // The server answers writes again: everything goes.
     server.stall.store(false, Ordering::SeqCst);
     engine.sync_now();
-    drained(&queue, Duration::from_secs(30)).await;
+    drained(queue, Duration::from_secs(30)).await;
     assert_eq!(queue.counts().unwrap().dead, 0);
 }

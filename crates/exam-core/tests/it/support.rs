@@ -141,6 +141,38 @@ pub fn online_engine(
     }
 }
 
+/// The core as the app builds it ([`exam_core::app::CoreBuilder`]) for `server`, keeping
+/// its data in `data_dir`, secrets in memory, and signed in as `student`.
+pub async fn signed_in_core(
+    server: url::Url,
+    data_dir: &std::path::Path,
+    sync: exam_core::sync::SyncConfig,
+    student: &str,
+) -> exam_core::app::Core {
+    use exam_core::config::{LoadedConfig, Settings};
+    let settings = Settings::new(server, data_dir.to_path_buf());
+    let core = exam_core::app::CoreBuilder::new(
+        LoadedConfig::from_settings(settings),
+        Arc::new(MemoryStore::default()),
+    )
+    .sync(sync)
+    .start()
+    .unwrap();
+    core.sign_in(student, password()).await.unwrap();
+    core
+}
+
+/// The ids of the questions answered in words (short and essay) of an exam package.
+pub fn text_questions(package: &serde_json::Value) -> Vec<String> {
+    package["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["kind"] == "short" || q["kind"] == "essay")
+        .map(|q| q["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// What the server holds for an attempt (admin API).
 pub async fn admin_attempt(server: &Server, attempt: &str) -> serde_json::Value {
     server.admin(&format!("/v1/admin/attempts/{attempt}")).await
