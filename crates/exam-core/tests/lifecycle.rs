@@ -110,18 +110,7 @@ fn the_core_starts_and_stops_100_times_leaving_nothing_behind_and_losing_nothing
     handle
         .block_on(first.sign_in("student4", password()))
         .unwrap();
-    let base = server.url();
-    let package: Value = handle.block_on(async {
-        first
-            .auth()
-            .send_authorized(|c| c.get(base.join("v1/exams/demo-mixed/package").unwrap()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
-    let questions = support::text_questions(&package);
+    let questions = handle.block_on(support::text_questions(first.auth()));
     let attempt = uuid::Uuid::new_v4().to_string();
     first
         .services()

@@ -39,15 +39,7 @@ impl Lab {
         let dir = tempfile::tempdir().unwrap();
         let core =
             signed_in_core(base.clone(), dir.path(), SyncConfig::default(), "student12").await;
-        let package: Value = core
-            .auth()
-            .send_authorized(|c| c.get(base.join("v1/exams/demo-mixed/package").unwrap()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let questions = text_questions(&package);
+        let questions = text_questions(core.auth()).await;
         let services = core.services().unwrap();
         let (queue, monitor) = (services.queue.clone(), services.monitor.clone().unwrap());
         let attempt = uuid::Uuid::new_v4().to_string();

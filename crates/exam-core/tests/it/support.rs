@@ -162,8 +162,17 @@ pub async fn signed_in_core(
     core
 }
 
-/// The ids of the questions answered in words (short and essay) of an exam package.
-pub fn text_questions(package: &serde_json::Value) -> Vec<String> {
+/// The ids of the questions answered in words (short and essay) of `demo-mixed`, as the
+/// server sends its package to the signed-in student of `auth`.
+pub async fn text_questions(auth: &TokenManager) -> Vec<String> {
+    let url = auth.server().join("v1/exams/demo-mixed/package").unwrap();
+    let package: serde_json::Value = auth
+        .send_authorized(|c| c.get(url.clone()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     package["questions"]
         .as_array()
         .unwrap()
