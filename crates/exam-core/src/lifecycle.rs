@@ -7,7 +7,8 @@
 //!   network monitor it reads, the monitor before the session it probes with), each given
 //!   its own [`Stop`] first, so a worker can finish what it has in flight (a request whose
 //!   reply must be recorded) before the bounded wait ends; what does not finish in time is
-//!   aborted and named in the report. Work a worker had claimed and not recorded is still
+//!   aborted and named in the report (a worker that overruns spends the wait of the older
+//!   ones, which are then aborted too: the bound holds). Work a worker had claimed and not recorded is still
 //!   in the queue (claims are reset when the queue is opened again).
 //! - The runtime is the core's own ([`Workers::new`]) or one it is given
 //!   ([`Workers::on`], the shell's, so Tauri's commands, the core and one HTTP connection
@@ -188,6 +189,8 @@ mod tests {
     fn shutdown_stops_newest_first_and_aborts_what_does_not_stop() {
         let workers = Workers::new().unwrap();
         let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        // The oldest never stops: it is stopped last, after the others had their turn.
+        workers.spawn("stubborn", |_stop| std::future::pending());
         for name in ["first", "second"] {
             let order = order.clone();
             workers.spawn(name, move |stop| async move {
@@ -195,9 +198,8 @@ mod tests {
                 order.lock().unwrap().push(name);
             });
         }
-        workers.spawn("stubborn", |_stop| std::future::pending());
         assert_eq!(workers.running(), 3);
-        let report = workers.shutdown(Duration::from_millis(300));
+        let report = workers.shutdown(Duration::from_secs(2));
         assert_eq!(report.aborted, vec!["stubborn"]);
         assert_eq!(report.stopped, vec!["second", "first"]);
         assert_eq!(*order.lock().unwrap(), vec!["second", "first"]);
