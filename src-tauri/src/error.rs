@@ -1,6 +1,16 @@
-//! The one error type of IPC, tagged by kind so the UI can react to each.
+//! The one error type of IPC, tagged by kind. Every variant is data the UI words in the
+//! student's language (`ui/src/lib/errors.ts`); none carries English words for the screen.
+//! Details that only IT can use (a keychain's message, a path inside a database error) go
+//! to the log when the error is made, never to a window.
 
+use std::fmt::Display;
+
+use exam_core::app::CoreError;
 use exam_core::auth::AuthError;
+use exam_core::exam::{AnswerProblem, ExamError, Missing, StartBlock};
+use exam_core::queue::QueueError;
+use exam_core::reason::{Reason, Refusal};
+use exam_core::store::StoreError;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize, specta::Type, thiserror::Error)]
@@ -10,70 +20,146 @@ pub enum IpcError {
     WrongCredentials,
     #[error("locked out for {retry_after_s} seconds")]
     LockedOut { retry_after_s: u32 },
-    #[error("offline: {message}")]
-    Offline { message: String },
+    /// The server cannot be reached now; `reason` says why.
+    #[error("offline: {reason}")]
+    Offline { reason: Reason },
     #[error("not signed in")]
     NotSignedIn,
     #[error("session ended: {reason}")]
-    SessionEnded { reason: String },
-    #[error("refused: {message}")]
-    Refused { message: String },
-    #[error("keychain: {message}")]
-    Keychain { message: String },
-    #[error("validation: {message}")]
-    Validation { message: String },
-    #[error("not found: {message}")]
-    NotFound { message: String },
+    SessionEnded { reason: Reason },
+    /// The server refused; the UI words its code (`refusal.code`).
+    #[error("refused: {refusal}")]
+    Refused { refusal: Refusal },
+    /// The computer's keychain could not be used (its message is in the log).
+    #[error("the keychain could not be used")]
+    Keychain,
+    /// The settings on this computer have a problem; the main window lists them.
+    #[error("the settings on this computer have a problem")]
+    Settings,
+    #[error("not found: {missing}")]
+    NotFound { missing: Missing },
+    /// The exam is not on this computer and the server cannot be reached to download it.
+    #[error("exam {exam_id} is not downloaded")]
+    NotDownloaded { exam_id: String },
     /// The disk or the queue's quota is full: the answer was not saved.
-    #[error("storage full: {message}")]
-    StorageFull { message: String },
-    #[error("{message}")]
-    Exam { message: String },
-    /// The exam may not start now; the UI words `block` in the student's language.
+    #[error("storage full")]
+    StorageFull,
+    /// This computer's storage failed otherwise (the detail is in the log).
+    #[error("storage failed")]
+    StorageFailed,
+    /// The attempt was submitted; answers can no longer change.
+    #[error("already submitted")]
+    AlreadySubmitted,
+    #[error("attempt closed")]
+    AttemptClosed,
+    /// The submission has not reached the server yet.
+    #[error("the submission is not delivered yet")]
+    NotYetDelivered,
+    /// The answer breaks the exam's rules (the same rules the server applies).
+    #[error("answer rejected: {problem}")]
+    AnswerRejected { problem: AnswerProblem },
+    /// An answer saved on this computer cannot be read back (the detail is in the log).
+    #[error("the saved answer to {question} cannot be read")]
+    UnreadableAnswer { question: String },
+    /// The exam's package from the server cannot be used (the detail is in the log).
+    #[error("the package of exam {exam_id} cannot be used")]
+    BadPackage { exam_id: String },
+    /// The key that protects answers on this computer cannot be used.
+    #[error("the answer key cannot be used")]
+    AnswerKey,
+    /// The exam may not start now; the UI words `block`.
     #[error("the exam may not start now: {block:?}")]
-    StartRefused { block: exam_core::exam::StartBlock },
-    #[error("internal: {message}")]
-    Internal { message: String },
+    StartRefused { block: StartBlock },
+    /// The offline queue, sync and exams could not start (the main window shows why).
+    #[error("the offline queue is not available")]
+    Unavailable,
+    /// A file could not be written (an export).
+    #[error("cannot write {path}")]
+    CannotWrite { path: String },
+    /// Something this program did not expect (the detail is in the log).
+    #[error("internal error")]
+    Internal,
 }
 
-impl From<exam_core::exam::ExamError> for IpcError {
-    fn from(error: exam_core::exam::ExamError) -> Self {
-        use exam_core::exam::ExamError as E;
-        use exam_core::queue::QueueError;
-        use exam_core::store::StoreError;
-        let message = error.to_string();
+impl IpcError {
+    /// [`IpcError::Internal`], with what happened written to the log.
+    pub fn internal(what: impl Display) -> Self {
+        tracing::error!(error = %what, "internal error");
+        Self::Internal
+    }
+
+    /// A variant without the detail, with the detail written to the log.
+    fn logged(self, detail: impl Display) -> Self {
+        tracing::warn!(error = %detail, kind = ?self, "a command failed");
+        self
+    }
+}
+
+impl From<ExamError> for IpcError {
+    fn from(error: ExamError) -> Self {
+        use ExamError as E;
         match error {
             E::NotSignedIn => Self::NotSignedIn,
-            E::Offline(message) => Self::Offline { message },
+            E::Offline(reason) => Self::Offline { reason },
             E::Auth(auth) => auth.into(),
-            E::NotFound(_) => Self::NotFound { message },
-            E::Invalid(_) => Self::Validation { message },
-            E::Key(_) => Self::Keychain { message },
-            E::Queue(QueueError::Full { .. })
-            | E::Queue(QueueError::Store(StoreError::DiskFull { .. }))
-            | E::Store(StoreError::DiskFull { .. }) => Self::StorageFull { message },
-            E::Refused(_) => Self::Refused { message },
+            E::NotFound(missing) => Self::NotFound { missing },
+            E::NotDownloaded(exam_id) => Self::NotDownloaded { exam_id },
+            E::AlreadySubmitted => Self::AlreadySubmitted,
+            E::AttemptClosed => Self::AttemptClosed,
+            E::NotYetDelivered => Self::NotYetDelivered,
+            E::AnswerRejected(problem) => Self::AnswerRejected { problem },
+            E::Refused(refusal) => Self::Refused { refusal },
             E::StartRefused(block) => Self::StartRefused { block },
-            E::BadPackage(_) | E::NotDownloaded(_) | E::Queue(_) | E::Store(_) => {
-                Self::Exam { message }
+            E::UnreadableAnswer {
+                ref question,
+                ref detail,
+            } => Self::UnreadableAnswer {
+                question: question.clone(),
             }
+            .logged(detail),
+            E::BadPackage(ref bad) => Self::BadPackage {
+                exam_id: bad.exam.clone(),
+            }
+            .logged(&error),
+            E::Key(ref e) => Self::AnswerKey.logged(e),
+            E::Queue(queue) => queue.into(),
+            E::Store(store) => store.into(),
+            E::Unexpected(what) => Self::internal(what),
         }
     }
 }
 
-impl From<exam_core::app::CoreError> for IpcError {
-    fn from(error: exam_core::app::CoreError) -> Self {
-        use exam_core::app::CoreError as C;
+impl From<QueueError> for IpcError {
+    fn from(error: QueueError) -> Self {
         match error {
-            C::Auth(auth) => auth.into(),
-            C::Exam(exam) => exam.into(),
-            C::Queue(queue) => exam_core::exam::ExamError::Queue(queue).into(),
-            C::Settings => Self::Validation {
-                message: "the settings on this computer have a problem; see the main window".into(),
-            },
-            other => Self::Internal {
-                message: other.to_string(),
-            },
+            QueueError::Full { .. } => Self::StorageFull.logged(&error),
+            QueueError::Store(store) => store.into(),
+            other => Self::StorageFailed.logged(other),
+        }
+    }
+}
+
+impl From<StoreError> for IpcError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::DiskFull { .. } => Self::StorageFull.logged(&error),
+            other => Self::StorageFailed.logged(other),
+        }
+    }
+}
+
+impl From<CoreError> for IpcError {
+    fn from(error: CoreError) -> Self {
+        match error {
+            CoreError::Auth(auth) => auth.into(),
+            CoreError::Exam(exam) => exam.into(),
+            CoreError::Queue(queue) => queue.into(),
+            CoreError::Settings => Self::Settings,
+            CoreError::Unavailable(ref why) => Self::Unavailable.logged(why),
+            CoreError::Write { ref path, .. } => Self::CannotWrite {
+                path: path.display().to_string(),
+            }
+            .logged(&error),
         }
     }
 }
@@ -85,19 +171,47 @@ impl From<AuthError> for IpcError {
             AuthError::LockedOut { retry_after_s } => Self::LockedOut {
                 retry_after_s: u32::try_from(retry_after_s).unwrap_or(u32::MAX),
             },
-            AuthError::Offline(message) => Self::Offline { message },
+            AuthError::Offline(reason) => Self::Offline { reason },
             AuthError::NotSignedIn => Self::NotSignedIn,
             AuthError::SessionEnded(reason) => Self::SessionEnded { reason },
-            AuthError::Refused(message) => Self::Refused { message },
-            AuthError::Keychain(message) => Self::Keychain { message },
+            AuthError::Refused(refusal) => Self::Refused { refusal },
+            AuthError::Keychain(message) => Self::Keychain.logged(message),
         }
     }
 }
 
 impl From<tauri::Error> for IpcError {
     fn from(error: tauri::Error) -> Self {
-        Self::Internal {
-            message: error.to_string(),
-        }
+        Self::internal(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_variant_carries_words_for_the_screen() {
+        // The details that are only words go to the log; what reaches a window is data.
+        let keychain: IpcError =
+            AuthError::Keychain("org.freedesktop.Secret: locked".into()).into();
+        assert_eq!(
+            serde_json::to_value(&keychain).unwrap(),
+            serde_json::json!({"kind": "keychain"})
+        );
+        let offline: IpcError = AuthError::Offline(Reason::TimedOut).into();
+        assert_eq!(
+            serde_json::to_value(&offline).unwrap(),
+            serde_json::json!({"kind": "offline", "reason": {"code": "timed_out"}})
+        );
+        let rejected: IpcError =
+            ExamError::AnswerRejected(AnswerProblem::TooLong { chars: 12, max: 10 }).into();
+        assert_eq!(
+            serde_json::to_value(&rejected).unwrap(),
+            serde_json::json!({"kind": "answer_rejected",
+                               "problem": {"problem": "too_long", "chars": 12, "max": 10}})
+        );
+        let internal: IpcError = ExamError::Unexpected("encoding".into()).into();
+        assert_eq!(internal, IpcError::Internal);
     }
 }

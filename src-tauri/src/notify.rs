@@ -153,7 +153,9 @@ pub fn watch<R: Runtime>(app: AppHandle<R>, core: &Core, language: Language) {
                     .get_webview_window("main")
                     .map(|w| w.is_focused().unwrap_or(true));
                 if focused == Some(false) {
-                    show(&note);
+                    // A D-Bus call that may wait for the notification service: off the
+                    // runtime's workers, so events keep flowing to the windows meanwhile.
+                    tokio::task::spawn_blocking(move || show(&note));
                 }
             }
         });

@@ -28,9 +28,7 @@ pub async fn open_status_window<R: Runtime>(app: AppHandle<R>) -> Result<String,
     let label = format!("diagnostics-{n}");
     let main = app
         .get_webview_window("main")
-        .ok_or_else(|| IpcError::Internal {
-            message: "the main window is gone".into(),
-        })?;
+        .ok_or_else(|| IpcError::internal("the main window is gone"))?;
     let (done, built) = tokio::sync::oneshot::channel();
     let (handle, name) = (app.clone(), label.clone());
     // Built on the main thread, where the main window's web view can be borrowed.
@@ -46,8 +44,8 @@ pub async fn open_status_window<R: Runtime>(app: AppHandle<R>) -> Result<String,
         let _ = platform;
         let _ = done.send(builder.build().map(|_| ()));
     })?;
-    built.await.map_err(|_| IpcError::Internal {
-        message: "the status window was not created".into(),
-    })??;
+    built
+        .await
+        .map_err(|_| IpcError::internal("the status window was not created"))??;
     Ok(label)
 }

@@ -65,6 +65,14 @@ export const events = {
 };
 
 /* Types */
+/**
+ *  Why an answer breaks the exam's rules ([`exam_contract::rules::AnswerError`], as data the
+ *  screens word).
+ */
+export type AnswerProblem = { problem: "not_an_option"; option: string } | { problem: "chosen_twice"; option: string } | { problem: "too_long"; chars: number; max: number } | 
+/**  Not of the question's shape (text, or a list of option ids). */
+{ problem: "wrong_shape" };
+
 export type AnswerSaveState = 
 /**  Saved on this computer, waiting to be sent. */
 "local" | 
@@ -162,8 +170,8 @@ export type AuthSnapshot = {
 	/**  When the access token expires, in the server's time (RFC 3339). */
 	expires_at: string | null,
 	refreshing: boolean,
-	/**  Why the session ended or why the app is offline, in words. */
-	reason: string | null,
+	/**  Why the session ended or why the app is offline, as a code the screens word. */
+	reason: Reason | null,
 	/**  Server clock minus this computer's clock, in seconds. */
 	clock_offset_s: number | null,
 };
@@ -201,9 +209,9 @@ export type ConfigSource = {
 /**  Everything windows are told about. */
 export type CoreEvent = 
 /**  The auth state changed; carries the whole new snapshot (its version only grows). */
-{ type: "auth_changed"; snapshot: AuthSnapshot } | { type: "refresh_started"; version: number } | { type: "refresh_completed"; version: number } | { type: "refresh_failed"; version: number; reason: string; transient: boolean } | 
+{ type: "auth_changed"; snapshot: AuthSnapshot } | { type: "refresh_started"; version: number } | { type: "refresh_completed"; version: number } | { type: "refresh_failed"; version: number; reason: Reason; transient: boolean } | 
 /**  The session is over (the server said so); every window shows sign-in with `reason`. */
-{ type: "session_ended"; version: number; reason: string } | 
+{ type: "session_ended"; version: number; reason: Reason } | 
 /**  The network monitor's view changed. */
 { type: "network_changed"; status: NetStatus } | 
 /**  Sync progress: state, delivered, remaining, rate (at most ten a second). */
@@ -255,7 +263,7 @@ export type ExamList = {
 	exams: ExamSummary[],
 	fetched_at: string | null,
 	/**  Set when the list could not be fetched and the one kept on this computer is shown. */
-	offline_reason: string | null,
+	offline_reason: Reason | null,
 	/**
 	 *  In how many ms an exam of the list next opens or closes: the list should be read
 	 *  again then, since what may start changes.
@@ -288,10 +296,10 @@ export type ExamSummary = {
 	start_block: StartBlock | null,
 };
 
+/**  One finding of the health report: how bad, and what (worded by the status window). */
 export type Finding = {
 	severity: Severity,
-	finding: string,
-	recommendation: string,
+	observation: Observation,
 };
 
 export type HealthReport = {
@@ -303,11 +311,41 @@ export type HealthReport = {
 	findings: Finding[],
 };
 
-export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | { kind: "offline"; message: string } | { kind: "not_signed_in" } | { kind: "session_ended"; reason: string } | { kind: "refused"; message: string } | { kind: "keychain"; message: string } | { kind: "validation"; message: string } | { kind: "not_found"; message: string } | 
+export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | 
+/**  The server cannot be reached now; `reason` says why. */
+{ kind: "offline"; reason: Reason } | { kind: "not_signed_in" } | { kind: "session_ended"; reason: Reason } | 
+/**  The server refused; the UI words its code (`refusal.code`). */
+{ kind: "refused"; refusal: Refusal } | 
+/**  The computer's keychain could not be used (its message is in the log). */
+{ kind: "keychain" } | 
+/**  The settings on this computer have a problem; the main window lists them. */
+{ kind: "settings" } | { kind: "not_found"; missing: Missing } | 
+/**  The exam is not on this computer and the server cannot be reached to download it. */
+{ kind: "not_downloaded"; exam_id: string } | 
 /**  The disk or the queue's quota is full: the answer was not saved. */
-{ kind: "storage_full"; message: string } | { kind: "exam"; message: string } | 
-/**  The exam may not start now; the UI words `block` in the student's language. */
-{ kind: "start_refused"; block: StartBlock } | { kind: "internal"; message: string };
+{ kind: "storage_full" } | 
+/**  This computer's storage failed otherwise (the detail is in the log). */
+{ kind: "storage_failed" } | 
+/**  The attempt was submitted; answers can no longer change. */
+{ kind: "already_submitted" } | { kind: "attempt_closed" } | 
+/**  The submission has not reached the server yet. */
+{ kind: "not_yet_delivered" } | 
+/**  The answer breaks the exam's rules (the same rules the server applies). */
+{ kind: "answer_rejected"; problem: AnswerProblem } | 
+/**  An answer saved on this computer cannot be read back (the detail is in the log). */
+{ kind: "unreadable_answer"; question: string } | 
+/**  The exam's package from the server cannot be used (the detail is in the log). */
+{ kind: "bad_package"; exam_id: string } | 
+/**  The key that protects answers on this computer cannot be used. */
+{ kind: "answer_key" } | 
+/**  The exam may not start now; the UI words `block`. */
+{ kind: "start_refused"; block: StartBlock } | 
+/**  The offline queue, sync and exams could not start (the main window shows why). */
+{ kind: "unavailable" } | 
+/**  A file could not be written (an export). */
+{ kind: "cannot_write"; path: string } | 
+/**  Something this program did not expect (the detail is in the log). */
+{ kind: "internal" };
 
 /**  Percentiles of a set of durations, in microseconds (zero when there is no sample). */
 export type LatencySummary = {
@@ -323,6 +361,9 @@ export type Layer = "defaults" | "managed" | "user" | "environment" | "command_l
 
 /**  Link quality from the smoothed round-trip time. */
 export type LinkQuality = "good" | "fair" | "poor" | "none";
+
+/**  What was looked for and not found on this computer. */
+export type Missing = { what: "exam"; id: string } | { what: "attempt"; id: string } | { what: "question"; id: string };
 
 /**  What the student can rely on. */
 export type NetState = 
@@ -344,11 +385,38 @@ export type NetStatus = {
 	rtt_ms: number | null,
 	/**  When the state last changed (ms since the epoch). */
 	since_ms: number | null,
-	/**  Why, in words, when not online. */
-	reason: string | null,
+	/**  Why, when not online (or slow), as a code the screens word. */
+	reason: Reason | null,
+	/**
+	 *  Whether requests may be sent ([`NetState::is_usable`]): decided here, so no window
+	 *  decides it again.
+	 */
+	usable: boolean,
 	/**  Probes sent since start (diagnostics). */
 	probes: number,
 };
+
+/**
+ *  What the health report observed, as data: the status window words it (and what to do
+ *  about it) in the UI's language. `Display` gives English words for the log.
+ */
+export type Observation = 
+/**  The server cannot be reached; nothing is lost. */
+{ code: "offline"; reason: Reason | null } | 
+/**  The session has ended; saved answers are kept. */
+{ code: "session_ended"; reason: Reason | null } | 
+/**  This computer's clock is `minutes` behind (or ahead of) the server's. */
+{ code: "clock_off"; minutes: number; behind: boolean } | 
+/**  Token refreshes are slow (p95 in ms). */
+{ code: "slow_refresh"; p95_ms: number } | 
+/**  Token requests that failed on the network (the session was kept). */
+{ code: "network_errors"; count: number } | 
+/**  Times the OS keychain failed. */
+{ code: "keychain_failures"; count: number } | 
+/**  Few requests reuse a connection (a proxy may close them). */
+{ code: "low_connection_reuse"; percent: number } | 
+/**  Sign-in and tokens are healthy. */
+{ code: "healthy" };
 
 /**  An outage as recorded. */
 export type Outage = {
@@ -386,7 +454,58 @@ export type QueueCounts = {
 	coalesced: number,
 };
 
-/**  Why the server refused something. */
+/**  Why the Exam Bank server cannot be used right now (or is slow), or why a session ended. */
+export type Reason = 
+/**  No reply to a probe within `after_ms`. */
+{ code: "no_answer"; after_ms: number } | 
+/**  A request was not answered in time. */
+{ code: "timed_out" } | 
+/**  Nothing reaches the server (no network, or no route to it). */
+{ code: "no_network" } | 
+/**  The server's name cannot be looked up. */
+{ code: "name_not_found" } | 
+/**  The server's computer refuses connections: Exam Bank is not running there. */
+{ code: "server_not_running" } | 
+/**  The connection was cut while a request was under way. */
+{ code: "connection_cut" } | 
+/**  A reply was cut short. */
+{ code: "reply_cut" } | 
+/**  A reply too large to be the server's (`limit` bytes allowed). */
+{ code: "reply_too_large"; limit: number } | 
+/**  A reply that cannot be read as the server's (`status` is what it said). */
+{ code: "unreadable_reply"; status: number } | 
+/**  A certificate that is not the server's: the network intercepts secure connections. */
+{ code: "certificate_intercepted" } | 
+/**
+ *  The network wants a sign-in of its own; `host` is its sign-in page when a redirect
+ *  names it.
+ */
+{ code: "portal_sign_in"; host: string | null } | 
+/**  The network shows a page of its own instead of the server's. */
+{ code: "portal_page" } | 
+/**  A proxy answers instead of the server: it cannot reach it. */
+{ code: "proxy_answers" } | 
+/**  The server answers with an error of its own (`5xx`). */
+{ code: "server_error"; status: number } | 
+/**  The server address in the settings cannot be used. */
+{ code: "bad_address" } | 
+/**  Reachable but slow: about `rtt_ms` a round trip. Answers are still delivered. */
+{ code: "slow"; rtt_ms: number } | 
+/**  The server asks to wait before trying again. */
+{ code: "server_asks_to_wait"; retry_after_s: number } | 
+/**  The server refused the request (`status`, and its code when it gave one). */
+{ code: "refused_by_server"; status: number | null; server_code: string | null } | 
+/**  The computer's keychain could not be used. */
+{ code: "keychain_failed" } | 
+/**  The session was ended for safety: the sign-in was used in two places. */
+{ code: "session_reused" } | 
+/**  The session was ended by the school (revoked, or expired on the server). */
+{ code: "session_ended_by_school" };
+
+/**
+ *  Why the server refused something: its status and its stable machine code, which the
+ *  screens word in the student's language (its own English `detail` is for IT).
+ */
 export type Refusal = {
 	/**
 	 *  The server's status; none when nothing was received (e.g. an answer that could not be

@@ -38,6 +38,11 @@ use crate::sync::{SyncConfig, SyncEngine, SyncProgress, SyncStats};
 /// the app never hangs.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 
+/// How long [`Core::shutdown`] lets a refresh under way complete before stopping the workers:
+/// a rotation cut off here is retried at the next start, which the server accepts only within
+/// 60 s of it. Rarely spent at all (a refresh takes milliseconds on a working link).
+pub const REFRESH_WAIT: Duration = Duration::from_secs(10);
+
 /// Why a use case could not be carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -420,6 +425,9 @@ impl Core {
     /// Stops every worker, newest first, waiting at most `within` in all. What was saved is
     /// on disk; what was not yet sent stays queued for the next start.
     pub fn shutdown(&self, within: Duration) -> ShutdownReport {
+        // A refresh under way completes first (the server's rotation and the keychain write
+        // belong together; see `TokenManager::refresh`). Bounded by a token request's timeout.
+        self.auth.wait_for_refreshes(REFRESH_WAIT);
         let report = self.workers.shutdown(within);
         tracing::info!(
             stopped = report.stopped.len(),

@@ -8,6 +8,7 @@ use tokio::sync::broadcast;
 // Only plain data: the bus depends on no service.
 use crate::auth::snapshot::AuthSnapshot;
 use crate::network::status::NetStatus;
+use crate::reason::Reason;
 use crate::sync::progress::SyncProgress;
 
 /// Everything windows are told about.
@@ -27,13 +28,13 @@ pub enum CoreEvent {
     },
     RefreshFailed {
         version: u32,
-        reason: String,
+        reason: Reason,
         transient: bool,
     },
     /// The session is over (the server said so); every window shows sign-in with `reason`.
     SessionEnded {
         version: u32,
-        reason: String,
+        reason: Reason,
     },
     /// The network monitor's view changed.
     NetworkChanged {

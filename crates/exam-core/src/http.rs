@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::reason::Reason;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 
@@ -58,22 +59,18 @@ impl Interception {
         self.status < 500
     }
 
-    /// What happened, in words for the student and the status window (the status and the
-    /// media type go to the log, not to the screen).
-    pub fn describe(&self) -> String {
-        if let Some(host) = &self.portal_host {
-            return format!(
-                "this network wants you to sign in to it first (its sign-in page is at {host})"
-            );
+    /// What happened, as a code the screens word (the status and the media type go to the
+    /// log, not to the screen).
+    pub fn reason(&self) -> Reason {
+        if self.portal_host.is_some() {
+            return Reason::PortalSignIn {
+                host: self.portal_host.clone(),
+            };
         }
         if self.is_portal() {
-            "this network shows its own page instead of the Exam Bank server's; it may want you \
-             to sign in to it first"
-                .into()
+            Reason::PortalPage
         } else {
-            "a proxy on this network answers instead of the Exam Bank server: it cannot reach \
-             the server right now"
-                .into()
+            Reason::ProxyAnswers
         }
     }
 }
@@ -203,7 +200,7 @@ impl HttpClient {
             content_type = interception.content_type.as_deref().unwrap_or(""),
             portal = interception.portal_host.as_deref().unwrap_or(""),
             "a reply did not come from the server: {}",
-            interception.describe()
+            interception.reason()
         );
         let observer = self
             .observer
@@ -265,18 +262,25 @@ pub enum ApiError {
     Intercepted(Interception),
 }
 
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ApiError {
+    /// Why, as a code the screens word.
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Transport(e) => f.write_str(&describe(e)),
-            Self::Intercepted(i) => f.write_str(&i.describe()),
+            Self::Transport(e) => describe(e),
+            Self::Intercepted(i) => i.reason(),
         }
     }
 }
 
-/// A network error in a student's words (the causes, which name sockets and libraries, go
-/// to the log at debug level; never the URL).
-pub fn describe(error: &reqwest::Error) -> String {
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.reason())
+    }
+}
+
+/// Why a request failed, as a code the screens word (the causes, which name sockets and
+/// libraries, go to the log at debug level; never the URL).
+pub fn describe(error: &reqwest::Error) -> Reason {
     let mut causes = String::new();
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
@@ -287,19 +291,19 @@ pub fn describe(error: &reqwest::Error) -> String {
     tracing::debug!(causes = %causes, "a request failed");
     let lower = causes.to_lowercase();
     if error.is_timeout() {
-        "the server did not answer in time".into()
+        Reason::TimedOut
     } else if lower.contains("certificate") {
-        "this network intercepts secure connections (the certificate is not the server's)".into()
+        Reason::CertificateIntercepted
     } else if error.is_connect() && lower.contains("refused") {
-        "the server computer refuses connections".into()
+        Reason::ServerNotRunning
     } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
-        "the server's name cannot be looked up (no network?)".into()
+        Reason::NameNotFound
     } else if error.is_connect() {
-        "the server cannot be reached (no network?)".into()
+        Reason::NoNetwork
     } else if error.is_body() || error.is_decode() {
-        "the reply was cut short".into()
+        Reason::ReplyCut
     } else {
-        "the connection to the server was cut".into()
+        Reason::ConnectionCut
     }
 }
 
@@ -421,14 +425,22 @@ mod tests {
         .unwrap();
         assert!(redirect.is_portal());
         assert_eq!(redirect.portal_host.as_deref(), Some("login.portal.test"));
-        assert!(redirect.describe().contains("login.portal.test"));
+        assert!(redirect.reason().to_string().contains("login.portal.test"));
         let page = judge_head(StatusCode::OK, &headers(HTML)).unwrap();
         assert!(page.is_portal());
-        assert!(page.describe().contains("sign in"), "{}", page.describe());
-        assert!(!page.describe().contains("200"), "{}", page.describe());
+        assert!(
+            page.reason().to_string().contains("sign in"),
+            "{}",
+            page.reason()
+        );
+        assert!(
+            !page.reason().to_string().contains("200"),
+            "{}",
+            page.reason()
+        );
         let proxy = judge(StatusCode::BAD_GATEWAY, &headers(HTML), b"<h1>x</h1>").unwrap();
         assert!(!proxy.is_portal());
-        assert!(proxy.describe().contains("proxy"));
+        assert!(proxy.reason().to_string().contains("proxy"));
         // A 304 is the server's answer to If-None-Match, not a redirect.
         assert!(judge_head(StatusCode::NOT_MODIFIED, &HeaderMap::new()).is_none());
     }

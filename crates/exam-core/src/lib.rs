@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod queue;
+pub mod reason;
 pub mod seal;
 pub mod secret;
 pub mod store;

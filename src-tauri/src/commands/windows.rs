@@ -26,9 +26,9 @@ pub async fn measure_event_delivery(
     answer_after_ms: u32,
 ) -> Result<DeliveryReport, IpcError> {
     if !(1..=10_000).contains(&rounds) {
-        return Err(IpcError::Validation {
-            message: format!("rounds must be between 1 and 10000, not {rounds}"),
-        });
+        return Err(IpcError::internal(format!(
+            "rounds must be between 1 and 10000, not {rounds}"
+        )));
     }
     Ok(state
         .probe
@@ -55,8 +55,6 @@ pub async fn open_status_window(state: tauri::State<'_, AppState>) -> Result<Str
     let opener = state
         .status_window_opener
         .get()
-        .ok_or_else(|| IpcError::Internal {
-            message: "windows cannot be opened yet".into(),
-        })?;
+        .ok_or_else(|| IpcError::internal("windows cannot be opened yet"))?;
     opener().await
 }

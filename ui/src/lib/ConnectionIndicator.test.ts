@@ -20,7 +20,15 @@ vi.mock("../bindings", () => ({
 import ConnectionIndicator from "./ConnectionIndicator.svelte";
 import { i18n } from "./i18n.svelte";
 
-const net = (state: NetStatus["state"]): NetStatus => ({ state, quality: "good", rtt_ms: 20, since_ms: 0, reason: null, probes: 3 });
+const net = (state: NetStatus["state"]): NetStatus => ({
+  state,
+  quality: "good",
+  rtt_ms: 20,
+  since_ms: 0,
+  reason: null,
+  usable: state === "online" || state === "degraded",
+  probes: 3,
+});
 const progress = (over: Partial<SyncProgress> = {}): SyncProgress => ({
   state: "idle",
   done: 0,

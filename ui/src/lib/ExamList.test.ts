@@ -83,11 +83,11 @@ describe("ExamList", () => {
 
   it("offline: says the kept list is shown; only downloaded exams can start", async () => {
     await setup(
-      list([exam({ downloaded_version: 3 }), exam({ id: "phys" })], { offline_reason: "the server does not answer" }),
+      list([exam({ downloaded_version: 3 }), exam({ id: "phys" })], { offline_reason: { code: "no_answer", after_ms: 8000 } }),
     );
     const notice = screen.getByTestId("exam-list-offline");
     expect(notice.textContent).toContain("the list kept on this computer is shown");
-    expect(notice.textContent).toContain("The server does not answer.");
+    expect(notice.textContent).toContain("The server does not answer (no reply within 8 s).");
     expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(false);
     expect((screen.getByTestId("start-phys") as HTMLButtonElement).disabled).toBe(true);
     expect((screen.getByTestId("download-phys") as HTMLButtonElement).disabled).toBe(true);
@@ -153,10 +153,16 @@ describe("ExamList", () => {
 
   it("says why a start failed", async () => {
     await setup(list([exam({})]));
-    startAttempt.mockResolvedValue({ status: "error", error: { kind: "exam", message: "the exam closed at 10:00" } });
+    startAttempt.mockResolvedValue({
+      status: "error",
+      error: { kind: "offline", reason: { code: "portal_sign_in", host: "login.lab" } },
+    });
     const user = userEvent.setup();
     await user.click(screen.getByTestId("start-math"));
-    expect((await screen.findByRole("alert")).textContent).toBe("The exam closed at 10:00.");
+    expect((await screen.findByRole("alert")).textContent).toBe(
+      "The Exam Bank server cannot be reached: this network wants you to sign in to it first " +
+        "(its sign-in page is at login.lab). Check the network, or ask your teacher.",
+    );
   });
 
   it("a submitted exam cannot be started again", async () => {

@@ -185,13 +185,15 @@ describe("ExamTaking", () => {
   });
 
   it("says plainly when an answer could not be saved", async () => {
-    saveAnswer.mockResolvedValue({ status: "error", error: { kind: "storage_full", message: "no space left" } });
+    saveAnswer.mockResolvedValue({ status: "error", error: { kind: "storage_full" } });
     setup(view({ current_question: "q3" }));
     const field = screen.getByTestId("answer-text") as HTMLInputElement;
     field.value = "Hà Nội";
     await fireEvent.input(field);
     await vi.advanceTimersByTimeAsync(300);
-    expect(status()).toBe("Not saved: This computer's disk is full (no space left). Please tell a proctor.");
+    expect(status()).toBe(
+      "Not saved: This computer's disk is full. Your earlier answers are safe. Please tell a proctor.",
+    );
   });
 
   it("takes the welcome-back away when the first error shows, and keeps it away", async () => {

@@ -85,11 +85,11 @@ describe("SignIn", () => {
   });
 
   it("after the school ended the session, the name is kept and focus is in the password", () => {
-    auth.apply({ ...snapshot, version: 9, status: "session_ended", reason: "Your session was ended by the school." });
+    auth.apply({ ...snapshot, version: 9, status: "session_ended", reason: { code: "session_ended_by_school" } });
     render(SignIn, { serverUrl: "x" });
     expect((screen.getByLabelText("Username") as HTMLInputElement).value).toBe("student4");
     expect(document.activeElement).toBe(screen.getByLabelText("Password"));
-    expect(screen.getByRole("alert").textContent).toContain("ended by the school");
+    expect(screen.getByRole("alert").textContent).toContain("ended by your school");
   });
 
   it("warns when Caps Lock is on", async () => {

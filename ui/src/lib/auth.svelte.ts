@@ -1,7 +1,7 @@
 // The auth state every window shares. The core holds the truth: a window takes a snapshot
 // when it opens and then follows the core's events, keeping only what is newer (versions
 // only grow), so a window opened late or hidden for a while is never behind.
-import { commands, events, type AuthSnapshot, type CoreEvent } from "../bindings";
+import { commands, events, type AuthSnapshot, type CoreEvent, type Reason } from "../bindings";
 
 export function isNewer(current: AuthSnapshot | null, next: AuthSnapshot): boolean {
   return current === null || next.version > current.version;
@@ -15,7 +15,7 @@ export function snapshotOf(event: CoreEvent): AuthSnapshot | null {
 class AuthStore {
   snapshot = $state<AuthSnapshot | null>(null);
   /** The last session-ended reason, kept for the sign-in screen. */
-  endedReason = $state<string | null>(null);
+  endedReason = $state<Reason | null>(null);
 
   apply(next: AuthSnapshot) {
     if (isNewer(this.snapshot, next)) {

@@ -190,7 +190,8 @@ export class Autosave {
         try {
           result = await this.save(id, value);
         } catch (err) {
-          result = { status: "error", error: { kind: "internal", message: String(err) } };
+          console.error("saving an answer failed", err);
+          result = { status: "error", error: { kind: "internal" } };
         }
         if (result.status === "ok") {
           e.error = null;

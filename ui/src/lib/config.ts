@@ -1,36 +1,35 @@
-// How configuration facts from the core are put into words for students and IT.
+// How configuration facts from the core are put into words for students and IT, in the UI's
+// language. (A problem's own message, from the settings file's parser, stays as the core
+// wrote it: it quotes the file for IT.)
 import type { ConfigProblem, ConfigSource, Layer } from "../bindings";
-
-const LAYER_NAMES: Record<Layer, string> = {
-  defaults: "Built-in defaults",
-  managed: "School-managed settings",
-  user: "Your settings file",
-  environment: "Environment variables",
-  command_line: "Command line",
-};
+import { t } from "./i18n.svelte";
 
 export function layerName(layer: Layer): string {
-  return LAYER_NAMES[layer];
+  return t(`layer.${layer}`);
 }
 
 /** "file, line 3, column 14, key `server_url`" — where to look. */
 export function problemLocation(p: ConfigProblem): string {
   const parts = [p.origin];
   if (p.line != null) {
-    parts.push(`line ${p.line}` + (p.column != null ? `, column ${p.column}` : ""));
+    parts.push(
+      p.column != null
+        ? t("config.lineColumn", { line: p.line, column: p.column })
+        : t("config.line", { line: p.line }),
+    );
   }
-  if (p.key != null) parts.push(`key “${p.key}”`);
+  if (p.key != null) parts.push(t("config.key", { key: p.key }));
   return parts.join(", ");
 }
 
 /** What a layer did, in one short phrase. */
 export function sourceSummary(s: ConfigSource): string {
-  if (s.status === "absent") return "not present";
-  if (s.status === "invalid") return "has a problem (ignored)";
+  if (s.status === "absent") return t("config.absent");
+  if (s.status === "invalid") return t("config.invalid");
   const parts: string[] = [];
-  parts.push(s.effective.length > 0 ? `sets ${s.effective.join(", ")}` : "nothing in effect");
+  parts.push(s.effective.length > 0 ? t("config.sets", { keys: s.effective.join(", ") }) : t("config.nothing"));
   if (s.ignored_locked.length > 0) {
-    parts.push(`${s.ignored_locked.join(", ")} locked by your school`);
+    parts.push(t("config.locked", { keys: s.ignored_locked.join(", ") }));
   }
   return parts.join("; ");
 }

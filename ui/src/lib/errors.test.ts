@@ -1,16 +1,118 @@
-import { describe, expect, it } from "vitest";
-import { describeError } from "./errors";
+import { afterEach, describe, expect, it } from "vitest";
+import type { AuthSnapshot, IpcError, Reason } from "../bindings";
 import { isNewer, snapshotOf } from "./auth.svelte";
-import type { AuthSnapshot } from "../bindings";
+import { describeError } from "./errors";
+import { en } from "./i18n/en";
+import { i18n, type Lang } from "./i18n.svelte";
+import { describeReason, reasonSentence } from "./reasons";
 
-describe("describeError", () => {
+// One of every kind the core can report. A `Record` over the generated union: a kind added
+// in Rust and not here fails `npm run check`, so no kind can go unworded.
+const EVERY_ERROR: Record<IpcError["kind"], IpcError> = {
+  wrong_credentials: { kind: "wrong_credentials" },
+  locked_out: { kind: "locked_out", retry_after_s: 42 },
+  offline: { kind: "offline", reason: { code: "timed_out" } },
+  not_signed_in: { kind: "not_signed_in" },
+  session_ended: { kind: "session_ended", reason: { code: "session_reused" } },
+  refused: { kind: "refused", refusal: { status: 409, code: "attempt_closed", detail: "submitted" } },
+  keychain: { kind: "keychain" },
+  settings: { kind: "settings" },
+  not_found: { kind: "not_found", missing: { what: "question", id: "q9" } },
+  not_downloaded: { kind: "not_downloaded", exam_id: "demo-mixed" },
+  storage_full: { kind: "storage_full" },
+  storage_failed: { kind: "storage_failed" },
+  already_submitted: { kind: "already_submitted" },
+  attempt_closed: { kind: "attempt_closed" },
+  not_yet_delivered: { kind: "not_yet_delivered" },
+  answer_rejected: { kind: "answer_rejected", problem: { problem: "too_long", chars: 12, max: 10 } },
+  unreadable_answer: { kind: "unreadable_answer", question: "q3" },
+  bad_package: { kind: "bad_package", exam_id: "demo-mixed" },
+  answer_key: { kind: "answer_key" },
+  start_refused: { kind: "start_refused", block: { reason: "already_submitted" } },
+  unavailable: { kind: "unavailable" },
+  cannot_write: { kind: "cannot_write", path: "/tmp/export.json" },
+  internal: { kind: "internal" },
+};
+
+const EVERY_REASON: Record<Reason["code"], Reason> = {
+  no_answer: { code: "no_answer", after_ms: 1500 },
+  timed_out: { code: "timed_out" },
+  no_network: { code: "no_network" },
+  name_not_found: { code: "name_not_found" },
+  server_not_running: { code: "server_not_running" },
+  connection_cut: { code: "connection_cut" },
+  reply_cut: { code: "reply_cut" },
+  reply_too_large: { code: "reply_too_large", limit: 1024 },
+  unreadable_reply: { code: "unreadable_reply", status: 200 },
+  certificate_intercepted: { code: "certificate_intercepted" },
+  portal_sign_in: { code: "portal_sign_in", host: "login.example" },
+  portal_page: { code: "portal_page" },
+  proxy_answers: { code: "proxy_answers" },
+  server_error: { code: "server_error", status: 503 },
+  bad_address: { code: "bad_address" },
+  slow: { code: "slow", rtt_ms: 310 },
+  server_asks_to_wait: { code: "server_asks_to_wait", retry_after_s: 30 },
+  refused_by_server: { code: "refused_by_server", status: 403, server_code: "invalid_client" },
+  keychain_failed: { code: "keychain_failed" },
+  session_reused: { code: "session_reused" },
+  session_ended_by_school: { code: "session_ended_by_school" },
+};
+
+const ENGLISH = new Set(Object.values(en));
+
+function wordedIn(lang: Lang, words: () => string): string {
+  i18n.lang = lang;
+  return words();
+}
+
+describe("every error and every reason is worded in both languages", () => {
+  afterEach(() => {
+    i18n.lang = "en";
+  });
+
+  const cases: [string, () => string][] = [
+    ...Object.entries(EVERY_ERROR).map(([kind, e]): [string, () => string] => [kind, () => describeError(e)]),
+    ...Object.entries(EVERY_REASON).map(([code, r]): [string, () => string] => [
+      `reason ${code}`,
+      () => describeReason(r),
+    ]),
+  ];
+
+  it.each(cases)("%s", (_name, words) => {
+    const english = wordedIn("en", words);
+    const vietnamese = wordedIn("vi", words);
+    for (const text of [english, vietnamese]) {
+      expect(text.trim()).not.toBe("");
+      expect(text).not.toMatch(/[{}]|undefined|null|\[object/);
+    }
+    // No English reaches a Vietnamese screen: the words differ, and none is an English text.
+    expect(vietnamese).not.toBe(english);
+    expect(ENGLISH.has(vietnamese as never)).toBe(false);
+  });
+
   it("says how long a lockout lasts", () => {
     expect(describeError({ kind: "locked_out", retry_after_s: 42 })).toContain("42 seconds");
     expect(describeError({ kind: "locked_out", retry_after_s: 290 })).toContain("5 minutes");
   });
-  it("tells a wrong password apart from a network problem", () => {
+
+  it("tells a wrong password apart from a network problem, and says why", () => {
     expect(describeError({ kind: "wrong_credentials" })).toContain("not right");
-    expect(describeError({ kind: "offline", message: "could not connect" })).toContain("cannot be reached");
+    const offline = describeError({ kind: "offline", reason: { code: "portal_sign_in", host: "login.lab" } });
+    expect(offline).toContain("cannot be reached");
+    expect(offline).toContain("login.lab");
+  });
+
+  it("writes numbers the way the language does", () => {
+    expect(describeReason({ code: "slow", rtt_ms: 310 })).toContain("0.3 s");
+    i18n.lang = "vi";
+    expect(describeReason({ code: "slow", rtt_ms: 310 })).toContain("0,3 giây");
+    expect(reasonSentence({ code: "timed_out" })).toBe("Máy chủ không trả lời kịp.");
+  });
+
+  it("names the answer's problem with its figures", () => {
+    expect(describeError(EVERY_ERROR.answer_rejected)).toBe(
+      "The answer is too long: 12 characters, at most 10 are allowed.",
+    );
   });
 });
 

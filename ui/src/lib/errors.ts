@@ -1,8 +1,24 @@
-// What to tell the student when something goes wrong, in words they understand.
-import type { IpcError } from "../bindings";
+// What to tell the student when something goes wrong, in words they understand and in their
+// language. Every IpcError kind is worded here (errors.test.ts checks each in English and in
+// Vietnamese); the core sends data, never English words for the screen.
+import type { AnswerProblem, IpcError } from "../bindings";
 import { blockReason } from "./exams";
 import { t } from "./i18n.svelte";
-import { sentence } from "./sync";
+import { describeReason, reasonSentence } from "./reasons";
+import { refusalReason } from "./refusals";
+
+function answerProblem(p: AnswerProblem): string {
+  switch (p.problem) {
+    case "not_an_option":
+      return t("errors.answer.not_an_option");
+    case "chosen_twice":
+      return t("errors.answer.chosen_twice");
+    case "too_long":
+      return t("errors.answer.too_long", { chars: p.chars, max: p.max });
+    case "wrong_shape":
+      return t("errors.answer.wrong_shape");
+  }
+}
 
 export function describeError(error: IpcError): string {
   switch (error.kind) {
@@ -13,29 +29,48 @@ export function describeError(error: IpcError): string {
         ? t("errors.locked_out_seconds", { n: error.retry_after_s })
         : t("errors.locked_out_minutes", { n: Math.ceil(error.retry_after_s / 60) });
     case "offline":
-      return t("errors.offline");
+      return t("errors.offline", { reason: describeReason(error.reason) });
     case "not_signed_in":
       return t("errors.not_signed_in");
     case "session_ended":
-      return error.reason;
+      return t("errors.session_ended", { reason: reasonSentence(error.reason) });
     case "refused":
-      return t("errors.refused", { message: error.message });
+      return t("errors.refused", { reason: refusalReason(error.refusal) });
     case "keychain":
-      return t("errors.keychain", { message: error.message });
-    case "validation":
-      return error.message;
+      return t("errors.keychain");
+    case "settings":
+      return t("errors.settings");
     case "not_found":
-      return t("errors.not_found", { message: error.message });
+      return t(`errors.not_found.${error.missing.what}`);
+    case "not_downloaded":
+      return t("errors.not_downloaded");
     case "storage_full":
-      return t("errors.storage_full", { message: error.message });
+      return t("errors.storage_full");
+    case "storage_failed":
+      return t("errors.storage_failed");
+    case "already_submitted":
+      return t("errors.already_submitted");
+    case "attempt_closed":
+      return t("errors.attempt_closed");
+    case "not_yet_delivered":
+      return t("errors.not_yet_delivered");
+    case "answer_rejected":
+      return answerProblem(error.problem);
+    case "unreadable_answer":
+      return t("errors.unreadable_answer");
+    case "bad_package":
+      return t("errors.bad_package");
+    case "answer_key":
+      return t("errors.answer_key");
     case "start_refused": {
       const r = blockReason(error.block);
       return t(r.key, r.params);
     }
-    case "exam":
-      // The core words exam rules for students ("the exam closed at 10:00").
-      return sentence(error.message);
+    case "unavailable":
+      return t("errors.unavailable");
+    case "cannot_write":
+      return t("errors.cannot_write", { path: error.path });
     case "internal":
-      return t("errors.internal", { message: error.message });
+      return t("errors.internal");
   }
 }

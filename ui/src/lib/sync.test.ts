@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { SyncProgress } from "../bindings";
 import { i18n } from "./i18n.svelte";
-import { networkLabel, refusedLabel, sentence, syncLabel } from "./sync";
+import { networkLabel, refusedLabel, syncLabel } from "./sync";
 
 const progress = (state: SyncProgress["state"], remaining: number, done = 0): SyncProgress => ({
   state,
@@ -15,7 +15,7 @@ const progress = (state: SyncProgress["state"], remaining: number, done = 0): Sy
 
 describe("sync words", () => {
   it("says where answers are when the server cannot be reached", () => {
-    const net = { quality: "none", rtt_ms: null, since_ms: 0, reason: null, probes: 1 } as const;
+    const net = { quality: "none", rtt_ms: null, since_ms: 0, reason: null, usable: false, probes: 1 } as const;
     expect(networkLabel({ ...net, state: "offline" })).toContain("kept on this computer");
     expect(networkLabel({ ...net, state: "server_down" })).toContain("kept on this computer");
     expect(networkLabel({ ...net, state: "captive_portal" })).toContain("sign-in page");
@@ -39,13 +39,5 @@ describe("sync words", () => {
     i18n.lang = "vi";
     expect(syncLabel(refused)).toBe("Đã gửi hết phần còn lại; máy chủ không nhận 1 mục (xem bên dưới)");
     i18n.lang = "en";
-  });
-});
-
-describe("sentence", () => {
-  it("capitalises and ends reasons", () => {
-    expect(sentence("the server does not answer (timed out)")).toBe("The server does not answer (timed out)");
-    expect(sentence("the connection to the server was cut")).toBe("The connection to the server was cut.");
-    expect(sentence("")).toBe("");
   });
 });

@@ -55,11 +55,3 @@ export function sendingLabel(p: SyncProgress | null | undefined): string | null 
   if (!p || p.state !== "syncing" || p.remaining === 0) return null;
   return t("sync.progress", { done: p.done, total: p.done + p.remaining });
 }
-
-/** A reason from the core as a sentence: capital first, full stop last. */
-export function sentence(text: string): string {
-  const trimmed = text.trim();
-  if (!trimmed) return trimmed;
-  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
-  return /[.!?)]$/.test(capital) ? capital : `${capital}.`;
-}

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::monitor::AuthMetrics;
 use super::{AuthSnapshot, AuthStatus};
 use crate::http::ReuseStats;
+use crate::reason::Reason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -16,12 +17,81 @@ pub enum Severity {
     Problem,
 }
 
+/// One finding of the health report: how bad, and what (worded by the status window).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Finding {
     pub severity: Severity,
-    pub finding: String,
-    pub recommendation: String,
+    pub observation: Observation,
+}
+
+/// What the health report observed, as data: the status window words it (and what to do
+/// about it) in the UI's language. `Display` gives English words for the log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum Observation {
+    /// The server cannot be reached; nothing is lost.
+    Offline { reason: Option<Reason> },
+    /// The session has ended; saved answers are kept.
+    SessionEnded { reason: Option<Reason> },
+    /// This computer's clock is `minutes` behind (or ahead of) the server's.
+    ClockOff { minutes: u32, behind: bool },
+    /// Token refreshes are slow (p95 in ms).
+    SlowRefresh { p95_ms: u32 },
+    /// Token requests that failed on the network (the session was kept).
+    NetworkErrors { count: u32 },
+    /// Times the OS keychain failed.
+    KeychainFailures { count: u32 },
+    /// Few requests reuse a connection (a proxy may close them).
+    LowConnectionReuse { percent: u32 },
+    /// Sign-in and tokens are healthy.
+    Healthy,
+}
+
+impl Observation {
+    pub fn severity(&self) -> Severity {
+        match self {
+            Self::SessionEnded { .. } | Self::KeychainFailures { .. } => Severity::Problem,
+            Self::Healthy => Severity::Ok,
+            _ => Severity::Warning,
+        }
+    }
+}
+
+impl std::fmt::Display for Observation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Offline { reason } => write!(
+                f,
+                "the Exam Bank server cannot be reached ({})",
+                reason
+                    .as_ref()
+                    .map_or_else(|| "no answer".to_string(), |r| r.to_string())
+            ),
+            Self::SessionEnded { reason } => write!(
+                f,
+                "the session has ended ({})",
+                reason.as_ref().map_or_else(String::new, |r| r.to_string())
+            ),
+            Self::ClockOff { minutes, behind } => write!(
+                f,
+                "this computer's clock is {minutes} minutes {} the server's",
+                if *behind { "behind" } else { "ahead of" }
+            ),
+            Self::SlowRefresh { p95_ms } => write!(f, "token refreshes are slow: p95 {p95_ms} ms"),
+            Self::NetworkErrors { count } => {
+                write!(f, "{count} token requests failed on the network")
+            }
+            Self::KeychainFailures { count } => {
+                write!(f, "the OS keychain failed {count} times")
+            }
+            Self::LowConnectionReuse { percent } => {
+                write!(f, "only {percent}% of requests reused a connection")
+            }
+            Self::Healthy => f.write_str("sign-in and tokens are healthy"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,86 +105,53 @@ pub struct HealthReport {
     pub findings: Vec<Finding>,
 }
 
-fn finding(severity: Severity, finding: String, recommendation: &str) -> Finding {
-    Finding {
-        severity,
-        finding,
-        recommendation: recommendation.to_string(),
-    }
-}
-
 pub fn report(snapshot: AuthSnapshot, metrics: AuthMetrics, reuse: ReuseStats) -> HealthReport {
+    let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     let mut findings = Vec::new();
     match snapshot.status {
-        AuthStatus::Offline => findings.push(finding(
-            Severity::Warning,
-            format!(
-                "The Exam Bank server cannot be reached ({}).",
-                snapshot.reason.as_deref().unwrap_or("no answer")
-            ),
-            "Nothing is lost: answers are kept on this computer and sent when the server is back. Check the network cable or Wi-Fi if this lasts.",
-        )),
-        AuthStatus::SessionEnded => findings.push(finding(
-            Severity::Problem,
-            snapshot.reason.clone().unwrap_or_else(|| "The session has ended.".into()),
-            "Sign in again; saved answers are kept.",
-        )),
+        AuthStatus::Offline => findings.push(Observation::Offline {
+            reason: snapshot.reason.clone(),
+        }),
+        AuthStatus::SessionEnded => findings.push(Observation::SessionEnded {
+            reason: snapshot.reason.clone(),
+        }),
         _ => {}
     }
     if snapshot.clock_offset_s.abs() > 120.0 {
-        findings.push(finding(
-            Severity::Warning,
-            format!(
-                "This computer's clock is {:.0} minutes {} the server's.",
-                snapshot.clock_offset_s.abs() / 60.0,
-                if snapshot.clock_offset_s > 0.0 { "behind" } else { "ahead of" }
-            ),
-            "The app uses the server's time for tokens and deadlines, so this is safe; IT may want to fix the clock.",
-        ));
+        findings.push(Observation::ClockOff {
+            minutes: (snapshot.clock_offset_s.abs() / 60.0).round() as u32,
+            behind: snapshot.clock_offset_s > 0.0,
+        });
     }
     if metrics.refresh.count > 0 && metrics.refresh.p95_us > 1_000_000.0 {
-        findings.push(finding(
-            Severity::Warning,
-            format!(
-                "Token refreshes are slow: p95 {:.0} ms.",
-                metrics.refresh.p95_us / 1000.0
-            ),
-            "The network or the server is slow; refreshes start early enough to absorb it.",
-        ));
+        findings.push(Observation::SlowRefresh {
+            p95_ms: (metrics.refresh.p95_us / 1000.0).round() as u32,
+        });
     }
     let network_errors = metrics.errors.get("network").copied().unwrap_or(0);
     if network_errors > 0 {
-        findings.push(finding(
-            Severity::Warning,
-            format!("{network_errors} token requests failed on the network."),
-            "The session was kept and the requests retried with backoff.",
-        ));
+        findings.push(Observation::NetworkErrors {
+            count: network_errors,
+        });
     }
     if let Some(n) = metrics.errors.get("keychain").filter(|n| **n > 0) {
-        findings.push(finding(
-            Severity::Problem,
-            format!("The OS keychain failed {n} times."),
-            "Ask IT to check that the keychain (Secret Service, Credential Manager or Keychain) works for this account: without it a restart asks the student to sign in again.",
-        ));
+        findings.push(Observation::KeychainFailures { count: *n });
     }
     if reuse.requests_sent >= 20 && reuse.reuse_rate() < 0.9 {
-        findings.push(finding(
-            Severity::Warning,
-            format!(
-                "Only {:.0}% of requests reused a connection.",
-                reuse.reuse_rate() * 100.0
-            ),
-            "A proxy may be closing connections; each new one costs a TLS handshake.",
-        ));
+        findings.push(Observation::LowConnectionReuse {
+            percent: (reuse.reuse_rate() * 100.0).round() as u32,
+        });
     }
     if findings.is_empty() {
-        findings.push(finding(
-            Severity::Ok,
-            "Sign-in and tokens are healthy.".into(),
-            "Nothing to do.",
-        ));
+        findings.push(Observation::Healthy);
     }
-    let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let findings = findings
+        .into_iter()
+        .map(|observation| Finding {
+            severity: observation.severity(),
+            observation,
+        })
+        .collect();
     HealthReport {
         snapshot,
         metrics,

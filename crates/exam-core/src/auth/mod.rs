@@ -26,6 +26,7 @@ use crate::backoff::Backoff;
 use crate::bus::{CoreEvent, EventBus};
 use crate::http::HttpClient;
 use crate::keychain::{KeychainError, SecretStore};
+use crate::reason::{Reason, Refusal};
 use crate::secret::Secret;
 use monitor::AuthMonitor;
 use oauth::TokenError;
@@ -39,15 +40,33 @@ pub enum AuthError {
     #[error("too many failed sign-ins; try again in {retry_after_s} seconds")]
     LockedOut { retry_after_s: u64 },
     #[error("the Exam Bank server cannot be reached ({0})")]
-    Offline(String),
+    Offline(Reason),
     #[error("not signed in")]
     NotSignedIn,
     #[error("the session has ended: {0}")]
-    SessionEnded(String),
+    SessionEnded(Reason),
     #[error("the server refused: {0}")]
-    Refused(String),
+    Refused(Refusal),
     #[error("the OS keychain failed: {0}")]
     Keychain(String),
+}
+
+impl AuthError {
+    /// Why, as a code the screens word (for what a refresh that failed tells windows).
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Offline(reason) | Self::SessionEnded(reason) => reason.clone(),
+            Self::Refused(refusal) => Reason::RefusedByServer {
+                status: refusal.status,
+                server_code: refusal.code.clone(),
+            },
+            Self::LockedOut { retry_after_s } => Reason::ServerAsksToWait {
+                retry_after_s: u32::try_from(*retry_after_s).unwrap_or(u32::MAX),
+            },
+            Self::Keychain(_) => Reason::KeychainFailed,
+            Self::WrongCredentials | Self::NotSignedIn => Reason::SessionEndedBySchool,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -82,7 +101,7 @@ struct State {
     version: u32,
     status: AuthStatus,
     user: Option<String>,
-    reason: Option<String>,
+    reason: Option<Reason>,
     access: Option<Access>,
     refresh: Option<Secret<String>>,
     refreshing: bool,
@@ -135,6 +154,8 @@ struct Inner {
     gate: tokio::sync::Mutex<()>,
     /// Wakes the background worker when the schedule changes.
     wake: tokio::sync::Notify,
+    /// Refreshes under way ([`TokenManager::wait_for_refreshes`]).
+    refreshing: std::sync::atomic::AtomicUsize,
 }
 
 impl TokenManager {
@@ -166,6 +187,7 @@ impl TokenManager {
                     failures: 0,
                 }),
                 gate: tokio::sync::Mutex::new(()),
+                refreshing: std::sync::atomic::AtomicUsize::new(0),
                 wake: tokio::sync::Notify::new(),
             }),
         }
@@ -259,10 +281,12 @@ impl TokenManager {
         drop(password);
         self.inner.monitor.validation(started.elapsed());
         let grant = grant.map_err(|e| self.token_error(e, true))?;
-        let refresh = grant
-            .refresh_token
-            .clone()
-            .ok_or_else(|| AuthError::Refused("the server gave no refresh token".into()))?;
+        let refresh = grant.refresh_token.clone().ok_or_else(|| {
+            AuthError::Refused(Refusal::local(
+                "no_refresh_token",
+                "the server gave no refresh token",
+            ))
+        })?;
         let (user, key, current) = (
             username.clone(),
             self.refresh_key(&username),
@@ -412,7 +436,7 @@ impl TokenManager {
             .await
             .map_err(|e| {
                 self.inner.monitor.error("network");
-                AuthError::Offline(e.to_string())
+                AuthError::Offline(e.reason())
             })
     }
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use url::Url;
 
-use crate::http::{describe, judge, ApiError, HttpClient};
+use crate::http::{describe, judge, HttpClient};
+use crate::reason::{Reason, Refusal};
 use crate::secret::Secret;
 
 pub const CLIENT_ID: &str = "exam-desktop";
@@ -34,11 +35,11 @@ pub enum TokenError {
     TooManyAttempts(u64),
     /// Any other refusal that retrying will not fix (invalid_client, 403…).
     #[error("the server refused the request: {0}")]
-    Refused(String),
+    Refused(Refusal),
     /// No answer, a timeout, a 5xx, or an answer that is not a token response: the network
     /// or the server is at fault, never the session, so tokens are kept.
     #[error("the server could not be reached: {0}")]
-    Transient(String),
+    Transient(Reason),
 }
 
 #[derive(Deserialize)]
@@ -57,9 +58,10 @@ struct ErrorBody {
 }
 
 fn endpoint(server: &Url, path: &str) -> Result<Url, TokenError> {
-    server
-        .join(path)
-        .map_err(|e| TokenError::Refused(format!("bad server URL {server}: {e}")))
+    server.join(path).map_err(|e| {
+        tracing::warn!(%server, error = %e, "the server address cannot be used");
+        TokenError::Transient(Reason::BadAddress)
+    })
 }
 
 pub async fn password_grant(
@@ -109,10 +111,11 @@ pub async fn revoke(
     if response.status().is_success() {
         Ok(())
     } else {
-        Err(TokenError::Refused(format!(
-            "revocation answered {}",
-            response.status()
-        )))
+        Err(TokenError::Refused(Refusal {
+            status: Some(response.status().as_u16()),
+            code: None,
+            detail: Some("the revocation was not accepted".into()),
+        }))
     }
 }
 
@@ -125,7 +128,7 @@ async fn token_request(
     let response = http
         .send_api(http.client().post(url).form(form))
         .await
-        .map_err(|e| TokenError::Transient(e.to_string()))?;
+        .map_err(|e| TokenError::Transient(e.reason()))?;
     let status = response.status();
     let headers = response.headers().clone();
     let server_date = response
@@ -146,25 +149,24 @@ async fn token_request(
     // a proxy's error leaves the tokens as they are.
     if let Some(interception) = judge(status, &headers, &bytes) {
         http.report_interception(&interception);
-        return Err(TokenError::Transient(
-            ApiError::Intercepted(interception).to_string(),
-        ));
+        return Err(TokenError::Transient(interception.reason()));
     }
 
     if status.is_success() {
         let body: TokenBody = serde_json::from_slice(&bytes).map_err(|e| {
-            TokenError::Transient(format!(
-                "the token endpoint answered {status} with an unreadable body: {e}"
-            ))
+            tracing::warn!(%status, error = %e, "the token endpoint's reply cannot be read");
+            TokenError::Transient(Reason::UnreadableReply {
+                status: status.as_u16(),
+            })
         })?;
         if body
             .token_type
             .as_deref()
             .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
         {
-            return Err(TokenError::Refused(format!(
-                "unsupported token type {:?}",
-                body.token_type
+            return Err(TokenError::Refused(Refusal::local(
+                "unsupported_token_type",
+                format!("unsupported token type {:?}", body.token_type),
             )));
         }
         return Ok(Grant {
@@ -179,18 +181,23 @@ async fn token_request(
         return Err(TokenError::TooManyAttempts(retry_after.unwrap_or(60)));
     }
     if status.is_server_error() || status.as_u16() == 408 {
-        return Err(TokenError::Transient(format!(
-            "the server answered {status}"
-        )));
+        return Err(TokenError::Transient(Reason::ServerError {
+            status: status.as_u16(),
+        }));
     }
     match serde_json::from_slice::<ErrorBody>(&bytes) {
         Ok(body) if body.error == "invalid_grant" => Err(TokenError::InvalidGrant(
             body.error_description.unwrap_or(body.error),
         )),
-        Ok(body) => Err(TokenError::Refused(match body.error_description {
-            Some(d) => format!("{}: {d}", body.error),
-            None => body.error,
+        Ok(body) => Err(TokenError::Refused(Refusal {
+            status: Some(status.as_u16()),
+            code: Some(body.error),
+            detail: body.error_description,
         })),
-        Err(_) => Err(TokenError::Refused(format!("the server answered {status}"))),
+        Err(_) => Err(TokenError::Refused(Refusal {
+            status: Some(status.as_u16()),
+            code: None,
+            detail: None,
+        })),
     }
 }

@@ -4,6 +4,8 @@
 //! and the one refusal that ends a session (`invalid_grant`); everything else keeps the
 //! tokens and retries with backoff.
 
+use std::sync::atomic::Ordering;
+
 use super::*;
 
 impl TokenManager {
@@ -12,7 +14,41 @@ impl TokenManager {
         self.refresh(true).await.map(|_| self.snapshot())
     }
 
+    /// One refresh, run as a task of its own: a caller that goes away (a request given up,
+    /// a worker stopped) never cuts it between the server's rotation and the keychain write.
+    /// A rotation whose reply is lost must be retried within the server's 60 s grace, which a
+    /// restart cannot promise, so the rotation always completes; the app's shutdown waits for
+    /// it ([`TokenManager::wait_for_refreshes`]).
     pub(super) async fn refresh(&self, force: bool) -> Result<Secret<String>, AuthError> {
+        let manager = self.clone();
+        let counted = Refreshing::start(self.clone());
+        let task = tokio::spawn(async move {
+            let _counted = counted;
+            manager.refresh_in_task(force).await
+        });
+        task.await.unwrap_or_else(|error| {
+            tracing::error!(%error, "a refresh did not complete");
+            Err(AuthError::Offline(Reason::ConnectionCut))
+        })
+    }
+
+    /// Waits, at most `within`, until no refresh is under way. For the app's shutdown, from
+    /// a thread that is not one of the runtime's.
+    pub fn wait_for_refreshes(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.inner.refreshing.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("a refresh was still under way when the app stopped");
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    async fn refresh_in_task(&self, force: bool) -> Result<Secret<String>, AuthError> {
         let seen = self.state().attempts;
         let _gate = self.inner.gate.lock().await;
         let refresh_token = {
@@ -39,7 +75,7 @@ impl TokenManager {
             match (s.status, &s.refresh) {
                 (AuthStatus::SessionEnded, _) => {
                     return Err(AuthError::SessionEnded(
-                        s.reason.clone().unwrap_or_default(),
+                        s.reason.clone().unwrap_or(Reason::SessionEndedBySchool),
                     ))
                 }
                 (_, None) => return Err(AuthError::NotSignedIn),
@@ -91,10 +127,7 @@ impl TokenManager {
             Err(error) => {
                 let transient = !matches!(error, TokenError::InvalidGrant(_));
                 let auth_error = self.token_error(error.clone(), false);
-                let reason = match &auth_error {
-                    AuthError::SessionEnded(reason) => reason.clone(),
-                    other => other.to_string(),
-                };
+                let reason = auth_error.reason();
                 let version = if transient {
                     self.change(|s| {
                         s.status = AuthStatus::Offline;
@@ -126,7 +159,7 @@ impl TokenManager {
 
     /// The server ended the session: forget its tokens (here and in the keychain) but keep
     /// the user's name, so sign-in can offer it; local exam data and queued work stay.
-    pub(super) async fn end_session(&self, reason: &str, error: AuthError) -> u32 {
+    pub(super) async fn end_session(&self, reason: &Reason, error: AuthError) -> u32 {
         let user = self.state().user.clone();
         if let Some(user) = user {
             let key = self.refresh_key(&user);
@@ -136,7 +169,7 @@ impl TokenManager {
         }
         self.change(|s| {
             s.status = AuthStatus::SessionEnded;
-            s.reason = Some(reason.to_string());
+            s.reason = Some(reason.clone());
             s.access = None;
             s.refresh = None;
             s.refreshing = false;
@@ -163,16 +196,18 @@ impl TokenManager {
                 if sign_in {
                     AuthError::LockedOut { retry_after_s }
                 } else {
-                    AuthError::Offline(format!("the server asks to wait {retry_after_s} s"))
+                    AuthError::Offline(Reason::ServerAsksToWait {
+                        retry_after_s: u32::try_from(retry_after_s).unwrap_or(u32::MAX),
+                    })
                 }
             }
-            TokenError::Refused(message) => {
+            TokenError::Refused(refusal) => {
                 monitor.error("refused");
-                AuthError::Refused(message)
+                AuthError::Refused(refusal)
             }
-            TokenError::Transient(message) => {
+            TokenError::Transient(reason) => {
                 monitor.error("network");
-                AuthError::Offline(message)
+                AuthError::Offline(reason)
             }
         }
     }
@@ -220,6 +255,23 @@ impl TokenManager {
     }
 }
 
+/// Counts a refresh as under way from before its task is spawned until the task ends
+/// (finished, failed or dropped).
+struct Refreshing(TokenManager);
+
+impl Refreshing {
+    fn start(manager: TokenManager) -> Self {
+        manager.inner.refreshing.fetch_add(1, Ordering::AcqRel);
+        Self(manager)
+    }
+}
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        self.0.inner.refreshing.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 pub(super) fn apply_grant(
     s: &mut State,
     grant: oauth::Grant,
@@ -251,10 +303,11 @@ pub(super) fn backoff(failures: u32, error: &TokenError) -> Duration {
     Backoff::default().delay(failures, rand::random::<f64>())
 }
 
-pub(super) fn session_end_reason(description: &str) -> String {
+/// Why the server ended the session, from its `error_description`.
+pub(super) fn session_end_reason(description: &str) -> Reason {
     if description.contains("reuse") {
-        "Your session was ended for safety because your sign-in was used in two places. Please sign in again.".into()
+        Reason::SessionReused
     } else {
-        "Your session was ended by your school. Please sign in again.".into()
+        Reason::SessionEndedBySchool
     }
 }

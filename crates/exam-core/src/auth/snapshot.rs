@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::reason::Reason;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -37,8 +39,8 @@ pub struct AuthSnapshot {
     /// When the access token expires, in the server's time (RFC 3339).
     pub expires_at: Option<String>,
     pub refreshing: bool,
-    /// Why the session ended or why the app is offline, in words.
-    pub reason: Option<String>,
+    /// Why the session ended or why the app is offline, as a code the screens word.
+    pub reason: Option<Reason>,
     /// Server clock minus this computer's clock, in seconds.
     pub clock_offset_s: f64,
 }

@@ -105,7 +105,8 @@ impl ExamService {
             .iter()
             .filter_map(|a| {
                 let state = states.get(&a.entry_id?)?;
-                (state.status == Status::Dead).then(|| (a.question_id.clone(), Refusal::of(state)))
+                (state.status == Status::Dead)
+                    .then(|| (a.question_id.clone(), refusals::refusal_of(state)))
             })
             .collect())
     }
@@ -114,7 +115,7 @@ impl ExamService {
     fn refusal_of(&self, entry: Option<i64>) -> Option<Refusal> {
         let id = entry?;
         let state = self.inner.queue.entry_states(&[id]).ok()?.remove(&id)?;
-        Some(Refusal::of(&state))
+        Some(refusals::refusal_of(&state))
     }
 
     fn progress_of(
@@ -165,21 +166,23 @@ impl ExamService {
     ) -> Result<AnswerState, ExamError> {
         let attempt = self.attempt(attempt_id)?;
         if attempt.status != "in_progress" {
-            return Err(ExamError::Invalid(
-                "this attempt has been submitted; its answers can no longer change".into(),
-            ));
+            return Err(ExamError::AlreadySubmitted);
         }
         let package = self.package(&attempt.exam_id, Some(attempt.exam_version))?;
-        let question = package
-            .question(question_id)
-            .ok_or_else(|| ExamError::NotFound(format!("question `{question_id}` of this exam")))?;
-        let value = question.accept(value).map_err(ExamError::Invalid)?;
+        let question = package.question(question_id).ok_or_else(|| {
+            ExamError::NotFound(Missing::Question {
+                id: question_id.to_string(),
+            })
+        })?;
+        let value = question
+            .accept(value)
+            .map_err(|e| ExamError::AnswerRejected(e.into()))?;
         let answered = is_answer(&value);
         let key = self.load_key()?;
         let json = serde_json::to_value(&value)
-            .map_err(|e| ExamError::Invalid(format!("the answer cannot be encoded: {e}")))?;
+            .map_err(|e| ExamError::Unexpected(format!("the answer cannot be encoded: {e}")))?;
         let plain = serde_json::to_vec(&json)
-            .map_err(|e| ExamError::Invalid(format!("the answer cannot be encoded: {e}")))?;
+            .map_err(|e| ExamError::Unexpected(format!("the answer cannot be encoded: {e}")))?;
         let sealed = key.seal(
             &answer_ad(&attempt.exam_id, attempt_id, question_id),
             &plain,
@@ -276,8 +279,7 @@ impl ExamService {
     pub fn submit(&self, attempt_id: &str) -> Result<SubmissionView, ExamError> {
         let attempt = self.attempt(attempt_id)?;
         if attempt.status != "in_progress" {
-            return submission_view(&attempt)
-                .ok_or_else(|| ExamError::Invalid("this attempt was closed".into()));
+            return submission_view(&attempt).ok_or(ExamError::AttemptClosed);
         }
         let values = self.saved_values(&attempt)?;
         let digest = exam_contract::answers_digest(values.iter().map(|(q, v, _)| (q.as_str(), v)));
@@ -308,16 +310,14 @@ impl ExamService {
             "attempt submitted on this computer"
         );
         submission_view(&self.attempt(attempt_id)?)
-            .ok_or_else(|| ExamError::Invalid("the submission was not recorded".into()))
+            .ok_or_else(|| ExamError::Unexpected("the submission was not recorded".into()))
     }
 
     /// Back to the exam list once the submission was delivered (the attempt stays on record).
     pub fn close(&self, attempt_id: &str) -> Result<(), ExamError> {
         let attempt = self.attempt(attempt_id)?;
         if attempt.receipt_id.is_none() {
-            return Err(ExamError::Invalid(
-                "the submission has not reached the server yet; it stays open until it has".into(),
-            ));
+            return Err(ExamError::NotYetDelivered);
         }
         self.inner
             .store

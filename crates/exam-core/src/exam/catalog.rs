@@ -17,6 +17,7 @@ use super::{
 };
 use crate::auth::AuthError;
 use crate::queue::segment;
+use crate::reason::{Reason, Refusal};
 
 impl ExamService {
     /// Learns the server's clock from a response's `Date` header.
@@ -47,11 +48,10 @@ impl ExamService {
     }
 
     fn url(&self, path: &str) -> Result<url::Url, ExamError> {
-        self.inner
-            .auth
-            .server()
-            .join(path)
-            .map_err(|e| ExamError::Invalid(format!("cannot make a URL for {path}: {e}")))
+        self.inner.auth.server().join(path).map_err(|e| {
+            tracing::warn!(path, error = %e, "cannot make a URL of the server address");
+            ExamError::Offline(Reason::BadAddress)
+        })
     }
 
     /// Reads the server's reply up to `max` bytes; one that is not the server's (a portal's
@@ -67,7 +67,7 @@ impl ExamService {
         let body = Self::body(response, max).await?;
         if let Some(interception) = crate::http::judge(status, &headers, &body) {
             self.inner.auth.http().report_interception(&interception);
-            return Err(ExamError::Offline(interception.describe()));
+            return Err(ExamError::Offline(interception.reason()));
         }
         self.observe_date_of(&headers);
         Ok(body)
@@ -79,12 +79,12 @@ impl ExamService {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| ExamError::Offline(e.to_string()))?
+            .map_err(|e| ExamError::Offline(crate::http::describe(&e)))?
         {
             if body.len() + chunk.len() > max {
-                return Err(ExamError::Refused(format!(
-                    "the server's answer is larger than the {max} bytes allowed"
-                )));
+                return Err(ExamError::Offline(Reason::ReplyTooLarge {
+                    limit: u32::try_from(max).unwrap_or(u32::MAX),
+                }));
             }
             body.extend_from_slice(&chunk);
         }
@@ -94,13 +94,11 @@ impl ExamService {
     async fn refused(response: reqwest::Response) -> ExamError {
         let status = response.status().as_u16();
         let body = Self::body(response, 64 * 1024).await.unwrap_or_default();
-        let detail = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string));
-        ExamError::Refused(match detail {
-            Some(detail) => format!("{status}: {detail}"),
-            None => format!("the server answered {status}"),
-        })
+        ExamError::Refused(Refusal::from_reply(
+            Some(status),
+            Some(&String::from_utf8_lossy(&body)),
+            None,
+        ))
     }
 
     /// The exams the student may take: from the server, or the list kept on this computer
@@ -121,18 +119,22 @@ impl ExamService {
                             self.keep_list(&user, &exams)?;
                             None
                         }
-                        Err(e) => Some(format!(
-                            "the exam list from the server cannot be read (line {}, column {}: {e})",
-                            e.line(),
-                            e.column()
-                        )),
+                        Err(e) => {
+                            tracing::warn!(
+                                line = e.line(),
+                                column = e.column(),
+                                error = %e,
+                                "the exam list from the server cannot be read; showing the kept one"
+                            );
+                            Some(Reason::UnreadableReply { status: 200 })
+                        }
                     },
-                    Err(ExamError::Offline(message)) => Some(message),
+                    Err(ExamError::Offline(reason)) => Some(reason),
                     Err(e) => return Err(e),
                 }
             }
             Ok(response) => return Err(Self::refused(response).await),
-            Err(AuthError::Offline(message)) => Some(message),
+            Err(AuthError::Offline(reason)) => Some(reason),
             Err(e) => return Err(e.into()),
         };
         let (exams, fetched_at) = self.kept_list(&user)?;

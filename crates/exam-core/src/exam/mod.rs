@@ -11,6 +11,7 @@
 
 mod attempt;
 mod catalog;
+mod error;
 mod package;
 mod reconcile;
 mod refusals;
@@ -23,59 +24,18 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, OptionalExtension};
 
+pub use error::{AnswerProblem, ExamError, Missing};
 pub use package::{AnswerValue, BadPackage, ExamOption, Package, Question, QuestionKind};
 pub use refusals::{Refusal, RefusedItem, RefusedWhat};
 pub use views::*;
 
-use crate::auth::{AuthError, TokenManager};
+use crate::auth::TokenManager;
 use crate::bus::EventBus;
 pub(crate) use crate::clock::{now_ms as local_now_ms, parse_ms, rfc3339};
 use crate::keychain::SecretStore;
-use crate::queue::{NewEntry, Queue, QueueError, Status};
-use crate::seal::{AnswerKey, SealError, Sealer};
-use crate::store::{Store, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExamError {
-    #[error("not signed in")]
-    NotSignedIn,
-    #[error("the Exam Bank server cannot be reached ({0})")]
-    Offline(String),
-    #[error("the server refused: {0}")]
-    Refused(String),
-    #[error(transparent)]
-    BadPackage(#[from] BadPackage),
-    #[error(
-        "exam `{0}` has not been downloaded to this computer, and the server cannot be reached \
-         to download it now"
-    )]
-    NotDownloaded(String),
-    #[error("{0} was not found on this computer")]
-    NotFound(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Key(#[from] SealError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the session: {0}")]
-    Auth(AuthError),
-    /// The exam may not start now (not open yet, closed, already submitted).
-    #[error("{0:?}")]
-    StartRefused(StartBlock),
-}
-
-impl From<AuthError> for ExamError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::NotSignedIn => Self::NotSignedIn,
-            AuthError::Offline(message) => Self::Offline(message),
-            other => Self::Auth(other),
-        }
-    }
-}
+use crate::queue::{NewEntry, Queue, Status};
+use crate::seal::{AnswerKey, Sealer};
+use crate::store::Store;
 
 /// Digest rounds after which a still-differing server is reported instead of tried again.
 const MAX_RESEND_ROUNDS: i64 = 3;
@@ -250,7 +210,11 @@ impl ExamService {
             )
             .optional()
             .map_err(|e| self.err(e))?
-            .ok_or_else(|| ExamError::NotFound(format!("attempt `{attempt_id}`")))
+            .ok_or_else(|| {
+                ExamError::NotFound(Missing::Attempt {
+                    id: attempt_id.to_string(),
+                })
+            })
     }
 
     fn open_attempt_of(
@@ -395,10 +359,9 @@ impl ExamService {
             &answer_ad(&attempt.exam_id, &attempt.attempt_id, question),
             sealed,
         )?;
-        serde_json::from_slice(&plain).map_err(|e| {
-            ExamError::Invalid(format!(
-                "the saved answer to question `{question}` cannot be read: {e}"
-            ))
+        serde_json::from_slice(&plain).map_err(|e| ExamError::UnreadableAnswer {
+            question: question.to_string(),
+            detail: e.to_string(),
         })
     }
 }

@@ -183,7 +183,7 @@ impl Question {
     /// Checks a value against this question with the rule the server applies too
     /// ([`exam_contract::rules::check_answer`]); the value to store and send (choices sorted
     /// and deduplicated first, so the digest is the server's).
-    pub fn accept(&self, value: AnswerValue) -> Result<AnswerValue, String> {
+    pub fn accept(&self, value: AnswerValue) -> Result<AnswerValue, rules::AnswerError> {
         let value = match value {
             AnswerValue::Choices(mut ids) => {
                 ids.sort();
@@ -204,7 +204,7 @@ impl Question {
             options: &options,
             max_length: self.max_length,
         };
-        rules::check_answer(&rule, &value.to_json()).map_err(|e| e.to_string())?;
+        rules::check_answer(&rule, &value.to_json())?;
         Ok(value)
     }
 }

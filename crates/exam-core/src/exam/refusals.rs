@@ -7,44 +7,15 @@ use serde::Serialize;
 
 use super::{ExamError, ExamService};
 use crate::queue::{DeadLetter, EntryState, Kind};
+pub use crate::reason::Refusal;
 
-/// Why the server refused something.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct Refusal {
-    /// The server's status; none when nothing was received (e.g. an answer that could not be
-    /// opened on this computer to be sent).
-    pub status: Option<u16>,
-    /// The server's machine code (`attempt_closed`, `invalid_answer`…), which the screen
-    /// words in the student's language.
-    pub code: Option<String>,
-    /// The server's own words (its `detail`), or what went wrong here — for IT.
-    pub detail: Option<String>,
-}
-
-impl Refusal {
-    /// From a stored reply (problem+json or OAuth error body) and the queue's note.
-    pub fn from_reply(status: Option<u16>, body: Option<&str>, note: Option<&str>) -> Self {
-        let reply = body
-            .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
-            .unwrap_or_default();
-        let text = |key: &str| reply.get(key).and_then(|v| v.as_str()).map(str::to_string);
-        Self {
-            status: status.filter(|s| *s > 0),
-            code: text("code").or_else(|| text("error")),
-            detail: text("detail")
-                .or_else(|| text("error_description"))
-                .or_else(|| note.map(str::to_string)),
-        }
-    }
-
-    pub fn of(state: &EntryState) -> Self {
-        Self::from_reply(
-            state.response_status,
-            state.response_body.as_deref(),
-            state.error.as_deref(),
-        )
-    }
+/// Why the server refused an entry, from its stored reply and the queue's note.
+pub(crate) fn refusal_of(state: &EntryState) -> Refusal {
+    Refusal::from_reply(
+        state.response_status,
+        state.response_body.as_deref(),
+        state.error.as_deref(),
+    )
 }
 
 /// What was refused.

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::package::{AnswerValue, ExamOption, QuestionKind};
 use super::refusals::Refusal;
+use crate::reason::Reason;
 
 /// An exam as the server lists it (`GET /v1/exams`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +24,7 @@ pub struct ExamList {
     pub exams: Vec<ExamSummary>,
     pub fetched_at: Option<String>,
     /// Set when the list could not be fetched and the one kept on this computer is shown.
-    pub offline_reason: Option<String>,
+    pub offline_reason: Option<Reason>,
     /// In how many ms an exam of the list next opens or closes: the list should be read
     /// again then, since what may start changes.
     pub changes_in_ms: Option<f64>,

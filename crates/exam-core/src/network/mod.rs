@@ -114,6 +114,7 @@ impl NetworkView {
             rtt_ms: None,
             since_ms: 0.0,
             reason: None,
+            usable: true,
             probes: 0,
         });
         // Keep the sender alive for as long as any view exists.
@@ -149,9 +150,9 @@ impl NetworkMonitor {
             let reports = reports.clone();
             http.on_interception(move |interception| {
                 let probe = if interception.is_portal() {
-                    Probe::Portal(interception.describe())
+                    Probe::Portal(interception.reason())
                 } else {
-                    Probe::ServerFailed(interception.describe())
+                    Probe::ServerFailed(interception.reason())
                 };
                 let _ = reports.send(probe);
             });
@@ -228,7 +229,12 @@ impl Driver {
         record_outage(self.store.as_deref(), &change);
         tracing::info!(
             state = change.status.state.as_str(),
-            reason = change.status.reason.as_deref().unwrap_or(""),
+            reason = change
+                .status
+                .reason
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
             rtt_ms = change.status.rtt_ms.unwrap_or(0.0),
             "network state"
         );

@@ -7,11 +7,12 @@ use url::Url;
 
 use super::tracker::Probe;
 use crate::http::{judge_head, HttpClient};
+use crate::reason::Reason;
 
 /// Probes once, giving up after `timeout`.
 pub async fn probe(http: &HttpClient, server: &Url, timeout: Duration) -> Probe {
     let Ok(health) = server.join("healthz") else {
-        return Probe::ServerFailed("the server address is not usable".into());
+        return Probe::ServerFailed(Reason::BadAddress);
     };
     let started = Instant::now();
     let response = http.send(http.client().get(health).timeout(timeout)).await;
@@ -26,30 +27,32 @@ pub async fn probe(http: &HttpClient, server: &Url, timeout: Duration) -> Probe 
     }
     if let Some(interception) = judge_head(status, response.headers()) {
         return if interception.is_portal() {
-            Probe::Portal(interception.describe())
+            Probe::Portal(interception.reason())
         } else {
-            Probe::ServerFailed(interception.describe())
+            Probe::ServerFailed(interception.reason())
         };
     }
     if status.is_server_error() {
-        return Probe::ServerFailed(format!("the server answers {status}"));
+        return Probe::ServerFailed(Reason::ServerError {
+            status: status.as_u16(),
+        });
     }
     // Anything else may be a portal: confirm with the dedicated probe.
     let Ok(portal) = server.join("generate_204") else {
-        return Probe::ServerFailed(format!("the server answers {status}"));
+        return Probe::ServerFailed(Reason::ServerError {
+            status: status.as_u16(),
+        });
     };
     let left = timeout.saturating_sub(started.elapsed());
     match http.send(http.client().get(portal).timeout(left)).await {
         Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => {
-            Probe::ServerFailed(format!("the server's health check answers {status}"))
+            Probe::ServerFailed(Reason::ServerError {
+                status: status.as_u16(),
+            })
         }
         Ok(r) => match judge_head(r.status(), r.headers()) {
-            Some(interception) => Probe::Portal(interception.describe()),
-            None => Probe::Portal(
-                "this network answers instead of the Exam Bank server; it may want you to sign \
-                 in to it first"
-                    .into(),
-            ),
+            Some(interception) => Probe::Portal(interception.reason()),
+            None => Probe::Portal(Reason::PortalPage),
         },
         Err(e) => classify_error(&e, timeout),
     }
@@ -71,20 +74,14 @@ fn classify_error(e: &reqwest::Error, timeout: Duration) -> Probe {
     };
     if chain.contains("certificate") || chain.contains("unknownissuer") {
         // Someone else answered the TLS handshake: a portal or a filtering proxy.
-        Probe::Portal(
-            "this network intercepts secure connections (the certificate is not the server's); \
-             it may want you to sign in to it first"
-                .into(),
-        )
+        Probe::Portal(Reason::CertificateIntercepted)
     } else if chain.contains("refused") {
-        Probe::ServerFailed(
-            "the server computer refuses connections (Exam Bank is not running)".into(),
-        )
+        Probe::ServerFailed(Reason::ServerNotRunning)
     } else if chain.contains("reset") || chain.contains("closed") || chain.contains("broken pipe") {
-        Probe::ServerFailed("the connection to the server was cut".into())
+        Probe::ServerFailed(Reason::ConnectionCut)
     } else if chain.contains("dns") || chain.contains("resolve") || chain.contains("lookup") {
-        Probe::Unreachable("the server's name cannot be looked up (no network?)".into())
+        Probe::Unreachable(Reason::NameNotFound)
     } else {
-        Probe::Unreachable("the server cannot be reached (no network?)".into())
+        Probe::Unreachable(Reason::NoNetwork)
     }
 }

@@ -210,6 +210,7 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reason::Reason;
     use url::Url;
 
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -290,8 +291,8 @@ mod tests {
                                 Link::Up(_) | Link::Blackhole => {
                                     (ceiling, Probe::Late { after: timeout })
                                 }
-                                Link::Refuse => (1, Probe::ServerFailed("refused".into())),
-                                Link::Portal => (2, Probe::Portal("login page".into())),
+                                Link::Refuse => (1, Probe::ServerFailed(Reason::ServerNotRunning)),
+                                Link::Portal => (2, Probe::Portal(Reason::PortalPage)),
                             };
                             self.pending.push((self.now + after, id, probe));
                         }
@@ -303,7 +304,7 @@ mod tests {
                 if was == Link::Blackhole && self.link_at(self.now) != Link::Blackhole {
                     for p in &mut self.pending {
                         if matches!(p.2, Probe::Late { .. }) {
-                            *p = (self.now, p.1, Probe::ServerFailed("reset".into()));
+                            *p = (self.now, p.1, Probe::ServerFailed(Reason::ConnectionCut));
                         }
                     }
                 }
@@ -489,7 +490,13 @@ mod tests {
         );
         assert_eq!(s.tracker.status.state, NetState::Online);
         let change = s
-            .on_report(Probe::Portal("login.portal.test".into()), 10, 10)
+            .on_report(
+                Probe::Portal(Reason::PortalSignIn {
+                    host: Some("login.portal.test".into()),
+                }),
+                10,
+                10,
+            )
             .unwrap();
         assert_eq!(change.status.state, NetState::CaptivePortal);
         assert_eq!(s.next_wake(), Some(10 + 40));

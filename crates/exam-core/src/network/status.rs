@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::reason::Reason;
+
 /// What the student can rely on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,8 +61,11 @@ pub struct NetStatus {
     pub rtt_ms: Option<f64>,
     /// When the state last changed (ms since the epoch).
     pub since_ms: f64,
-    /// Why, in words, when not online.
-    pub reason: Option<String>,
+    /// Why, when not online (or slow), as a code the screens word.
+    pub reason: Option<Reason>,
+    /// Whether requests may be sent ([`NetState::is_usable`]): decided here, so no window
+    /// decides it again.
+    pub usable: bool,
     /// Probes sent since start (diagnostics).
     pub probes: u32,
 }

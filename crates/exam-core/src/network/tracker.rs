@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::{LinkQuality, MonitorConfig, NetState, NetStatus};
+use crate::reason::Reason;
 
 /// What one probe (or one request of the app's) found.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,11 +20,11 @@ pub enum Probe {
         after: Duration,
     },
     /// Nothing can be reached: no route, the name cannot be looked up.
-    Unreachable(String),
+    Unreachable(Reason),
     /// Something answered, but not the server's health: refused, 5xx, a proxy's error…
-    ServerFailed(String),
+    ServerFailed(Reason),
     /// A network sign-in page answers in the server's place.
-    Portal(String),
+    Portal(Reason),
 }
 
 impl Probe {
@@ -132,15 +133,6 @@ pub struct Change {
     pub outage_ended: Option<(i64, i64)>,
 }
 
-fn seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 10.0 {
-        format!("{s:.1} s")
-    } else {
-        format!("{s:.0} s")
-    }
-}
-
 impl Tracker {
     pub fn new(config: &MonitorConfig, now_ms: i64) -> Self {
         Self {
@@ -150,6 +142,7 @@ impl Tracker {
                 rtt_ms: None,
                 since_ms: now_ms as f64,
                 reason: None,
+                usable: false,
                 probes: 0,
             },
             failures: 0,
@@ -217,11 +210,7 @@ impl Tracker {
                     let (state, reason) = if slow {
                         (
                             NetState::Degraded,
-                            Some(format!(
-                                "the connection to the server is slow (about {} a round trip); \
-                                 answers are still delivered",
-                                seconds(self.rto.srtt().unwrap_or_default())
-                            )),
+                            Some(Reason::slow(self.rto.srtt().unwrap_or_default())),
                         )
                     } else {
                         (NetState::Online, None)
@@ -238,17 +227,11 @@ impl Tracker {
                     self.rto.back_off();
                 }
                 let (state, reason) = match failure {
-                    Probe::Late { after } => (
-                        NetState::Offline,
-                        format!(
-                            "the server does not answer (no reply within {})",
-                            seconds(after)
-                        ),
-                    ),
+                    Probe::Late { after } => (NetState::Offline, Reason::no_answer(after)),
                     Probe::Unreachable(r) => (NetState::Offline, r),
                     Probe::ServerFailed(r) => (NetState::ServerDown, r),
                     Probe::Portal(r) => (NetState::CaptivePortal, r),
-                    Probe::Ok { .. } => (NetState::Online, String::new()),
+                    Probe::Ok { .. } => (NetState::Online, Reason::NoNetwork),
                 };
                 self.successes = 0;
                 self.failures += 1;
@@ -278,6 +261,7 @@ impl Tracker {
             }
         }
         self.status.rtt_ms = self.srtt_ms();
+        self.status.usable = self.status.state.is_usable();
         self.status.quality = if self.status.state.is_usable() {
             self.quality()
         } else {
@@ -293,12 +277,13 @@ impl Tracker {
         })
     }
 
-    fn set(&mut self, state: NetState, reason: Option<String>, now_ms: i64) {
+    fn set(&mut self, state: NetState, reason: Option<Reason>, now_ms: i64) {
         if self.status.state != state {
             self.status.since_ms = now_ms as f64;
         }
         self.status.state = state;
         self.status.reason = reason;
+        self.status.usable = state.is_usable();
     }
 }
 
@@ -340,7 +325,12 @@ mod tests {
         assert_eq!(down.status.state, NetState::Offline);
         assert_eq!(down.outage_started, Some((NetState::Offline, 150)));
         assert_eq!(down.status.since_ms, 150.0);
-        assert!(down.status.reason.unwrap().contains("does not answer"));
+        assert!(down
+            .status
+            .reason
+            .unwrap()
+            .to_string()
+            .contains("does not answer"));
         // One success while offline is not enough either.
         assert!(t.observe(ok(2), 900).is_none());
         assert_eq!(t.status.state, NetState::Offline);
@@ -365,15 +355,20 @@ mod tests {
         let mut t = tracker();
         t.observe(ok(1), 0);
         let portal = t
-            .observe(Probe::Portal("redirect to http://login".into()), 10)
+            .observe(
+                Probe::Portal(Reason::PortalSignIn {
+                    host: Some("login".into()),
+                }),
+                10,
+            )
             .unwrap();
         assert_eq!(portal.status.state, NetState::CaptivePortal);
-        assert!(portal.status.reason.unwrap().contains("login"));
+        assert!(portal.status.reason.unwrap().to_string().contains("login"));
         let mut t = tracker();
         t.observe(ok(1), 0);
-        t.observe(Probe::ServerFailed("refused".into()), 10);
+        t.observe(Probe::ServerFailed(Reason::ServerNotRunning), 10);
         let down = t
-            .observe(Probe::ServerFailed("refused".into()), 20)
+            .observe(Probe::ServerFailed(Reason::ServerNotRunning), 20)
             .unwrap();
         assert_eq!(down.status.state, NetState::ServerDown);
     }
@@ -382,9 +377,9 @@ mod tests {
     fn a_portal_is_left_on_two_other_failures_not_on_the_reset_of_its_connections() {
         let mut t = tracker();
         t.observe(ok(1), 0);
-        t.observe(Probe::Portal("login page".into()), 10);
-        t.observe(Probe::Portal("login page".into()), 20);
-        let cut = || Probe::ServerFailed("the connection to the server was cut".into());
+        t.observe(Probe::Portal(Reason::PortalPage), 10);
+        t.observe(Probe::Portal(Reason::PortalPage), 20);
+        let cut = || Probe::ServerFailed(Reason::ConnectionCut);
         assert!(t.observe(cut(), 30).is_none());
         assert_eq!(t.status.state, NetState::CaptivePortal);
         // The portal goes: two successes, straight back online.
@@ -392,7 +387,7 @@ mod tests {
         let back = t.observe(ok(1), 50).unwrap();
         assert_eq!(back.status.state, NetState::Online);
         // The portal goes and the server is really down: two failures say so.
-        t.observe(Probe::Portal("login page".into()), 60);
+        t.observe(Probe::Portal(Reason::PortalPage), 60);
         t.observe(cut(), 70);
         let down = t.observe(cut(), 80).unwrap();
         assert_eq!(down.status.state, NetState::ServerDown);
@@ -409,7 +404,7 @@ mod tests {
         }
         assert_eq!(t.status.state, NetState::Degraded);
         assert_eq!(t.status.quality, LinkQuality::Poor);
-        let reason = t.status.reason.clone().unwrap();
+        let reason = t.status.reason.clone().unwrap().to_string();
         assert!(
             reason.contains("slow") && reason.contains("0.3 s"),
             "{reason}"
@@ -419,7 +414,7 @@ mod tests {
     #[test]
     fn the_first_probe_decides_at_once_unless_it_is_only_late() {
         let mut t = tracker();
-        let first = t.observe(Probe::Unreachable("no route".into()), 5).unwrap();
+        let first = t.observe(Probe::Unreachable(Reason::NoNetwork), 5).unwrap();
         assert_eq!(first.status.state, NetState::Offline);
         assert_eq!(first.outage_started, Some((NetState::Offline, 5)));
         let mut t = tracker();

@@ -86,7 +86,7 @@ async fn read_reply(
         Err(NotAReply::Intercepted(interception)) => {
             ctx.auth.http().report_interception(&interception);
             Err(Outcome::Retry {
-                error: interception.describe(),
+                error: interception.reason().to_string(),
                 retry_after: None,
             })
         }
@@ -109,7 +109,7 @@ pub async fn server_reply(
     let body = response
         .bytes()
         .await
-        .map_err(|error| NotAReply::CutShort(describe(&error)))?;
+        .map_err(|error| NotAReply::CutShort(describe(&error).to_string()))?;
     if let Some(interception) = judge(status, &headers, &body) {
         return Err(NotAReply::Intercepted(interception));
     }
@@ -122,10 +122,10 @@ pub async fn server_reply(
 
 fn auth_failure(ctx: &Ctx, error: AuthError) -> Outcome {
     match error {
-        AuthError::Offline(message) => {
+        AuthError::Offline(reason) => {
             (ctx.network.probe_now)();
             Outcome::Retry {
-                error: message,
+                error: reason.to_string(),
                 retry_after: None,
             }
         }

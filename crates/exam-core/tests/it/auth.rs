@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use exam_core::auth::{AuthConfig, AuthError, AuthStatus};
 use exam_core::bus::{CoreEvent, EventBus};
+use exam_core::keychain::SecretStore;
 use exam_core::secret::Secret;
 
 use crate::support::{manager, password, MemoryStore, Server};
@@ -147,7 +148,10 @@ async fn reuse_of_an_old_refresh_token_ends_the_session_everywhere() {
     assert!(matches!(err, AuthError::SessionEnded(_)), "{err:?}");
     let snapshot = m.snapshot();
     assert_eq!(snapshot.status, AuthStatus::SessionEnded);
-    assert!(snapshot.reason.unwrap().contains("sign in again"));
+    assert_eq!(
+        snapshot.reason,
+        Some(exam_core::reason::Reason::SessionEndedBySchool)
+    );
     assert!(
         store.refresh_token("student1").is_none(),
         "the dead token is gone from the keychain"
@@ -309,4 +313,72 @@ async fn a_401_triggers_one_refresh_and_one_retry() {
     let err = m.send_authorized(exams).await.unwrap_err();
     assert!(matches!(err, AuthError::SessionEnded(_)), "{err:?}");
     assert_eq!(server.stats().await["requests"]["GET /v1/exams"]["401"], 2);
+}
+
+/// A keychain that takes its time to write (a slow Secret Service).
+struct SlowToWrite(Arc<MemoryStore>, Duration);
+
+impl SecretStore for SlowToWrite {
+    fn get(&self, key: &str) -> Result<Option<Secret<String>>, exam_core::keychain::KeychainError> {
+        self.0.get(key)
+    }
+    fn set(
+        &self,
+        key: &str,
+        value: &Secret<String>,
+    ) -> Result<(), exam_core::keychain::KeychainError> {
+        std::thread::sleep(self.1);
+        self.0.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), exam_core::keychain::KeychainError> {
+        self.0.delete(key)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_whose_caller_goes_away_still_completes_and_keeps_the_session() {
+    let server = Server::start(900).await;
+    let memory = Arc::new(MemoryStore::default());
+    let store = Arc::new(SlowToWrite(memory.clone(), Duration::from_millis(400)));
+    let bus = EventBus::default();
+    let m = manager(AuthConfig::new(server.url()), store, bus.clone());
+    m.sign_in("student1", password()).await.unwrap();
+    let before = memory.refresh_token("student1").unwrap();
+    let mut events = bus.subscribe();
+
+    // The caller gives up while the rotated token is being written (the server has rotated).
+    let given_up = tokio::time::timeout(Duration::from_millis(100), m.force_refresh()).await;
+    assert!(
+        given_up.is_err(),
+        "the caller gave up before the refresh ended"
+    );
+    let m2 = m.clone();
+    let settled =
+        tokio::task::spawn_blocking(move || m2.wait_for_refreshes(Duration::from_secs(10)))
+            .await
+            .unwrap();
+    assert!(settled);
+
+    // The refresh completed in full: the rotated token is in the keychain and in use.
+    let after = memory.refresh_token("student1").unwrap();
+    assert_ne!(after, before);
+    let completed = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if let Ok(CoreEvent::RefreshCompleted { .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        completed.is_ok(),
+        "the refresh was applied although its caller left"
+    );
+    assert_eq!(m.snapshot().status, AuthStatus::SignedIn);
+    assert!(!m.snapshot().refreshing);
+    // The next refresh presents the rotated token, not the old one (which, after the
+    // server's grace, would read as reuse and end the session).
+    m.force_refresh().await.unwrap();
+    assert_ne!(memory.refresh_token("student1").unwrap(), after);
+    assert_eq!(server.refreshes().await, 2);
 }
