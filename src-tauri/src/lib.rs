@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod notify;
 pub mod probe;
+pub mod startup;
 pub mod state;
 pub mod windows;
 
@@ -76,15 +77,31 @@ pub fn export_bindings(path: &std::path::Path) -> Result<(), Box<dyn std::error:
 /// plugin, run by `build()`) comes before any I/O; the setup hook runs later, in `run`.
 pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     let specta = specta_builder::<R>();
+    let commands = specta.invoke_handler();
     builder
-        .invoke_handler(specta.invoke_handler())
+        .invoke_handler(move |invoke| {
+            startup::first(invoke.message.command());
+            commands(invoke)
+        })
+        .on_page_load(|webview, payload| {
+            if webview.label() == "main" {
+                startup::first(match payload.event() {
+                    tauri::webview::PageLoadEvent::Started => "page load started",
+                    tauri::webview::PageLoadEvent::Finished => "page load finished",
+                });
+            }
+        })
         .setup(move |app| {
             specta.mount_events(app);
             let state = app.state::<AppState>();
             let handle = app.handle().clone();
-            events::forward(app.handle().clone(), &state.core, move || {
-                handle.state::<AppState>().core.snapshot_events()
-            });
+            let marker = app.handle().clone();
+            events::forward(
+                app.handle().clone(),
+                &state.core,
+                move || handle.state::<AppState>().core.snapshot_events(),
+                Arc::new(move |event, stage| marker.state::<AppState>().probe.mark(event, stage)),
+            );
             let _ = state
                 .status_window_opener
                 .set(windows::opener(app.handle().clone()));
@@ -102,6 +119,20 @@ pub fn os_keychain() -> Arc<dyn exam_core::keychain::SecretStore> {
     Arc::new(Keychain::new(OsKeychain::new(KEYCHAIN_SERVICE)))
 }
 
+/// Creates the main window as tauri.conf.json describes it.
+fn main_window<R: Runtime>(app: &tauri::App<R>) -> tauri::Result<()> {
+    let config = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|w| w.label == "main")
+        .cloned()
+        .unwrap_or_default();
+    tauri::WebviewWindowBuilder::from_config(app.handle(), &config)?.build()?;
+    Ok(())
+}
+
 /// Starts the app. Returns when the last window closes.
 ///
 /// The order is written down because it matters:
@@ -111,11 +142,17 @@ pub fn os_keychain() -> Arc<dyn exam_core::keychain::SecretStore> {
 /// 2. `build()` runs the single-instance plugin — a second launch hands its arguments to the
 ///    running window and exits there, before it has touched the keychain, the database, the
 ///    log or the network (so it can never rotate the refresh token the first instance
-///    holds, nor reset its queue) — and creates the window, which starts loading the UI.
-/// 3. Logging, then the core ([`CoreBuilder::start`], whose own order is written there).
-/// 4. On exit, the core is shut down (workers joined, newest first, bounded wait).
+///    holds, nor reset its queue).
+/// 3. The main window is created (`create: false` in tauri.conf.json: Tauri would create it
+///    only once the event loop runs, after the core has started). WebKit starts its web
+///    process and the page begins to load while the main thread goes on to the next step;
+///    the page's first commands are answered once the event loop runs, with the core there.
+/// 4. Logging, then the core ([`CoreBuilder::start`], whose own order is written there).
+/// 5. On exit, the core is shut down (workers joined, newest first, bounded wait).
 pub fn run() {
+    startup::begin();
     let loaded = config::load(&ConfigInputs::from_process());
+    startup::step("config");
     let runtime = match exam_core::lifecycle::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -124,6 +161,7 @@ pub fn run() {
         }
     };
     tauri::async_runtime::set(runtime.handle().clone());
+    startup::step("runtime");
     // The single-instance plugin must be the first one registered.
     let builder =
         tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
@@ -142,6 +180,12 @@ pub fn run() {
         }
     };
 
+    startup::step("built");
+    if let Err(error) = main_window(&app) {
+        eprintln!("exam-desktop: cannot open the window: {error}");
+        std::process::exit(1);
+    }
+    startup::step("window");
     let log = exam_core::logging::init(&loaded.settings.log, &loaded.settings.log_dir());
     let log_file = match log {
         Ok(outcome) => {
@@ -155,6 +199,7 @@ pub fn run() {
             None
         }
     };
+    startup::logging_ready();
     tracing::info!(
         version = exam_core::VERSION,
         server = %loaded.settings.server_url,
@@ -176,8 +221,12 @@ pub fn run() {
             std::process::exit(1);
         }
     };
+    startup::step("core");
     app.manage(AppState::new(core, log_file));
     app.run(|handle, event| {
+        if let tauri::RunEvent::Ready = event {
+            startup::step("event loop");
+        }
         if let tauri::RunEvent::Exit = event {
             let report = handle
                 .state::<AppState>()

@@ -2,6 +2,11 @@
 //! bus like any other event, every window answers it with `ack_event`, and the core times
 //! each answer. What is measured is the round trip (core → window → core), so the one-way
 //! delivery time is below it.
+//!
+//! Each measurement also logs where the time went on the shell's side (taken off the bus, on
+//! the main thread, every `eval` handed to WebKit) and each window's one-way time: what the
+//! shell does takes a fraction of a millisecond; the rest is WebKit running one `eval` per
+//! window, one after another, in the web process the windows share.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -36,8 +41,23 @@ pub struct DeliveryReport {
     pub clock_step_ms: f64,
 }
 
+/// Where a ping is on its way to the windows (see [`crate::events`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The forwarding worker took it off the bus.
+    Forwarded = 0,
+    /// The main thread started handing it to the windows.
+    OnMainThread = 1,
+    /// Every window has been handed its `eval`.
+    Handed = 2,
+}
+
 struct Round {
     sent: Instant,
+    /// When the ping reached each [`Stage`].
+    stages: [Option<Instant>; 3],
+    /// Per window: label and one-way time (ns).
+    per_window: Vec<(String, u64)>,
     sent_ms: f64,
     one_way: Vec<u64>,
     received: Vec<f64>,
@@ -63,6 +83,18 @@ impl EventProbe {
         self.windows.get().map(|list| list()).unwrap_or_default()
     }
 
+    /// Notes when a ping reached `stage` (other events are not timed).
+    pub fn mark(&self, event: &CoreEvent, stage: Stage) {
+        let CoreEvent::Ping { id, .. } = event else {
+            return;
+        };
+        let now = Instant::now();
+        let mut rounds = self.rounds.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(round) = rounds.get_mut(id) {
+            round.stages[stage as usize].get_or_insert(now);
+        }
+    }
+
     /// A window answered ping `id`, having received it at `received_ms` (ms since the
     /// epoch). Unknown or late answers are ignored.
     pub fn ack(&self, id: u32, window: &str, received_ms: f64) {
@@ -75,6 +107,9 @@ impl EventProbe {
                     .push(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
                 let one_way_ms = (received_ms - round.sent_ms).max(0.0);
                 round.one_way.push((one_way_ms * 1e6) as u64);
+                round
+                    .per_window
+                    .push((window.to_string(), (one_way_ms * 1e6) as u64));
                 round.received.push(received_ms);
             }
             if round.waiting.is_empty() {
@@ -99,6 +134,8 @@ impl EventProbe {
         let mut one_way = Vec::with_capacity(nanos.capacity());
         let mut received = Vec::with_capacity(nanos.capacity());
         let mut missed = 0u32;
+        let mut stages: [Vec<u64>; 3] = Default::default();
+        let mut per_window: HashMap<String, Vec<u64>> = HashMap::new();
         for _ in 0..rounds {
             if windows.is_empty() {
                 break;
@@ -113,6 +150,8 @@ impl EventProbe {
                     id,
                     Round {
                         sent: Instant::now(),
+                        stages: [None; 3],
+                        per_window: Vec::new(),
                         sent_ms,
                         one_way: Vec::new(),
                         received: Vec::new(),
@@ -137,10 +176,20 @@ impl EventProbe {
                 nanos.extend(round.nanos);
                 one_way.extend(round.one_way);
                 received.extend(round.received);
+                for (stage, at) in stages.iter_mut().zip(round.stages) {
+                    if let Some(at) = at {
+                        let took = at.saturating_duration_since(round.sent).as_nanos();
+                        stage.push(u64::try_from(took).unwrap_or(u64::MAX));
+                    }
+                }
+                for (window, ns) in round.per_window {
+                    per_window.entry(window).or_default().push(ns);
+                }
             }
             // Let the windows settle so rounds do not overlap.
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        log_stages(windows.len(), &mut stages, per_window);
         let delivered = u32::try_from(nanos.len()).unwrap_or(u32::MAX);
         DeliveryReport {
             windows: u32::try_from(windows.len()).unwrap_or(u32::MAX),
@@ -152,6 +201,38 @@ impl EventProbe {
             clock_step_ms: clock_step(&received),
         }
     }
+}
+
+/// Where the time went, for the log: from publishing to each [`Stage`], and each window's
+/// one-way time.
+fn log_stages(windows: usize, stages: &mut [Vec<u64>; 3], per_window: HashMap<String, Vec<u64>>) {
+    let [forwarded, on_main, handed] = stages.each_mut().map(|s| LatencySummary::of_nanos(s));
+    let mut per_window: Vec<(String, LatencySummary)> = per_window
+        .into_iter()
+        .map(|(w, mut ns)| (w, LatencySummary::of_nanos(&mut ns)))
+        .collect();
+    per_window.sort_by(|a, b| a.1.p50_us.total_cmp(&b.1.p50_us));
+    let per_window: Vec<String> = per_window
+        .iter()
+        .map(|(w, s)| format!("{w} {:.0}/{:.0}", s.p50_us, s.p99_us))
+        .collect();
+    tracing::info!(
+        windows,
+        forwarded = format!(
+            "{:.0}/{:.0}/{:.0}",
+            forwarded.p50_us, forwarded.p99_us, forwarded.max_us
+        ),
+        on_main_thread = format!(
+            "{:.0}/{:.0}/{:.0}",
+            on_main.p50_us, on_main.p99_us, on_main.max_us
+        ),
+        handed = format!(
+            "{:.0}/{:.0}/{:.0}",
+            handed.p50_us, handed.p99_us, handed.max_us
+        ),
+        per_window = per_window.join(", "),
+        "event delivery stages (µs since published, p50/p99/max; per window one-way p50/p99)"
+    );
 }
 
 fn epoch_ms() -> f64 {

@@ -663,7 +663,12 @@ impl Harness {
     }
 
     pub fn session(&self) -> Result<Session> {
-        Session::start(self.driver_port, Path::new(APP))
+        self.session_with(Path::new(APP))
+    }
+
+    /// A session with another app, launched the same way (the launch benchmark's bare app).
+    pub fn session_with(&self, application: &Path) -> Result<Session> {
+        Session::start(self.driver_port, application)
     }
 }
 

@@ -25,12 +25,18 @@ class AuthStore {
     }
   }
 
+  /** Follows the core's sign-in. The listener and the first snapshot are asked for
+   * together (one round trip): snapshots carry versions, so whichever arrives first, the
+   * newest wins. */
   async start(): Promise<void> {
-    await events.coreEventMessage.listen((event) => {
-      const snapshot = snapshotOf(event.payload);
-      if (snapshot) this.apply(snapshot);
-    });
-    this.apply(await commands.authSnapshot());
+    const [, snapshot] = await Promise.all([
+      events.coreEventMessage.listen((event) => {
+        const next = snapshotOf(event.payload);
+        if (next) this.apply(next);
+      }),
+      commands.authSnapshot(),
+    ]);
+    this.apply(snapshot);
   }
 }
 
