@@ -578,13 +578,18 @@ export type SyncProgress = {
 	state: SyncState,
 	/**  Delivered since this sync began. */
 	done: number,
-	/**  Not delivered yet (waiting or being sent). */
+	/**  The signed-in student's work not delivered yet (waiting or being sent). */
 	remaining: number,
 	/**
-	 *  Refused by the server and kept here (dead letters): never "everything is sent" while
-	 *  any is left.
+	 *  The signed-in student's work refused by the server and kept here (dead letters):
+	 *  never "everything is sent" while any is left.
 	 */
 	refused: number,
+	/**
+	 *  Other students' work waiting on this computer (lab machines are shared): counted,
+	 *  never named. It is sent to their own accounts with their own credentials.
+	 */
+	others_waiting: number,
 	items_per_s: number | null,
 	/**  What is being sent now. */
 	current: string | null,

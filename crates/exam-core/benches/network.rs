@@ -201,6 +201,7 @@ struct Lab {
     _core: Core,
     _dir: tempfile::TempDir,
     attempt: String,
+    owner: exam_core::owner::Owner,
     started: Instant,
     saved: std::sync::atomic::AtomicUsize,
 }
@@ -223,13 +224,13 @@ impl Lab {
             .unwrap();
         let services = core.services().unwrap();
         let (queue, monitor) = (services.queue.clone(), services.monitor.clone().unwrap());
+        let owner = core.auth().owner().unwrap();
         let attempt = uuid::Uuid::new_v4().to_string();
         queue
-            .enqueue(NewEntry::start_attempt(
-                "demo-mixed",
-                &attempt,
-                &exam_core::now_rfc3339(),
-            ))
+            .enqueue(
+                NewEntry::start_attempt("demo-mixed", &attempt, &exam_core::now_rfc3339())
+                    .owned_by(&owner),
+            )
             .unwrap();
         Self {
             queue,
@@ -237,6 +238,7 @@ impl Lab {
             _core: core,
             _dir: dir,
             attempt,
+            owner,
             started,
             saved: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -253,7 +255,8 @@ impl Lab {
                     &format!("q{:02}", 3 + 4 * (i % 5)),
                     serde_json::json!(format!("answer {i}")),
                     &now,
-                );
+                )
+                .owned_by(&self.owner);
                 e.coalesce_key = None;
                 e
             })

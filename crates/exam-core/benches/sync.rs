@@ -43,11 +43,12 @@ async fn run(base: &str, batch_max: usize) -> (f64, f64, exam_core::sync::SyncSt
         .await
         .unwrap();
     let queue = core.services().unwrap().queue.clone();
+    let owner = core.auth().owner().unwrap();
     let attempts: Vec<String> = (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let now = exam_core::now_rfc3339();
     let mut entries: Vec<NewEntry> = attempts
         .iter()
-        .map(|a| NewEntry::start_attempt("demo-mixed", a, &now))
+        .map(|a| NewEntry::start_attempt("demo-mixed", a, &now).owned_by(&owner))
         .collect();
     for i in 0..SAVES {
         // Short answers (q03, q07, …): every save a distinct operation (no coalescing).
@@ -56,7 +57,8 @@ async fn run(base: &str, batch_max: usize) -> (f64, f64, exam_core::sync::SyncSt
             &format!("q{:02}", 3 + 4 * ((i / 20) % 5)),
             json!(format!("answer {i}")),
             &now,
-        );
+        )
+        .owned_by(&owner);
         e.coalesce_key = None;
         entries.push(e);
     }

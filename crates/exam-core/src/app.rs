@@ -217,6 +217,11 @@ impl Services {
             max_bytes: settings.queue.max_bytes,
         };
         let queue = Queue::open(&path, limits).map_err(|e| e.to_string())?;
+        // Work an earlier version kept names its student, not its server: the server is
+        // the one the app is set up for (before anything is sent or shown).
+        queue
+            .adopt_unowned(&crate::owner::origin_of(&settings.server_url))
+            .map_err(|e| e.to_string())?;
         let (monitor, view) = match network {
             Network::Monitor(config) => {
                 let monitor = Arc::new(NetworkMonitor::spawn(
@@ -316,11 +321,38 @@ impl Core {
         if !self.config.problems.is_empty() {
             return Err(CoreError::Settings);
         }
+        // Another student's session still here (they never signed out) ends first, leaving
+        // their waiting work its delivery credential: it is never sent as the new student.
+        let current = self.auth.snapshot();
+        if current.has_session && current.user.as_deref() != Some(username.trim()) {
+            self.sign_out().await;
+        }
         Ok(self.auth.sign_in(username, password).await?)
     }
 
+    /// Signs out. With work of the student's still waiting here, their session stays in the
+    /// keychain as a delivery credential (not revoked): the work is sent to their account
+    /// with it as soon as the network allows, whoever uses the computer meanwhile, and the
+    /// credential is removed once it is delivered. Without waiting work the session is
+    /// revoked and forgotten.
     pub async fn sign_out(&self) -> AuthSnapshot {
-        self.auth.sign_out().await
+        if self.has_waiting_work() {
+            self.auth.leave_for_delivery().await
+        } else {
+            self.auth.sign_out().await
+        }
+    }
+
+    /// Whether the signed-in student has work waiting to be sent from this computer.
+    fn has_waiting_work(&self) -> bool {
+        let (Some(owner), Ok(services)) = (self.auth.owner(), self.services()) else {
+            return false;
+        };
+        services
+            .queue
+            .waiting_by_owner()
+            .map(|w| w.iter().any(|(o, n)| o.as_ref() == Some(&owner) && *n > 0))
+            .unwrap_or(true)
     }
 
     pub async fn force_refresh(&self) -> Result<AuthSnapshot, CoreError> {
@@ -339,7 +371,16 @@ impl Core {
             network: services.monitor.as_ref().map(|m| m.status()),
             progress: services.engine.progress(),
             stats: services.engine.stats(),
-            queue: services.queue.counts()?,
+            // The signed-in student's; others' waiting work is only counted
+            // (`progress.others_waiting`).
+            queue: match self
+                .auth
+                .owner()
+                .filter(|_| self.auth.snapshot().has_session)
+            {
+                Some(owner) => services.queue.counts_for(&owner)?,
+                None => Default::default(),
+            },
             outages: crate::network::outages(services.queue.store(), 5).map_err(|e| {
                 QueueError::from(StoreError::sqlite(services.queue.store().path(), e))
             })?,
@@ -380,9 +421,15 @@ impl Core {
         Ok(())
     }
 
-    /// Writes every dead letter to `<data_dir>/exports/dead-letters-<time>.json`; the path.
+    /// Writes the signed-in student's dead letters to
+    /// `<data_dir>/exports/dead-letters-<time>.json`; the path.
     pub fn export_dead_letters(&self) -> Result<PathBuf, CoreError> {
-        let json = self.services()?.queue.export_dead()?;
+        let owner = self
+            .auth
+            .owner()
+            .filter(|_| self.auth.snapshot().has_session)
+            .ok_or(CoreError::Auth(AuthError::NotSignedIn))?;
+        let json = self.services()?.queue.export_dead_for(&owner)?;
         let dir = self.config.settings.data_dir.join("exports");
         let stamp = crate::now_rfc3339().replace(':', "-");
         let path = dir.join(format!("dead-letters-{stamp}.json"));

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod network;
+pub mod owner;
 pub mod queue;
 pub mod reason;
 pub mod seal;

@@ -20,12 +20,55 @@ fn migrations() -> Migrations<'static> {
             include_str!("../../../migrations/0003_replies_not_the_servers.sql"),
             revive_intercepted,
         ),
+        M::up_with_hook(
+            include_str!("../../../migrations/0004_owners.sql"),
+            derive_owners,
+        ),
     ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> usize {
-    3
+    4
+}
+
+/// Gives every queued row of an earlier version the student of the attempt it belongs to
+/// (its stream is `attempt:<id>`), inbox rows included (their entries are read when the
+/// queue opens; here each row takes the student of its first entry's attempt). Rows that
+/// belong to no attempt keep no student: they are never sent.
+fn derive_owners(tx: &rusqlite::Transaction) -> rusqlite_migration::HookResult {
+    let queued = tx.execute(
+        "UPDATE queue SET student = (
+             SELECT a.username FROM attempts a WHERE 'attempt:' || a.attempt_id = queue.stream)
+         WHERE student IS NULL",
+        [],
+    )?;
+    // An inbox row's entries are one save or one group of saves of one attempt.
+    let rows: Vec<(i64, Vec<crate::queue::inbox::InboxEntry>)> = {
+        let mut stmt = tx.prepare("SELECT id, entries FROM inbox")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, crate::queue::inbox::decode_column(r, 1)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut inbox = 0;
+    for (id, entries) in rows {
+        let Some(first) = entries.first() else {
+            continue;
+        };
+        inbox += tx.execute(
+            "UPDATE inbox SET student = (
+                 SELECT a.username FROM attempts a WHERE 'attempt:' || a.attempt_id = ?2)
+             WHERE id = ?1",
+            rusqlite::params![id, first.stream],
+        )?;
+    }
+    tracing::info!(
+        queued,
+        inbox,
+        "queued work now names its student (from its attempt)"
+    );
+    Ok(())
 }
 
 /// Puts back to pending every dead letter whose stored reply was not the server's

@@ -20,6 +20,11 @@ impl MemoryStore {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The names of every entry held (never the secrets).
+    pub fn keys(&self) -> Vec<String> {
+        self.entries().keys().cloned().collect()
+    }
+
     /// The refresh token stored for `user`, if any.
     pub fn refresh_token(&self, user: &str) -> Option<String> {
         self.entries()

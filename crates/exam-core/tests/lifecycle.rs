@@ -111,16 +111,16 @@ fn the_core_starts_and_stops_100_times_leaving_nothing_behind_and_losing_nothing
         .block_on(first.sign_in("student4", password()))
         .unwrap();
     let questions = handle.block_on(support::text_questions(first.auth()));
+    let owner = first.auth().owner().unwrap();
     let attempt = uuid::Uuid::new_v4().to_string();
     first
         .services()
         .unwrap()
         .queue
-        .enqueue(NewEntry::start_attempt(
-            "demo-mixed",
-            &attempt,
-            &exam_core::now_rfc3339(),
-        ))
+        .enqueue(
+            NewEntry::start_attempt("demo-mixed", &attempt, &exam_core::now_rfc3339())
+                .owned_by(&owner),
+        )
         .unwrap();
     first.shutdown(SHUTDOWN_WAIT);
     drop(first);
@@ -138,7 +138,8 @@ fn the_core_starts_and_stops_100_times_leaving_nothing_behind_and_losing_nothing
             let question = &questions[(round * SAVES_PER_ROUND + i) % questions.len()];
             let value = format!("round {round}, save {i}");
             let mut entry =
-                NewEntry::answer(&attempt, question, json!(value), &exam_core::now_rfc3339());
+                NewEntry::answer(&attempt, question, json!(value), &exam_core::now_rfc3339())
+                    .owned_by(&owner);
             // Every save travels on its own, so each must be applied exactly once.
             entry.coalesce_key = None;
             queue.enqueue(entry).unwrap();

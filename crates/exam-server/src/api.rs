@@ -422,15 +422,25 @@ pub fn submit(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
          WHERE id = ?1",
         (attempt_id, &receipt_id, &submitted_at, &digest, late),
     )?;
+    // The account the attempt was filed under: a client shows the receipt only when it is
+    // the student whose attempt it is.
+    let student: String = tx.query_row(
+        "SELECT u.username FROM attempts a JOIN users u ON u.id = a.user_id WHERE a.id = ?1",
+        [attempt_id],
+        |r| r.get(0),
+    )?;
     Ok(Reply::ok(json!({
-        "receipt_id": receipt_id, "submitted_at": submitted_at, "answers_digest": digest, "late": late
+        "receipt_id": receipt_id, "student": student, "submitted_at": submitted_at,
+        "answers_digest": digest, "late": late
     })))
 }
 
 /// The receipt of a submitted attempt, if any.
 pub fn receipt(tx: &Connection, attempt_id: &str) -> rusqlite::Result<Option<Value>> {
     tx.query_row(
-        "SELECT receipt_id, submitted_at, answers_digest, late FROM attempts WHERE id = ?1 AND receipt_id IS NOT NULL",
+        "SELECT a.receipt_id, a.submitted_at, a.answers_digest, a.late, u.username
+         FROM attempts a JOIN users u ON u.id = a.user_id
+         WHERE a.id = ?1 AND a.receipt_id IS NOT NULL",
         [attempt_id],
         |r| {
             Ok(json!({
@@ -438,6 +448,7 @@ pub fn receipt(tx: &Connection, attempt_id: &str) -> rusqlite::Result<Option<Val
                 "submitted_at": r.get::<_, String>(1)?,
                 "answers_digest": r.get::<_, String>(2)?,
                 "late": r.get::<_, bool>(3)?,
+                "student": r.get::<_, String>(4)?,
             }))
         },
     )

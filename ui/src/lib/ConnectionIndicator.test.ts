@@ -34,6 +34,7 @@ const progress = (over: Partial<SyncProgress> = {}): SyncProgress => ({
   done: 0,
   remaining: 0,
   refused: 0,
+  others_waiting: 0,
   items_per_s: null,
   current: null,
   last_error: null,

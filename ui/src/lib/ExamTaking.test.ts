@@ -171,7 +171,7 @@ describe("ExamTaking", () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(attemptProgress).not.toHaveBeenCalled();
     emit({ type: "exam_changed", attempt_id: "att-1" });
-    for (let i = 0; i < 5; i++) emit({ type: "sync_progress", progress: { state: "syncing", done: i, remaining: 5 - i, refused: 0, items_per_s: 10, current: null, last_error: null } });
+    for (let i = 0; i < 5; i++) emit({ type: "sync_progress", progress: { state: "syncing", done: i, remaining: 5 - i, refused: 0, others_waiting: 0, items_per_s: 10, current: null, last_error: null } });
     await vi.advanceTimersByTimeAsync(0);
     expect(attemptProgress).toHaveBeenCalledTimes(1);
     expect(attemptProgress).toHaveBeenCalledWith("att-1");

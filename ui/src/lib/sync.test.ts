@@ -7,6 +7,7 @@ const progress = (state: SyncProgress["state"], remaining: number, done = 0): Sy
   state,
   remaining,
   refused: 0,
+  others_waiting: 0,
   done,
   items_per_s: 0,
   current: null,

@@ -26,6 +26,7 @@ use crate::backoff::Backoff;
 use crate::bus::{CoreEvent, EventBus};
 use crate::http::HttpClient;
 use crate::keychain::{KeychainError, SecretStore};
+use crate::owner::Owner;
 use crate::reason::{Reason, Refusal};
 use crate::secret::Secret;
 use monitor::AuthMonitor;
@@ -49,6 +50,23 @@ pub enum AuthError {
     Refused(Refusal),
     #[error("the OS keychain failed: {0}")]
     Keychain(String),
+}
+
+/// The keychain entry of the delivery credential `student` left for `origin`.
+fn delivery_key(origin: &str, student: &str) -> String {
+    format!("{origin} delivery-token {student}")
+}
+
+/// What ending a session here leaves in the keychain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    /// Nothing: the session is revoked and forgotten (sign-out).
+    Nothing,
+    /// The session, kept (not revoked) to deliver the student's waiting work.
+    DeliveryCredential,
+    /// A delivery credential whose work is done: revoked and forgotten; the signed-in
+    /// session's pointer is left alone.
+    Retired,
 }
 
 impl AuthError {
@@ -112,6 +130,9 @@ struct State {
     /// Backoff while offline.
     retry_at: Option<Instant>,
     failures: u32,
+    /// Which session this is: a new one with every sign-in, restore and sign-out, so a
+    /// refresh that was under way when the session changed hands never touches the next.
+    epoch: u64,
 }
 
 impl State {
@@ -156,6 +177,8 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Refreshes under way ([`TokenManager::wait_for_refreshes`]).
     refreshing: std::sync::atomic::AtomicUsize,
+    /// Holds a delivery credential ([`TokenManager::courier`]), not the session.
+    courier: bool,
 }
 
 impl TokenManager {
@@ -164,6 +187,16 @@ impl TokenManager {
         http: HttpClient,
         store: Arc<dyn SecretStore>,
         bus: EventBus,
+    ) -> Self {
+        Self::build(config, http, store, bus, false)
+    }
+
+    fn build(
+        config: AuthConfig,
+        http: HttpClient,
+        store: Arc<dyn SecretStore>,
+        bus: EventBus,
+        courier: bool,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -185,9 +218,11 @@ impl TokenManager {
                     last: None,
                     retry_at: None,
                     failures: 0,
+                    epoch: 0,
                 }),
                 gate: tokio::sync::Mutex::new(()),
                 refreshing: std::sync::atomic::AtomicUsize::new(0),
+                courier,
                 wake: tokio::sync::Notify::new(),
             }),
         }
@@ -220,6 +255,13 @@ impl TokenManager {
         &self.inner.config.server
     }
 
+    /// The student this manager holds (or last held) a session for, of this server. Work is
+    /// sent for them only while [`AuthStatus::has_session`].
+    pub fn owner(&self) -> Option<Owner> {
+        let user = self.state().user.clone()?;
+        Some(Owner::of(&self.inner.config.server, &user))
+    }
+
     pub fn http(&self) -> &HttpClient {
         &self.inner.http
     }
@@ -241,8 +283,15 @@ impl TokenManager {
         format!("{} current-user", self.origin())
     }
 
+    /// Where `user`'s refresh token is kept: the session's, or, for a courier, the
+    /// delivery credential the student left (two entries, so a student who signs in again
+    /// never shares a token with the courier delivering their earlier work).
     fn refresh_key(&self, user: &str) -> String {
-        format!("{} refresh-token {user}", self.origin())
+        if self.inner.courier {
+            delivery_key(&self.origin(), user)
+        } else {
+            format!("{} refresh-token {user}", self.origin())
+        }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -300,6 +349,7 @@ impl TokenManager {
         .await?;
         let now = Instant::now();
         Ok(self.change(|s| {
+            s.epoch += 1;
             s.status = AuthStatus::SignedIn;
             s.user = Some(username);
             s.reason = None;
@@ -335,6 +385,7 @@ impl TokenManager {
             return Ok(false);
         };
         self.change(|s| {
+            s.epoch += 1;
             s.status = AuthStatus::SignedIn;
             s.user = Some(user);
             s.refresh = Some(token);
@@ -343,29 +394,93 @@ impl TokenManager {
         Ok(true)
     }
 
+    /// A manager for one student's delivery credential: the session `student` left on this
+    /// computer so their waiting work reaches their account after they have gone. It never
+    /// tells windows anything (its own bus) and never becomes the signed-in session.
+    pub async fn courier(&self, student: &str) -> Result<Option<Self>, AuthError> {
+        let manager = Self::build(
+            self.inner.config.clone(),
+            self.inner.http.clone(),
+            self.inner.store.clone(),
+            EventBus::default(),
+            true,
+        );
+        let key = manager.refresh_key(student);
+        let token = manager.blocking(move |store| store.get(&key)).await?;
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        manager.change(|s| {
+            s.epoch += 1;
+            s.status = AuthStatus::SignedIn;
+            s.user = Some(student.to_string());
+            s.refresh = Some(token);
+        });
+        Ok(Some(manager))
+    }
+
+    /// Whether `student` left a delivery credential on this computer.
+    pub async fn has_delivery_credential(&self, student: &str) -> bool {
+        let key = delivery_key(&self.origin(), student);
+        matches!(
+            self.blocking(move |store| store.get(&key)).await,
+            Ok(Some(_))
+        )
+    }
+
     /// Signs out: forgets the tokens here and in the keychain, then revokes the session on
     /// the server (best effort: offline, sign-out still happens).
     pub async fn sign_out(&self) -> AuthSnapshot {
+        self.end_here(Leave::Nothing).await
+    }
+
+    /// Signs out but leaves the session in the keychain as the student's delivery
+    /// credential: their work waiting on this computer is still sent to their account, with
+    /// their credentials, after they have gone ([`TokenManager::courier`]).
+    pub async fn leave_for_delivery(&self) -> AuthSnapshot {
+        self.end_here(Leave::DeliveryCredential).await
+    }
+
+    /// A courier whose student's work is all delivered: revokes the session on the server
+    /// and removes it from the keychain.
+    pub async fn retire(&self) -> AuthSnapshot {
+        self.end_here(Leave::Retired).await
+    }
+
+    async fn end_here(&self, leave: Leave) -> AuthSnapshot {
+        // No refresh is under way while the session changes hands.
+        let _gate = self.inner.gate.lock().await;
         let (user, refresh) = {
             let s = self.state();
             (s.user.clone(), s.refresh.clone())
         };
-        let (current, key) = (
+        let (current, key, delivery) = (
             self.current_key(),
             user.as_deref().map(|u| self.refresh_key(u)),
+            user.as_deref().map(|u| delivery_key(&self.origin(), u)),
         );
+        let forget_token = leave != Leave::DeliveryCredential;
+        let forget_current = leave != Leave::Retired;
+        let kept = refresh.clone().filter(|_| !forget_token);
         if let Err(error) = self
             .blocking(move |store| {
+                if let (Some(token), Some(delivery)) = (kept, delivery) {
+                    store.set(&delivery, &token)?;
+                }
                 if let Some(key) = key {
                     store.delete(&key)?;
                 }
-                store.delete(&current)
+                if forget_current {
+                    store.delete(&current)?;
+                }
+                Ok(())
             })
             .await
         {
             tracing::error!(%error, "could not clear the keychain at sign-out");
         }
         let snapshot = self.change(|s| {
+            s.epoch += 1;
             s.status = AuthStatus::SignedOut;
             s.user = None;
             s.reason = None;
@@ -374,7 +489,7 @@ impl TokenManager {
             s.refreshing = false;
             s.retry_at = None;
         });
-        if let Some(refresh) = refresh {
+        if let Some(refresh) = refresh.filter(|_| forget_token) {
             let revoke = oauth::revoke(&self.inner.http, &self.inner.config.server, &refresh);
             match tokio::time::timeout(Duration::from_secs(5), revoke).await {
                 Ok(Ok(())) => {}
@@ -399,6 +514,54 @@ impl TokenManager {
         }
         self.inner.monitor.cache_miss();
         self.refresh(false).await
+    }
+
+    /// An access token of `owner`'s: [`AuthError::NotSignedIn`] while this manager holds
+    /// no session of theirs (signed out, or another student signed in meanwhile), so one
+    /// student's work is never sent with another's credentials.
+    pub async fn access_token_as(&self, owner: &Owner) -> Result<Secret<String>, AuthError> {
+        let started = Instant::now();
+        {
+            let s = self.state();
+            if !self.holds(&s, owner) {
+                return Err(AuthError::NotSignedIn);
+            }
+            if let Some(token) = s.valid_access(started) {
+                self.inner.monitor.cache_hit(started.elapsed());
+                return Ok(token);
+            }
+        }
+        self.inner.monitor.cache_miss();
+        let token = self.refresh(false).await?;
+        // The session may have changed hands while the refresh was under way.
+        if !self.holds(&self.state(), owner) {
+            return Err(AuthError::NotSignedIn);
+        }
+        Ok(token)
+    }
+
+    /// Whether `s` is a session of `owner`'s.
+    fn holds(&self, s: &State, owner: &Owner) -> bool {
+        s.status.has_session()
+            && s.user.as_deref() == Some(owner.student.as_str())
+            && self.origin() == owner.origin
+    }
+
+    /// [`TokenManager::send_authorized`] with `owner`'s credentials only
+    /// ([`TokenManager::access_token_as`]).
+    pub async fn send_authorized_as(
+        &self,
+        owner: &Owner,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, AuthError> {
+        let token = self.access_token_as(owner).await?;
+        let response = self.send_with(&build, &token).await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        self.invalidate_access(&token);
+        let token = self.access_token_as(owner).await?;
+        self.send_with(&build, &token).await
     }
 
     /// The access token was refused (401): forget it, so the next call refreshes.

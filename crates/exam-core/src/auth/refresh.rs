@@ -79,9 +79,10 @@ impl TokenManager {
                     ))
                 }
                 (_, None) => return Err(AuthError::NotSignedIn),
-                (_, Some(token)) => token.clone(),
+                (_, Some(token)) => (token.clone(), s.epoch, s.user.clone().unwrap_or_default()),
             }
         };
+        let (refresh_token, epoch, user) = refresh_token;
         let started_version = self.change(|s| s.refreshing = true).version;
         self.inner.bus.publish(CoreEvent::RefreshStarted {
             version: started_version,
@@ -94,13 +95,28 @@ impl TokenManager {
         match result {
             Ok(grant) => {
                 let next = grant.refresh_token.clone().unwrap_or(refresh_token);
-                // The rotated token is in the keychain before anyone uses the new access token.
-                let user = self.state().user.clone().unwrap_or_default();
+                // The rotated token is in the keychain before anyone uses the new access
+                // token, under the student whose token it is, even if the session changed
+                // hands meanwhile (their delivery credential) — unless it was forgotten.
+                let same = self.state().epoch == epoch;
                 let key = self.refresh_key(&user);
                 let stored = next.clone();
-                if let Err(error) = self.blocking(move |store| store.set(&key, &stored)).await {
+                let written = self
+                    .blocking(move |store| {
+                        if same || store.get(&key)?.is_some() {
+                            store.set(&key, &stored)?;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                if let Err(error) = written {
                     // Keep the session in memory: losing it would sign the student out.
                     tracing::error!(%error, "could not store the rotated refresh token");
+                }
+                if self.state().epoch != epoch {
+                    // Signed out or another student signed in while this ran.
+                    self.change(|s| s.refreshing = false);
+                    return Err(AuthError::NotSignedIn);
                 }
                 let now = Instant::now();
                 let (margin, wall) = (
@@ -128,6 +144,10 @@ impl TokenManager {
                 let transient = !matches!(error, TokenError::InvalidGrant(_));
                 let auth_error = self.token_error(error.clone(), false);
                 let reason = auth_error.reason();
+                if self.state().epoch != epoch {
+                    self.change(|s| s.refreshing = false);
+                    return Err(AuthError::NotSignedIn);
+                }
                 let version = if transient {
                     self.change(|s| {
                         s.status = AuthStatus::Offline;

@@ -131,7 +131,7 @@ impl ExamService {
                 .filter_map(|a| answer_state(a, errors.get(&a.question_id)))
                 .collect(),
             submission: submission_view(attempt).map(|mut s| {
-                if s.state == SubmissionState::Refused {
+                if s.state == SubmissionState::Refused && s.refusal.is_none() {
                     s.refusal = self.refusal_of(attempt.submit_entry);
                 }
                 s
@@ -190,7 +190,9 @@ impl ExamService {
         let saved_at = rfc3339(self.server_now_ms());
         let mut seq = 0;
         self.inner.queue.enqueue_many_with(
-            vec![NewEntry::answer(attempt_id, question_id, json, &saved_at)],
+            vec![
+                NewEntry::answer(attempt_id, question_id, json, &saved_at).owned_by(&attempt.owner)
+            ],
             |tx, queued| {
                 let q = queued.first().ok_or(rusqlite::Error::QueryReturnedNoRows)?;
                 seq = q.seq;
@@ -287,7 +289,7 @@ impl ExamService {
         let answered = exam_contract::rules::answered_count(values.iter().map(|(_, v, _)| v));
         let submitted_at = rfc3339(self.server_now_ms());
         self.inner.queue.enqueue_many_with(
-            vec![NewEntry::submit(attempt_id, answered, &digest)],
+            vec![NewEntry::submit(attempt_id, answered, &digest).owned_by(&attempt.owner)],
             |tx, queued| {
                 tx.execute(
                     "UPDATE attempts SET status = 'submitted', submitted_at = ?2, answer_count = ?3,
@@ -368,9 +370,18 @@ fn submission_view(a: &AttemptRow) -> Option<SubmissionView> {
         delivered_at: a.delivered_at.clone(),
         late: a.receipt_late,
         error: a.submit_error.clone(),
-        refusal: None,
+        refusal: (a.submit_error.as_deref() == Some(RECEIPT_FOR_ANOTHER_ACCOUNT)).then(|| {
+            Refusal::local(
+                RECEIPT_FOR_ANOTHER_ACCOUNT,
+                "the server filed the submission under another account",
+            )
+        }),
     })
 }
+
+/// Why a submission is not delivered although the server answered: its receipt names
+/// another account (the contract's `student`).
+pub(super) const RECEIPT_FOR_ANOTHER_ACCOUNT: &str = "receipt_for_another_account";
 
 /// Whether a value is an answer: the contract's rule, the one the server counts with.
 fn is_answer(value: &AnswerValue) -> bool {

@@ -16,6 +16,7 @@ use super::{
     StartBlock,
 };
 use crate::auth::AuthError;
+use crate::owner::Owner;
 use crate::queue::segment;
 use crate::reason::{Reason, Refusal};
 
@@ -104,7 +105,7 @@ impl ExamService {
     /// The exams the student may take: from the server, or the list kept on this computer
     /// when the server cannot be reached (or sent a list that cannot be read).
     pub async fn list(&self) -> Result<ExamList, ExamError> {
-        let user = self.user()?;
+        let owner = self.owner()?;
         let url = self.url("/v1/exams")?;
         let offline_reason = match self
             .inner
@@ -116,7 +117,7 @@ impl ExamService {
                 match self.server_body(response, 4 * 1024 * 1024).await {
                     Ok(body) => match serde_json::from_slice::<Vec<ExamInfo>>(&body) {
                         Ok(exams) => {
-                            self.keep_list(&user, &exams)?;
+                            self.keep_list(&owner, &exams)?;
                             None
                         }
                         Err(e) => {
@@ -137,7 +138,7 @@ impl ExamService {
             Err(AuthError::Offline(reason)) => Some(reason),
             Err(e) => return Err(e.into()),
         };
-        let (exams, fetched_at) = self.kept_list(&user)?;
+        let (exams, fetched_at) = self.kept_list(&owner)?;
         let now = self.server_now_ms();
         let changes_in_ms = exams
             .iter()
@@ -176,18 +177,22 @@ impl ExamService {
             })
     }
 
-    fn keep_list(&self, user: &str, exams: &[ExamInfo]) -> Result<(), ExamError> {
+    fn keep_list(&self, owner: &Owner, exams: &[ExamInfo]) -> Result<(), ExamError> {
         let now = local_now_ms();
         let mut conn = self.inner.store.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM exam_list WHERE username = ?1", params![user])
-            .map_err(|e| self.err(e))?;
+        tx.execute(
+            "DELETE FROM exam_list WHERE username = ?1 AND (origin = ?2 OR origin IS NULL)",
+            params![owner.student, owner.origin],
+        )
+        .map_err(|e| self.err(e))?;
         for (i, exam) in exams.iter().enumerate() {
             let summary = serde_json::to_string(exam).unwrap_or_default();
             tx.execute(
-                "INSERT OR REPLACE INTO exam_list (username, exam_id, position, summary, fetched_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![user, exam.id, i as i64, summary, now],
+                "INSERT OR REPLACE INTO exam_list (username, exam_id, position, summary, fetched_at,
+                                                   origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![owner.student, exam.id, i as i64, summary, now, owner.origin],
             )
             .map_err(|e| self.err(e))?;
         }
@@ -196,7 +201,7 @@ impl ExamService {
 
     pub(super) fn kept_list(
         &self,
-        user: &str,
+        owner: &Owner,
     ) -> Result<(Vec<ExamSummary>, Option<i64>), ExamError> {
         let conn = self.inner.store.lock();
         let mut stmt = conn
@@ -204,17 +209,18 @@ impl ExamService {
                 "SELECT l.summary, l.fetched_at, p.version,
                         (SELECT a.attempt_id FROM attempts a
                           WHERE a.exam_id = l.exam_id AND a.username = l.username
-                            AND a.status IN ('in_progress', 'submitted')
+                            AND a.origin = l.origin AND a.status IN ('in_progress', 'submitted')
                           ORDER BY a.rowid DESC LIMIT 1),
                         EXISTS (SELECT 1 FROM attempts a WHERE a.exam_id = l.exam_id
-                                  AND a.username = l.username AND a.status <> 'in_progress')
+                                  AND a.username = l.username AND a.origin = l.origin
+                                  AND a.status <> 'in_progress')
                  FROM exam_list l LEFT JOIN exam_packages p ON p.exam_id = l.exam_id
-                 WHERE l.username = ?1 ORDER BY l.position",
+                 WHERE l.origin = ?1 AND l.username = ?2 ORDER BY l.position",
             )
             .map_err(|e| self.err(e))?;
         let mut fetched = None;
         let rows = stmt
-            .query_map(params![user], |r| {
+            .query_map(params![owner.origin, owner.student], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
@@ -255,7 +261,7 @@ impl ExamService {
     /// Downloads an exam's package for offline use (or confirms the one kept is current:
     /// `If-None-Match`). A package that fails the checks is refused and the one kept stays.
     pub async fn download(&self, exam_id: &str) -> Result<ExamSummary, ExamError> {
-        let user = self.user()?;
+        let owner = self.owner()?;
         let etag: Option<String> = self
             .inner
             .store
@@ -321,7 +327,7 @@ impl ExamService {
         } else {
             return Err(Self::refused(response).await);
         }
-        let (exams, _) = self.kept_list(&user)?;
+        let (exams, _) = self.kept_list(&owner)?;
         if let Some(summary) = exams.into_iter().find(|e| e.id == exam_id) {
             return Ok(summary);
         }

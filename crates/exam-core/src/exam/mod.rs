@@ -33,6 +33,7 @@ use crate::auth::TokenManager;
 use crate::bus::EventBus;
 pub(crate) use crate::clock::{now_ms as local_now_ms, parse_ms, rfc3339};
 use crate::keychain::SecretStore;
+use crate::owner::Owner;
 use crate::queue::{NewEntry, Queue, Status};
 use crate::seal::{AnswerKey, Sealer};
 use crate::store::Store;
@@ -88,12 +89,14 @@ struct AttemptRow {
     delivered_at: Option<String>,
     submit_error: Option<String>,
     resends: i64,
+    /// Whose attempt it is (its queued work is sent with that student's credentials only).
+    owner: Owner,
 }
 
 const ATTEMPT_COLUMNS: &str = "attempt_id, exam_id, exam_version, started_at, deadline_at,
     deadline_confirmed, start_entry, start_error, status, current_question, submitted_at,
     submit_entry, answer_count, local_digest, receipt_id, receipt_digest, receipt_late,
-    delivered_at, submit_error, resends";
+    delivered_at, submit_error, resends, origin, username";
 
 fn attempt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptRow> {
     Ok(AttemptRow {
@@ -117,6 +120,10 @@ fn attempt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptRow> {
         delivered_at: r.get(17)?,
         submit_error: r.get(18)?,
         resends: r.get(19)?,
+        owner: Owner::new(
+            r.get::<_, Option<String>>(20)?.unwrap_or_default(),
+            r.get::<_, String>(21)?,
+        ),
     })
 }
 
@@ -186,26 +193,24 @@ impl ExamService {
         ExamError::Store(self.inner.store.error(e))
     }
 
-    fn user(&self) -> Result<String, ExamError> {
-        self.inner
-            .auth
-            .snapshot()
-            .user
-            .ok_or(ExamError::NotSignedIn)
+    /// The signed-in student, whose exams, attempts and lists are the only ones shown.
+    fn owner(&self) -> Result<Owner, ExamError> {
+        self.inner.auth.owner().ok_or(ExamError::NotSignedIn)
     }
 
     // ---- Attempts ----
 
     fn attempt(&self, attempt_id: &str) -> Result<AttemptRow, ExamError> {
-        let user = self.user()?;
+        let owner = self.owner()?;
         self.inner
             .store
             .lock()
             .query_row(
                 &format!(
-                    "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE attempt_id = ?1 AND username = ?2"
+                    "SELECT {ATTEMPT_COLUMNS} FROM attempts
+                     WHERE attempt_id = ?1 AND origin = ?2 AND username = ?3"
                 ),
-                params![attempt_id, user],
+                params![attempt_id, owner.origin, owner.student],
                 attempt_row,
             )
             .optional()
@@ -219,7 +224,7 @@ impl ExamService {
 
     fn open_attempt_of(
         &self,
-        user: &str,
+        owner: &Owner,
         exam_id: Option<&str>,
     ) -> Result<Option<String>, ExamError> {
         self.inner
@@ -227,10 +232,10 @@ impl ExamService {
             .lock()
             .query_row(
                 "SELECT attempt_id FROM attempts
-                 WHERE username = ?1 AND (?2 IS NULL OR exam_id = ?2)
+                 WHERE origin = ?1 AND username = ?2 AND (?3 IS NULL OR exam_id = ?3)
                    AND status IN ('in_progress', 'submitted')
                  ORDER BY rowid DESC LIMIT 1",
-                params![user, exam_id],
+                params![owner.origin, owner.student, exam_id],
                 |r| r.get(0),
             )
             .optional()
@@ -241,14 +246,14 @@ impl ExamService {
     /// its id here and is created on the server through the queue (before any answer of
     /// it). An attempt already open for this exam is resumed instead.
     pub async fn start(&self, exam_id: &str) -> Result<AttemptView, ExamError> {
-        let user = self.user()?;
-        if let Some(open) = self.open_attempt_of(&user, Some(exam_id))? {
+        let owner = self.owner()?;
+        if let Some(open) = self.open_attempt_of(&owner, Some(exam_id))? {
             return self.view(&open);
         }
         // The start window, as the server checks it (`exam_contract::rules::may_start`), on
         // the server's clock; an exam the list kept here does not know is left to the server.
         let summary = self
-            .kept_list(&user)?
+            .kept_list(&owner)?
             .0
             .into_iter()
             .find(|e| e.id == exam_id);
@@ -280,21 +285,23 @@ impl ExamService {
         let (started_at, deadline_at) = (rfc3339(started_ms), rfc3339(deadline_ms));
         let first = package.questions.first().map(|q| q.id.clone());
         self.inner.queue.enqueue_many_with(
-            vec![NewEntry::start_attempt(exam_id, &attempt_id, &started_at)],
+            vec![NewEntry::start_attempt(exam_id, &attempt_id, &started_at).owned_by(&owner)],
             |tx, queued| {
                 tx.execute(
                     "INSERT INTO attempts (attempt_id, exam_id, username, exam_version, started_at,
-                                           deadline_at, start_entry, current_question, opened_count)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1)",
+                                           deadline_at, start_entry, current_question, opened_count,
+                                           origin)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9)",
                     params![
                         attempt_id,
                         exam_id,
-                        user,
+                        owner.student,
                         package.version,
                         started_at,
                         deadline_at,
                         queued.first().map(|q| q.id),
-                        first
+                        first,
+                        owner.origin
                     ],
                 )
                 .map(drop)
@@ -311,14 +318,14 @@ impl ExamService {
 
     /// The id of the attempt to come back to, if any (cheap: no view is built).
     pub fn current_id(&self) -> Result<Option<String>, ExamError> {
-        let user = self.user()?;
-        self.open_attempt_of(&user, None)
+        let owner = self.owner()?;
+        self.open_attempt_of(&owner, None)
     }
 
     /// The attempt to come back to (in progress, or submitted and kept until closed).
     pub fn current(&self) -> Result<Option<AttemptView>, ExamError> {
-        let user = self.user()?;
-        match self.open_attempt_of(&user, None)? {
+        let owner = self.owner()?;
+        match self.open_attempt_of(&owner, None)? {
             Some(id) => self.view(&id).map(Some),
             None => Ok(None),
         }

@@ -14,6 +14,7 @@ use super::{
 };
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
+use super::attempt::RECEIPT_FOR_ANOTHER_ACCOUNT;
 use crate::bus::CoreEvent;
 use crate::lifecycle::Workers;
 use crate::queue::{EntryState, NewEntry, Status};
@@ -130,6 +131,24 @@ impl ExamService {
             .and_then(|id| states.get(&id).map(|s| (id, s)))
         {
             match state.status {
+                Status::Done
+                    if state.reply()["student"].as_str() != Some(&attempt.owner.student) =>
+                {
+                    // A receipt filed under another account is no delivery: never shown as
+                    // one, and an alarm for IT.
+                    let reply = state.reply();
+                    tracing::error!(
+                        attempt = attempt_id,
+                        filed_under = reply["student"].as_str().unwrap_or("(not said)"),
+                        "the server filed this submission under another account"
+                    );
+                    conn.execute(
+                        "UPDATE attempts SET submit_error = ?2 WHERE attempt_id = ?1",
+                        params![attempt_id, RECEIPT_FOR_ANOTHER_ACCOUNT],
+                    )
+                    .map_err(|e| self.err(e))?;
+                    changed = true;
+                }
                 Status::Done => {
                     let reply = state.reply();
                     let delivered =
@@ -205,9 +224,14 @@ impl ExamService {
         let digest = exam_contract::answers_digest(values.iter().map(|(q, v, _)| (q.as_str(), v)));
         let mut entries: Vec<NewEntry> = missing
             .iter()
-            .map(|(q, v, _)| NewEntry::answer(&attempt.attempt_id, q, v.clone(), &saved_at))
+            .map(|(q, v, _)| {
+                NewEntry::answer(&attempt.attempt_id, q, v.clone(), &saved_at)
+                    .owned_by(&attempt.owner)
+            })
             .collect();
-        entries.push(NewEntry::submit(&attempt.attempt_id, values.len(), &digest));
+        entries.push(
+            NewEntry::submit(&attempt.attempt_id, values.len(), &digest).owned_by(&attempt.owner),
+        );
         let key = self.load_key()?;
         let attempt_id = attempt.attempt_id.clone();
         let count = missing.len();

@@ -56,7 +56,7 @@ fn question_of(path: &str) -> Option<String> {
 impl ExamService {
     /// The dead letters of the queue, newest first, each named by its exam and question.
     pub fn refused_items(&self, limit: u32) -> Result<Vec<RefusedItem>, ExamError> {
-        let letters = self.inner.queue.dead_letters(limit)?;
+        let letters = self.inner.queue.dead_letters_for(&self.owner()?, limit)?;
         letters.iter().map(|l| self.name(l)).collect()
     }
 

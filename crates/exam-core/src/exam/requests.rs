@@ -23,6 +23,7 @@ impl NewEntry {
             kind: Kind::Answer,
             coalesce_key: Some(format!("answer:{attempt}:{question}")),
             stamp_seq: true,
+            owner: None,
         }
     }
 
@@ -37,6 +38,7 @@ impl NewEntry {
             kind: Kind::Attempt,
             coalesce_key: None,
             stamp_seq: false,
+            owner: None,
         }
     }
 
@@ -54,6 +56,7 @@ impl NewEntry {
             kind: Kind::Submission,
             coalesce_key: None,
             stamp_seq: false,
+            owner: None,
         }
     }
 }

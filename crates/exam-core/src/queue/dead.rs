@@ -37,39 +37,78 @@ impl Queue {
         .map_err(|e| self.err(e))
     }
 
-    /// Dead letters, newest first.
+    /// Dead letters of every student, newest first (tools and tests; screens and exports
+    /// show one student's: [`Queue::dead_letters_for`]).
     pub fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, QueueError> {
+        self.dead_letters_of(None, limit)
+    }
+
+    /// `owner`'s dead letters, newest first.
+    pub fn dead_letters_for(
+        &self,
+        owner: &Owner,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, QueueError> {
+        self.dead_letters_of(Some(owner), limit)
+    }
+
+    /// How many of `owner`'s entries the server refused.
+    pub fn dead_count_for(&self, owner: &Owner) -> Result<u64, QueueError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM queue WHERE status = 'dead' AND origin = ?1 AND student = ?2",
+            params![owner.origin, owner.student],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(|e| self.err(e))
+    }
+
+    fn dead_letters_of(
+        &self,
+        owner: Option<&Owner>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, QueueError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, method, path, kind, stream, seq, attempts, created_at, completed_at,
                         last_error, response_status, response_body, body, idempotency_key
-                 FROM queue WHERE status = 'dead' ORDER BY completed_at DESC, id DESC LIMIT ?1",
+                 FROM queue WHERE status = 'dead'
+                   AND (?2 IS NULL OR (origin = ?2 AND student = ?3))
+                 ORDER BY completed_at DESC, id DESC LIMIT ?1",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![limit], |r| {
-                let key: String = r.get(13)?;
-                Ok(DeadLetter {
-                    id: r.get::<_, i64>(0)? as f64,
-                    method: r.get(1)?,
-                    path: r.get(2)?,
-                    kind: Kind::from_db(&r.get::<_, String>(3)?),
-                    stream: r.get(4)?,
-                    seq: r.get::<_, i64>(5)? as f64,
-                    attempts: count(r.get(6)?),
-                    created_at_ms: r.get::<_, i64>(7)? as f64,
-                    died_at_ms: r.get::<_, Option<i64>>(8)?.unwrap_or(0) as f64,
-                    error: r.get(9)?,
-                    response_status: r
-                        .get::<_, Option<i64>>(10)?
-                        .and_then(|s| u16::try_from(s).ok()),
-                    response_body: r.get(11)?,
-                    body: r
-                        .get::<_, Option<Vec<u8>>>(12)?
-                        .map(|b| self.readable(&key, &b)),
-                })
-            })
+            .query_map(
+                params![
+                    limit,
+                    owner.map(|o| o.origin.as_str()),
+                    owner.map(|o| o.student.as_str())
+                ],
+                |r| {
+                    let key: String = r.get(13)?;
+                    Ok(DeadLetter {
+                        id: r.get::<_, i64>(0)? as f64,
+                        method: r.get(1)?,
+                        path: r.get(2)?,
+                        kind: Kind::from_db(&r.get::<_, String>(3)?),
+                        stream: r.get(4)?,
+                        seq: r.get::<_, i64>(5)? as f64,
+                        attempts: count(r.get(6)?),
+                        created_at_ms: r.get::<_, i64>(7)? as f64,
+                        died_at_ms: r.get::<_, Option<i64>>(8)?.unwrap_or(0) as f64,
+                        error: r.get(9)?,
+                        response_status: r
+                            .get::<_, Option<i64>>(10)?
+                            .and_then(|s| u16::try_from(s).ok()),
+                        response_body: r.get(11)?,
+                        body: r
+                            .get::<_, Option<Vec<u8>>>(12)?
+                            .map(|b| self.readable(&key, &b)),
+                    })
+                },
+            )
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
@@ -109,6 +148,13 @@ impl Queue {
     /// Every dead letter as pretty JSON, for IT or the school.
     pub fn export_dead(&self) -> Result<String, QueueError> {
         let letters = self.dead_letters(u32::MAX)?;
+        serde_json::to_string_pretty(&letters).map_err(|e| QueueError::Body(e.to_string()))
+    }
+
+    /// `owner`'s dead letters as JSON, for IT (only the signed-in student's work is ever
+    /// exported from their session).
+    pub fn export_dead_for(&self, owner: &Owner) -> Result<String, QueueError> {
+        let letters = self.dead_letters_for(owner, u32::MAX)?;
         serde_json::to_string_pretty(&letters).map_err(|e| QueueError::Body(e.to_string()))
     }
 

@@ -15,18 +15,44 @@ impl Queue {
     /// Like [`Queue::claim`], stopping before the entries' bytes pass `max_bytes` (one
     /// entry is always handed out, however big), so a batch stays under the server's body
     /// limit.
+    ///
+    /// Whatever its owner: for tools and for tests of the queue's own rules. The sync
+    /// engine claims one student's entries at a time ([`Queue::claim_for`]).
     pub fn claim_up_to(&self, max: usize, max_bytes: u64) -> Result<Vec<Claimed>, QueueError> {
+        self.claim_scoped(None, max, max_bytes)
+    }
+
+    /// Like [`Queue::claim_up_to`], only `owner`'s entries: they are sent with that student's
+    /// credentials, and nobody else's work travels with them.
+    pub fn claim_for(
+        &self,
+        owner: &Owner,
+        max: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        self.claim_scoped(Some(owner), max, max_bytes)
+    }
+
+    fn claim_scoped(
+        &self,
+        owner: Option<&Owner>,
+        max: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<Claimed>, QueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
         let now = self.now_ms();
         let mut conn = self.conn()?;
-        relaxed(&mut conn, |conn| self.claim_in(conn, max, max_bytes, now))
+        relaxed(&mut conn, |conn| {
+            self.claim_in(conn, owner, max, max_bytes, now)
+        })
     }
 
     fn claim_in(
         &self,
         conn: &mut rusqlite::Connection,
+        owner: Option<&Owner>,
         max: usize,
         max_bytes: u64,
         now: i64,
@@ -35,10 +61,18 @@ impl Queue {
         let mut accepted: Vec<i64> = Vec::with_capacity(max);
         {
             let mut scan = tx
-                .prepare_cached(
-                    "SELECT id, stream, seq, next_attempt_at, kind, bytes FROM queue
-                     WHERE status = 'pending' ORDER BY priority, created_at, id",
-                )
+                .prepare_cached(match owner {
+                    None => {
+                        "SELECT id, stream, seq, next_attempt_at, kind, bytes FROM queue
+                         WHERE status = 'pending' AND ?1 IS NULL AND ?2 IS NULL
+                         ORDER BY priority, created_at, id"
+                    }
+                    Some(_) => {
+                        "SELECT id, stream, seq, next_attempt_at, kind, bytes FROM queue
+                         WHERE status = 'pending' AND origin = ?1 AND student = ?2
+                         ORDER BY priority, created_at, id"
+                    }
+                })
                 .map_err(|e| self.err(e))?;
             // The open entries before a barrier, nearest first.
             let mut open_before = tx
@@ -57,7 +91,12 @@ impl Queue {
                      ORDER BY seq DESC LIMIT 1",
                 )
                 .map_err(|e| self.err(e))?;
-            let mut rows = scan.query([]).map_err(|e| self.err(e))?;
+            let mut rows = scan
+                .query(params![
+                    owner.map(|o| o.origin.as_str()),
+                    owner.map(|o| o.student.as_str())
+                ])
+                .map_err(|e| self.err(e))?;
             let mut taken: HashSet<i64> = HashSet::new();
             let mut looked = 0usize;
             let mut bytes_taken = 0u64;
@@ -292,6 +331,65 @@ impl Queue {
             |r| r.get(0),
         )
         .map_err(|e| self.err(e))
+    }
+
+    /// When `owner`'s next waiting entry is due (ms since the epoch), if any.
+    pub fn next_due_ms_for(&self, owner: &Owner) -> Result<Option<i64>, QueueError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM queue
+             WHERE status = 'pending' AND origin = ?1 AND student = ?2",
+            params![owner.origin, owner.student],
+            |r| r.get(0),
+        )
+        .map_err(|e| self.err(e))
+    }
+
+    /// The students with work waiting to be sent (pending or in flight), with how many
+    /// entries each; `None` stands for entries of an earlier version that belong to nobody
+    /// known (never sent).
+    pub fn waiting_by_owner(&self) -> Result<Vec<(Option<Owner>, u64)>, QueueError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT origin, student, COUNT(*) FROM queue
+                 WHERE status IN ('pending', 'in_flight')
+                 GROUP BY origin, student ORDER BY origin, student",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let origin: Option<String> = r.get(0)?;
+                let student: Option<String> = r.get(1)?;
+                let n: i64 = r.get(2)?;
+                Ok((
+                    origin.zip(student).map(|(o, s)| Owner::new(o, s)),
+                    u64::try_from(n).unwrap_or(0),
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Gives rows kept by an earlier version, which know their student but not their
+    /// server, the server the app is set up for now (migration `0004`). Returns how many
+    /// rows took it.
+    pub fn adopt_unowned(&self, origin: &str) -> Result<u64, QueueError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut n = 0usize;
+        for sql in [
+            "UPDATE queue SET origin = ?1 WHERE origin IS NULL AND student IS NOT NULL",
+            "UPDATE attempts SET origin = ?1 WHERE origin IS NULL",
+            "UPDATE exam_list SET origin = ?1 WHERE origin IS NULL",
+        ] {
+            n += tx.execute(sql, params![origin]).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        if n > 0 {
+            tracing::info!(rows = n, origin, "work kept by an earlier version adopted");
+        }
+        Ok(n as u64)
     }
 
     /// Makes every waiting entry due now ("sync now").

@@ -13,6 +13,26 @@ impl Queue {
         group: &[Prepared],
         now: i64,
     ) -> Result<(), QueueError> {
+        // One row per run of one owner's saves (a row has one owner).
+        let mut start = 0;
+        while start < group.len() {
+            let owner = &group[start].owner;
+            let end = group[start..]
+                .iter()
+                .position(|p| &p.owner != owner)
+                .map_or(group.len(), |n| start + n);
+            self.insert_inbox_row(tx, &group[start..end], now)?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn insert_inbox_row(
+        &self,
+        tx: &Transaction<'_>,
+        group: &[Prepared],
+        now: i64,
+    ) -> Result<(), QueueError> {
         let Some(first) = group.first() else {
             return Ok(());
         };
@@ -27,9 +47,16 @@ impl Queue {
             })
             .sum();
         let data = inbox::encode(group.iter().map(Prepared::as_inbox), size);
-        tx.prepare_cached("INSERT INTO inbox (id, created_at, entries) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![first.id, now, data]))
-            .map_err(|e| self.err(e))?;
+        let (origin, student) = match &first.owner {
+            Some(o) => (Some(o.origin.as_str()), Some(o.student.as_str())),
+            None => (None, None),
+        };
+        tx.prepare_cached(
+            "INSERT INTO inbox (id, created_at, entries, origin, student)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut s| s.execute(params![first.id, now, data, origin, student]))
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -164,6 +191,7 @@ pub(super) struct Prepared {
     kind: Kind,
     coalesce_key: Option<String>,
     bytes: u64,
+    owner: Option<Owner>,
 }
 
 impl Prepared {
@@ -232,6 +260,7 @@ pub(super) fn prepare(
         kind: entry.kind,
         coalesce_key: entry.coalesce_key,
         bytes,
+        owner: entry.owner,
     })
 }
 
@@ -248,11 +277,25 @@ pub(super) fn move_inbox_part(
     totals: &mut Totals,
     limit: i64,
 ) -> rusqlite::Result<usize> {
-    let rows: Vec<(i64, i64, Vec<inbox::InboxEntry>)> = {
-        let mut stmt =
-            tx.prepare_cached("SELECT id, created_at, entries FROM inbox ORDER BY id LIMIT ?1")?;
+    type Row = (
+        i64,
+        i64,
+        Vec<inbox::InboxEntry>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, created_at, entries, origin, student FROM inbox ORDER BY id LIMIT ?1",
+        )?;
         let rows = stmt.query_map([limit], |r| {
-            Ok((r.get(0)?, r.get(1)?, inbox::decode_column(r, 2)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                inbox::decode_column(r, 2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
         })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -263,7 +306,7 @@ pub(super) fn move_inbox_part(
     let mut max_id = 0i64;
     let mut superseded = 0u32;
     let mut next: HashMap<String, i64> = HashMap::new();
-    for (_, created_at, entries) in rows {
+    for (_, created_at, entries, origin, student) in rows {
         for e in entries {
             if let Some(key) = &e.coalesce_key {
                 let mut stmt = tx.prepare_cached(
@@ -283,8 +326,8 @@ pub(super) fn move_inbox_part(
             tx.prepare_cached(
                 "INSERT INTO queue (id, method, path, body, idempotency_key, stream, seq,
                                     priority, kind, coalesce_key, bytes, created_at,
-                                    next_attempt_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                                    next_attempt_at, origin, student)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
             )?
             .execute(params![
                 e.id,
@@ -299,6 +342,8 @@ pub(super) fn move_inbox_part(
                 e.coalesce_key,
                 i64::try_from(e.bytes).unwrap_or(i64::MAX),
                 created_at,
+                origin,
+                student,
             ])?;
             let n = next.entry(e.stream).or_insert(0);
             *n = (*n).max(e.seq + 1);

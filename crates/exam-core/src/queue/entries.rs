@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::owner::Owner;
+
 /// Delivery priority: high before normal before low, then oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,6 +109,9 @@ pub struct NewEntry {
     /// Writes the stream's sequence number into the body's `seq` (answer saves: the
     /// server keeps the highest `seq`, so the order of saves is the order of the queue).
     pub stamp_seq: bool,
+    /// Whose work it is: it is sent only with this student's credentials. The sync engine
+    /// never sends an entry without one.
+    pub owner: Option<Owner>,
 }
 
 impl NewEntry {
@@ -121,7 +126,14 @@ impl NewEntry {
             kind: Kind::Telemetry,
             coalesce_key: None,
             stamp_seq: false,
+            owner: None,
         }
+    }
+
+    /// The same entry, belonging to `owner`.
+    pub fn owned_by(mut self, owner: &Owner) -> Self {
+        self.owner = Some(owner.clone());
+        self
     }
 }
 

@@ -377,7 +377,7 @@ pub fn decode(value: ValueRef<'_>) -> Result<Vec<InboxEntry>, Damaged> {
 }
 
 /// [`decode`] of column `idx` of a row, as a column conversion error if it cannot be read.
-pub(super) fn decode_column(
+pub(crate) fn decode_column(
     row: &rusqlite::Row<'_>,
     idx: usize,
 ) -> rusqlite::Result<Vec<InboxEntry>> {

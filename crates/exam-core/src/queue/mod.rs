@@ -34,6 +34,7 @@ use serde::Serialize;
 
 pub use crate::backoff::Backoff;
 use crate::clock::{Clock, SystemClock};
+use crate::owner::Owner;
 use crate::seal::{is_sealed, Sealer};
 use crate::store::{Store, StoreError};
 
@@ -275,6 +276,46 @@ impl Queue {
     }
 
     /// Cheap counts for progress: entries not yet delivered (pending + in flight).
+    /// `owner`'s entries still to send (pending or in flight).
+    pub fn remaining_for(&self, owner: &Owner) -> Result<u64, QueueError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM queue
+             WHERE status IN ('pending', 'in_flight') AND origin = ?1 AND student = ?2",
+            params![owner.origin, owner.student],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(|e| self.err(e))
+    }
+
+    /// `owner`'s entries by status.
+    pub fn counts_for(&self, owner: &Owner) -> Result<QueueCounts, QueueError> {
+        let conn = self.conn()?;
+        let mut counts = QueueCounts::default();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT status, COUNT(*) FROM queue WHERE origin = ?1 AND student = ?2
+                 GROUP BY status",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![owner.origin, owner.student], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (status, n) = row.map_err(|e| self.err(e))?;
+            match Status::from_db(&status) {
+                Status::Pending => counts.pending = count(n),
+                Status::InFlight => counts.in_flight = count(n),
+                Status::Done => counts.done = count(n),
+                Status::Dead => counts.dead = count(n),
+            }
+        }
+        Ok(counts)
+    }
+
     pub fn remaining(&self) -> Result<u64, QueueError> {
         let conn = self.conn()?;
         conn.query_row(

@@ -38,6 +38,110 @@ impl Fixture {
     }
 }
 
+/// Undoes migration 4 (owners), as a database of schema 3 was.
+fn rewind_to_schema_3(queue: &Queue) {
+    let conn = queue.store().lock();
+    conn.execute_batch(
+        "DROP INDEX queue_owner_ready;
+         ALTER TABLE queue DROP COLUMN origin; ALTER TABLE queue DROP COLUMN student;
+         ALTER TABLE inbox DROP COLUMN origin; ALTER TABLE inbox DROP COLUMN student;
+         ALTER TABLE attempts DROP COLUMN origin; ALTER TABLE exam_list DROP COLUMN origin;
+         ALTER TABLE outages DROP COLUMN origin; ALTER TABLE outages DROP COLUMN student;",
+    )
+    .unwrap();
+    conn.pragma_update(None, "user_version", 3).unwrap();
+}
+
+#[test]
+fn work_kept_by_an_earlier_version_belongs_to_the_student_of_its_attempt() {
+    let mut f = fixture(Limits::default());
+    let a = crate::owner::Owner::new("https://exam.example", "student1");
+    let b = crate::owner::Owner::new("https://exam.example", "student2");
+    for (attempt, user) in [("a1", "student1"), ("b1", "student2")] {
+        f.queue
+            .store()
+            .lock()
+            .execute(
+                "INSERT INTO attempts (attempt_id, exam_id, username, exam_version, started_at,
+                                       deadline_at)
+                 VALUES (?1, 'e', ?2, 1, 'x', 'y')",
+                params![attempt, user],
+            )
+            .unwrap();
+    }
+    // Saved by the earlier version: no owner on the entries.
+    let a_saves = [
+        f.queue.enqueue(answer("a1", "q1", "A")).unwrap(),
+        f.queue.enqueue(answer("a1", "q2", "A")).unwrap(),
+    ];
+    let b_save = f.queue.enqueue(answer("b1", "q1", "B")).unwrap();
+    let orphan = f
+        .queue
+        .enqueue(NewEntry::telemetry(json!([{"id": "t"}])))
+        .unwrap();
+    f.queue.flush().unwrap();
+    // One more save still in the inbox when the earlier version stopped.
+    let in_inbox = f.queue.enqueue(answer("a1", "q3", "A")).unwrap();
+    rewind_to_schema_3(&f.queue);
+    f.reopen();
+    assert!(f.queue.adopt_unowned("https://exam.example").unwrap() > 0);
+
+    let for_a: Vec<i64> = f
+        .queue
+        .claim_for(&a, 10, u64::MAX)
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let mut expected: Vec<i64> = a_saves.iter().map(|e| e.id).collect();
+    expected.push(in_inbox.id);
+    assert_eq!(for_a, expected);
+    let for_b: Vec<i64> = f
+        .queue
+        .claim_for(&b, 10, u64::MAX)
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(for_b, vec![b_save.id]);
+    // Telemetry of an earlier version belongs to nobody known: never sent for anyone.
+    let waiting = f.queue.waiting_by_owner().unwrap();
+    assert!(waiting.contains(&(None, 1)), "{waiting:?}");
+    assert_eq!(f.queue.status_of(orphan.id).unwrap(), Some(Status::Pending));
+}
+
+#[test]
+fn one_students_entries_are_claimed_only_for_that_student() {
+    let f = fixture(Limits::default());
+    let a = crate::owner::Owner::new("https://exam.example", "student1");
+    let b = crate::owner::Owner::new("https://exam.example", "student2");
+    let other_server = crate::owner::Owner::new("https://other.example", "student1");
+    // One group with two owners is written as one inbox row per owner.
+    let saved = f
+        .queue
+        .enqueue_many(vec![
+            answer("a1", "q1", "A").owned_by(&a),
+            answer("b1", "q1", "B").owned_by(&b),
+            answer("a1", "q2", "A").owned_by(&a),
+        ])
+        .unwrap();
+    let ids = |claimed: Vec<Claimed>| claimed.iter().map(|c| c.id).collect::<Vec<_>>();
+    assert!(f
+        .queue
+        .claim_for(&other_server, 10, u64::MAX)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        ids(f.queue.claim_for(&a, 10, u64::MAX).unwrap()),
+        vec![saved[0].id, saved[2].id]
+    );
+    assert_eq!(
+        ids(f.queue.claim_for(&b, 10, u64::MAX).unwrap()),
+        vec![saved[1].id]
+    );
+    assert_eq!(f.queue.next_due_ms_for(&a).unwrap(), None);
+}
+
 fn answer(attempt: &str, question: &str, value: &str) -> NewEntry {
     NewEntry::answer(attempt, question, json!(value), "2026-11-28T10:00:00Z")
 }
@@ -524,8 +628,10 @@ fn entries_refused_by_a_portal_or_proxy_in_earlier_builds_are_pending_again_afte
         ids.push(entry);
     }
     assert_eq!(f.queue.counts().unwrap().dead, 5);
-    // As a database of the previous schema (this migration changes no table, so rewinding
-    // the version is exactly what an earlier build left).
+    // As a database of the previous schema (migration 3 changes no table, so rewinding the
+    // version, with the later migrations undone, is exactly what an earlier build left).
+    f.queue.flush().unwrap();
+    rewind_to_schema_3(&f.queue);
     f.queue
         .store()
         .lock()

@@ -5,6 +5,7 @@
 //! through the token manager once; pause, resume and "sync now"; progress events and
 //! statistics. The queue is never cleared: signed out, it waits.
 
+mod couriers;
 pub mod progress;
 mod send;
 
@@ -90,6 +91,8 @@ struct Ctx {
     shared: Arc<Shared>,
     /// Batching is switched off for a while if the server refuses batches.
     unbatched_until: Mutex<Option<Instant>>,
+    /// Delivery credentials of students who left work here.
+    couriers: couriers::Couriers,
 }
 
 impl SyncEngine {
@@ -109,6 +112,7 @@ impl SyncEngine {
                 done: 0,
                 remaining: 0,
                 refused: 0,
+                others_waiting: 0,
                 items_per_s: 0.0,
                 current: None,
                 last_error: None,
@@ -125,6 +129,7 @@ impl SyncEngine {
             bus,
             shared: shared.clone(),
             unbatched_until: Mutex::new(None),
+            couriers: couriers::Couriers::default(),
         });
         workers.spawn("sync engine", move |stop| run(ctx, stop));
         Self { shared, queue }
@@ -227,8 +232,14 @@ impl Ctx {
             }
             *last = Some(Instant::now());
         }
-        let remaining = self.queue.remaining().unwrap_or(0);
-        let refused = self.queue.dead_count().unwrap_or(0);
+        let all = self.queue.remaining().unwrap_or(0);
+        let (remaining, refused) = match self.auth.owner().filter(|_| self.signed_in()) {
+            Some(owner) => (
+                self.queue.remaining_for(&owner).unwrap_or(0),
+                self.queue.dead_count_for(&owner).unwrap_or(0),
+            ),
+            None => (0, 0),
+        };
         let progress = {
             let mut p = self
                 .shared
@@ -237,6 +248,7 @@ impl Ctx {
                 .unwrap_or_else(|p| p.into_inner());
             p.remaining = u32::try_from(remaining).unwrap_or(u32::MAX);
             p.refused = u32::try_from(refused).unwrap_or(u32::MAX);
+            p.others_waiting = u32::try_from(all.saturating_sub(remaining)).unwrap_or(u32::MAX);
             p.items_per_s = self.rate();
             p.clone()
         };
@@ -301,8 +313,6 @@ async fn run(ctx: Arc<Ctx>, stop: Stop) {
             Some(SyncState::Paused)
         } else if !network.borrow().state.is_usable() {
             Some(SyncState::WaitingForNetwork)
-        } else if !ctx.signed_in() {
-            Some(SyncState::WaitingForSignIn)
         } else {
             None
         };
@@ -349,8 +359,10 @@ async fn run(ctx: Arc<Ctx>, stop: Stop) {
         } else {
             1
         };
-        let claimed = match ctx.queue.claim_up_to(max, BATCH_BYTES) {
-            Ok(claimed) => claimed,
+        // One student's work at a time, with that student's own credentials: the
+        // signed-in student's, then the work of students who left it here (couriers).
+        let next = match couriers::claim_next(&ctx, max).await {
+            Ok(next) => next,
             Err(error) => {
                 tracing::error!(%error, "cannot read the queue");
                 drop(permit);
@@ -358,37 +370,45 @@ async fn run(ctx: Arc<Ctx>, stop: Stop) {
                 continue;
             }
         };
-        if claimed.is_empty() {
-            drop(permit);
-            idle = tasks.is_empty();
-            let next_due = ctx.queue.next_due_ms().ok().flatten();
-            if tasks.is_empty() {
-                finish_sync(&ctx, &mut sync_started);
-                ctx.set_state(if next_due.is_some() {
-                    SyncState::Retrying
-                } else {
-                    SyncState::Idle
-                });
+        let next = match next {
+            Ok(next) => next,
+            Err(nothing) => {
+                drop(permit);
+                idle = tasks.is_empty();
+                let next_due = nothing.next_due;
+                if tasks.is_empty() {
+                    finish_sync(&ctx, &mut sync_started);
+                    ctx.set_state(if next_due.is_some() {
+                        SyncState::Retrying
+                    } else if nothing.waits_for_sign_in && !ctx.signed_in() {
+                        SyncState::WaitingForSignIn
+                    } else {
+                        SyncState::Idle
+                    });
+                }
+                let wait = next_due
+                    .map(|due| {
+                        Duration::from_millis(
+                            u64::try_from(due - ctx.queue.now_ms()).unwrap_or(0).max(5),
+                        )
+                    })
+                    .unwrap_or(Duration::from_secs(30))
+                    .min(Duration::from_secs(30));
+                let added = ctx.queue.added();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    () = stop.cancelled() => {}
+                    _ = ctx.shared.wake.notified() => {}
+                    _ = added.notified() => {}
+                    changed = network.changed(), if network_alive => network_alive = changed.is_ok(),
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                    // Another student signed in: their work waiting here is due now.
+                    () = session_changed(&mut bus) => {}
+                }
+                continue;
             }
-            let wait = next_due
-                .map(|due| {
-                    Duration::from_millis(
-                        u64::try_from(due - ctx.queue.now_ms()).unwrap_or(0).max(5),
-                    )
-                })
-                .unwrap_or(Duration::from_secs(30))
-                .min(Duration::from_secs(30));
-            let added = ctx.queue.added();
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                () = stop.cancelled() => {}
-                _ = ctx.shared.wake.notified() => {}
-                _ = added.notified() => {}
-                changed = network.changed(), if network_alive => network_alive = changed.is_ok(),
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            }
-            continue;
-        }
+        };
+        let claimed = &next.claimed;
         idle = false;
         if sync_started.is_none() {
             sync_started = Some(Instant::now());
@@ -409,10 +429,16 @@ async fn run(ctx: Arc<Ctx>, stop: Stop) {
         }
         let task_ctx = ctx.clone();
         tasks.spawn(async move {
-            let results = send(&task_ctx, &claimed).await;
+            let results = send(&task_ctx, &next.sender, &next.owner, &next.claimed).await;
             record(&task_ctx, &results);
             if let Err(error) = task_ctx.queue.complete(&results) {
                 tracing::error!(%error, "cannot record what the server answered");
+            }
+            if next.courier {
+                task_ctx
+                    .couriers
+                    .retire_if_done(&task_ctx, &next.owner)
+                    .await;
             }
             task_ctx.emit(false);
             drop(permit);
@@ -421,6 +447,19 @@ async fn run(ctx: Arc<Ctx>, stop: Stop) {
     }
     // Let the requests in flight finish and be recorded.
     while tasks.join_next().await.is_some() {}
+}
+
+/// Until the session changes hands (a sign-in, a sign-out, a session ended); never, once
+/// the bus is closed.
+async fn session_changed(bus: &mut tokio::sync::broadcast::Receiver<CoreEvent>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match bus.recv().await {
+            Ok(CoreEvent::AuthChanged { .. } | CoreEvent::SessionEnded { .. }) => return,
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
 }
 
 fn finish_sync(ctx: &Ctx, started: &mut Option<Instant>) {

@@ -27,11 +27,14 @@ pub struct SyncProgress {
     pub state: SyncState,
     /// Delivered since this sync began.
     pub done: u32,
-    /// Not delivered yet (waiting or being sent).
+    /// The signed-in student's work not delivered yet (waiting or being sent).
     pub remaining: u32,
-    /// Refused by the server and kept here (dead letters): never "everything is sent" while
-    /// any is left.
+    /// The signed-in student's work refused by the server and kept here (dead letters):
+    /// never "everything is sent" while any is left.
     pub refused: u32,
+    /// Other students' work waiting on this computer (lab machines are shared): counted,
+    /// never named. It is sent to their own accounts with their own credentials.
+    pub others_waiting: u32,
     pub items_per_s: f64,
     /// What is being sent now.
     pub current: Option<String>,

@@ -6,17 +6,25 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::Ctx;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, TokenManager};
 use crate::http::{describe, judge};
+use crate::owner::Owner;
 use crate::queue::{Claimed, Outcome};
 
 /// Sends claimed entries (one alone, several as a batch) and says what became of each.
-pub(super) async fn send(ctx: &Ctx, claimed: &[Claimed]) -> Vec<(i64, Outcome)> {
+/// Every entry is `owner`'s and is sent with `owner`'s credentials only, held by `auth`
+/// (their session, or the courier of the work they left here).
+pub(super) async fn send(
+    ctx: &Ctx,
+    auth: &TokenManager,
+    owner: &Owner,
+    claimed: &[Claimed],
+) -> Vec<(i64, Outcome)> {
     let started = Instant::now();
     let results = if claimed.len() == 1 {
-        vec![(claimed[0].id, send_one(ctx, &claimed[0]).await)]
+        vec![(claimed[0].id, send_one(ctx, auth, owner, &claimed[0]).await)]
     } else {
-        send_batch(ctx, claimed).await
+        send_batch(ctx, auth, owner, claimed).await
     };
     let mut s = ctx.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
     s.requests += 1;
@@ -25,7 +33,7 @@ pub(super) async fn send(ctx: &Ctx, claimed: &[Claimed]) -> Vec<(i64, Outcome)> 
     results
 }
 
-async fn send_one(ctx: &Ctx, entry: &Claimed) -> Outcome {
+async fn send_one(ctx: &Ctx, auth: &TokenManager, owner: &Owner, entry: &Claimed) -> Outcome {
     let Ok(url) = ctx.auth.server().join(entry.path.trim_start_matches('/')) else {
         return Outcome::Dead {
             status: 0,
@@ -41,9 +49,8 @@ async fn send_one(ctx: &Ctx, entry: &Claimed) -> Outcome {
         };
     };
     let timeout = ctx.request_timeout();
-    let result = ctx
-        .auth
-        .send_authorized(|client| {
+    let result = auth
+        .send_authorized_as(owner, |client| {
             let mut request = client
                 .request(method.clone(), url.clone())
                 .timeout(timeout)
@@ -177,7 +184,12 @@ pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Outco
     }
 }
 
-async fn send_batch(ctx: &Ctx, claimed: &[Claimed]) -> Vec<(i64, Outcome)> {
+async fn send_batch(
+    ctx: &Ctx,
+    auth: &TokenManager,
+    owner: &Owner,
+    claimed: &[Claimed],
+) -> Vec<(i64, Outcome)> {
     let requests: Vec<serde_json::Value> = claimed
         .iter()
         .map(|c| {
@@ -202,9 +214,10 @@ async fn send_batch(ctx: &Ctx, claimed: &[Claimed]) -> Vec<(i64, Outcome)> {
         return all(claimed, Outcome::Release);
     };
     let timeout = ctx.request_timeout();
-    let result = ctx
-        .auth
-        .send_authorized(|client| client.post(url.clone()).timeout(timeout).json(&payload))
+    let result = auth
+        .send_authorized_as(owner, |client| {
+            client.post(url.clone()).timeout(timeout).json(&payload)
+        })
         .await;
     let response = match result {
         Ok(r) => r,

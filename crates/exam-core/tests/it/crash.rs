@@ -44,6 +44,7 @@ fn crash_child() {
     runtime
         .block_on(auth.sign_in("student9", password()))
         .unwrap();
+    let owner = auth.owner().unwrap();
     let engine = runtime.block_on(async { online_engine(&queue, &auth, &bus) });
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut out = std::io::stdout().lock();
@@ -52,12 +53,10 @@ fn crash_child() {
         let question = QUESTIONS[rng.gen_range(0..QUESTIONS.len())];
         let value = format!("s{seed}-{n}");
         let saved = queue
-            .enqueue(NewEntry::answer(
-                attempt,
-                question,
-                json!(value),
-                &exam_core::now_rfc3339(),
-            ))
+            .enqueue(
+                NewEntry::answer(attempt, question, json!(value), &exam_core::now_rfc3339())
+                    .owned_by(&owner),
+            )
             .unwrap();
         // Reported only once the save is committed.
         writeln!(out, "durable {} {attempt} {question} {value}", saved.id).unwrap();
@@ -110,16 +109,16 @@ async fn answers_reported_durable_survive_sigkill() {
     let server = Server::start(900).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("exam-desktop.db");
+    let owner = exam_core::owner::Owner::of(&server.url(), "student9");
     let attempts: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     {
         let queue = Queue::open(&db, Limits::default()).unwrap();
         for attempt in &attempts {
             queue
-                .enqueue(NewEntry::start_attempt(
-                    "demo-mixed",
-                    attempt,
-                    &exam_core::now_rfc3339(),
-                ))
+                .enqueue(
+                    NewEntry::start_attempt("demo-mixed", attempt, &exam_core::now_rfc3339())
+                        .owned_by(&owner),
+                )
                 .unwrap();
         }
     }

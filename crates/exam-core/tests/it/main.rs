@@ -11,5 +11,6 @@ mod network;
 mod queue;
 mod real_networks;
 mod rules;
+mod shared_lab;
 mod support;
 mod sync;

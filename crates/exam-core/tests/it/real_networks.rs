@@ -27,6 +27,7 @@ struct Lab {
     _dir: tempfile::TempDir,
     attempt: String,
     questions: Vec<String>,
+    owner: exam_core::owner::Owner,
 }
 
 impl Lab {
@@ -40,15 +41,15 @@ impl Lab {
         let core =
             signed_in_core(base.clone(), dir.path(), SyncConfig::default(), "student12").await;
         let questions = text_questions(core.auth()).await;
+        let owner = core.auth().owner().unwrap();
         let services = core.services().unwrap();
         let (queue, monitor) = (services.queue.clone(), services.monitor.clone().unwrap());
         let attempt = uuid::Uuid::new_v4().to_string();
         queue
-            .enqueue(NewEntry::start_attempt(
-                "demo-mixed",
-                &attempt,
-                &exam_core::now_rfc3339(),
-            ))
+            .enqueue(
+                NewEntry::start_attempt("demo-mixed", &attempt, &exam_core::now_rfc3339())
+                    .owned_by(&owner),
+            )
             .unwrap();
         Self {
             server,
@@ -59,6 +60,7 @@ impl Lab {
             _dir: dir,
             attempt,
             questions,
+            owner,
         }
     }
 
@@ -66,12 +68,15 @@ impl Lab {
     fn save(&self, i: usize, text: &str) -> String {
         let question = &self.questions[i % self.questions.len()];
         self.queue
-            .enqueue(NewEntry::answer(
-                &self.attempt,
-                question,
-                json!(text),
-                &exam_core::now_rfc3339(),
-            ))
+            .enqueue(
+                NewEntry::answer(
+                    &self.attempt,
+                    question,
+                    json!(text),
+                    &exam_core::now_rfc3339(),
+                )
+                .owned_by(&self.owner),
+            )
             .unwrap();
         question.clone()
     }
@@ -398,6 +403,7 @@ async fn a_server_that_answers_its_health_check_but_not_writes_loses_nothing() {
         ..SyncConfig::default()
     };
     let core = signed_in_core(base, dir.path(), sync, "student1").await;
+    let owner = core.auth().owner().unwrap();
     let services = core.services().unwrap();
     let (queue, monitor, engine) = (
         &services.queue,
@@ -406,12 +412,10 @@ async fn a_server_that_answers_its_health_check_but_not_writes_loses_nothing() {
     );
     for q in ["q03", "q04", "q07"] {
         queue
-            .enqueue(NewEntry::answer(
-                "a1",
-                q,
-                json!("kept"),
-                &exam_core::now_rfc3339(),
-            ))
+            .enqueue(
+                NewEntry::answer("a1", q, json!("kept"), &exam_core::now_rfc3339())
+                    .owned_by(&owner),
+            )
             .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -76,6 +76,19 @@ impl Server {
             .unwrap()
     }
 
+    /// A POST of the admin API (what IT does), its status.
+    pub async fn admin_post(&self, path: &str) -> u16 {
+        reqwest::Client::new()
+            .post(format!("http://{}{path}", self.addr))
+            .bearer_auth(ADMIN)
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     pub async fn stats(&self) -> serde_json::Value {
         self.admin("/v1/admin/stats").await
     }

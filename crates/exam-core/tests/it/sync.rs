@@ -49,6 +49,7 @@ async fn ten_thousand_saves_through_a_flapping_link_take_effect_exactly_once() {
     let bus = EventBus::default();
     let auth = memory_manager(base.clone(), &bus);
     auth.sign_in("student5", password()).await.unwrap();
+    let owner = auth.owner().unwrap();
     let package: Value = auth
         .send_authorized(|c| c.get(base.join("v1/exams/demo-mixed/package").unwrap()))
         .await
@@ -84,11 +85,10 @@ async fn ten_thousand_saves_through_a_flapping_link_take_effect_exactly_once() {
     let attempts: Vec<String> = (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     for attempt in &attempts {
         queue
-            .enqueue(NewEntry::start_attempt(
-                "demo-mixed",
-                attempt,
-                &exam_core::now_rfc3339(),
-            ))
+            .enqueue(
+                NewEntry::start_attempt("demo-mixed", attempt, &exam_core::now_rfc3339())
+                    .owned_by(&owner),
+            )
             .unwrap();
     }
 
@@ -135,12 +135,10 @@ async fn ten_thousand_saves_through_a_flapping_link_take_effect_exactly_once() {
         let qid = question["id"].as_str().unwrap().to_string();
         let value = random_value(question, &mut rng);
         queue
-            .enqueue(NewEntry::answer(
-                attempt,
-                &qid,
-                value.clone(),
-                &exam_core::now_rfc3339(),
-            ))
+            .enqueue(
+                NewEntry::answer(attempt, &qid, value.clone(), &exam_core::now_rfc3339())
+                    .owned_by(&owner),
+            )
             .unwrap();
         latest.insert((attempt.clone(), qid), value);
         if i % 20 == 19 {
@@ -220,28 +218,19 @@ async fn a_refused_request_becomes_a_dead_letter_and_blocks_nothing() {
     let bus = EventBus::default();
     let auth = memory_manager(server.url(), &bus);
     auth.sign_in("student6", password()).await.unwrap();
+    let owner = auth.owner().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(&dir.path().join("exam-desktop.db"), Limits::default()).unwrap();
     let attempt = uuid::Uuid::new_v4().to_string();
     let now = exam_core::now_rfc3339();
     queue
-        .enqueue(NewEntry::start_attempt("demo-mixed", &attempt, &now))
+        .enqueue(NewEntry::start_attempt("demo-mixed", &attempt, &now).owned_by(&owner))
         .unwrap();
     let bad = queue
-        .enqueue(NewEntry::answer(
-            &attempt,
-            "no-such-question",
-            json!("x"),
-            &now,
-        ))
+        .enqueue(NewEntry::answer(&attempt, "no-such-question", json!("x"), &now).owned_by(&owner))
         .unwrap();
     let good = queue
-        .enqueue(NewEntry::answer(
-            &attempt,
-            "q03",
-            json!("a short answer"),
-            &now,
-        ))
+        .enqueue(NewEntry::answer(&attempt, "q03", json!("a short answer"), &now).owned_by(&owner))
         .unwrap();
     let engine = online_engine(&queue, &auth, &bus);
     engine.notify();
@@ -263,6 +252,7 @@ async fn a_refused_request_becomes_a_dead_letter_and_blocks_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_out_the_queue_waits_and_is_kept_then_delivers_after_sign_in() {
     let server = Server::start(900).await;
+    let owner = exam_core::owner::Owner::of(&server.url(), "student8");
     let bus = EventBus::default();
     let auth = memory_manager(server.url(), &bus);
     let dir = tempfile::tempdir().unwrap();
@@ -270,15 +260,13 @@ async fn signed_out_the_queue_waits_and_is_kept_then_delivers_after_sign_in() {
     let attempt = uuid::Uuid::new_v4().to_string();
     let now = exam_core::now_rfc3339();
     queue
-        .enqueue(NewEntry::start_attempt("demo-mixed", &attempt, &now))
+        .enqueue(NewEntry::start_attempt("demo-mixed", &attempt, &now).owned_by(&owner))
         .unwrap();
     queue
-        .enqueue(NewEntry::answer(
-            &attempt,
-            "q04",
-            json!("typed while signed out"),
-            &now,
-        ))
+        .enqueue(
+            NewEntry::answer(&attempt, "q04", json!("typed while signed out"), &now)
+                .owned_by(&owner),
+        )
         .unwrap();
     let engine = online_engine(&queue, &auth, &bus);
     engine.notify();
@@ -299,12 +287,10 @@ async fn signed_out_the_queue_waits_and_is_kept_then_delivers_after_sign_in() {
     // Paused: new work waits; resumed: it goes.
     engine.pause();
     queue
-        .enqueue(NewEntry::answer(
-            &attempt,
-            "q04",
-            json!("second"),
-            &exam_core::now_rfc3339(),
-        ))
+        .enqueue(
+            NewEntry::answer(&attempt, "q04", json!("second"), &exam_core::now_rfc3339())
+                .owned_by(&owner),
+        )
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(queue.remaining().unwrap(), 1);

@@ -176,6 +176,8 @@ export const en = {
   "sync.progress": "Sending {done} of {total}",
 
   "panel.title": "Connection and sync",
+  "panel.others.one": "{n} item of another student is also waiting on this computer; it goes to their own account, with their own sign-in.",
+  "panel.others.other": "{n} items of other students are also waiting on this computer; they go to their own accounts, with their own sign-in.",
   "panel.pending": "Waiting to be sent",
   "panel.done": "Delivered",
   "panel.dead": "Refused by the server",
@@ -263,6 +265,7 @@ export const en = {
   "refusal.digest_mismatch": "the server's copy of the answers differs",
   "refusal.idempotency_key_reused": "the same request was sent twice with different contents",
   "refusal.ip_blocked": "this computer's network address is blocked by the school",
+  "refusal.receipt_for_another_account": "the server filed it under another account, so it does not count as delivered; please tell a proctor",
   "refusal.status": "refused by the server, code {status}",
   "refusal.here": "it could not be sent from this computer",
   "save.idle": "Your answers are saved as you go.",

@@ -177,6 +177,8 @@ export const vi: Record<MessageKey, string> = {
   "sync.progress": "Đang gửi {done}/{total}",
 
   "panel.title": "Kết nối và đồng bộ",
+  "panel.others.one": "Máy này còn {n} mục của thí sinh khác đang chờ gửi; mục đó được gửi vào tài khoản của chính thí sinh ấy, bằng đăng nhập của họ.",
+  "panel.others.other": "Máy này còn {n} mục của các thí sinh khác đang chờ gửi; chúng được gửi vào tài khoản của chính họ, bằng đăng nhập của họ.",
   "panel.pending": "Đang chờ gửi",
   "panel.done": "Đã gửi",
   "panel.dead": "Bị máy chủ từ chối",
@@ -264,6 +266,7 @@ export const vi: Record<MessageKey, string> = {
   "refusal.digest_mismatch": "bản sao câu trả lời trên máy chủ khác với máy này",
   "refusal.idempotency_key_reused": "cùng một yêu cầu đã được gửi hai lần với nội dung khác nhau",
   "refusal.ip_blocked": "địa chỉ mạng của máy này bị nhà trường chặn",
+  "refusal.receipt_for_another_account": "máy chủ đã ghi nhận bài dưới một tài khoản khác nên chưa được tính là đã nộp; vui lòng báo cho giám thị",
   "refusal.status": "máy chủ từ chối, mã {status}",
   "refusal.here": "không gửi được từ máy này",
   "save.idle": "Câu trả lời được lưu tự động trong khi bạn làm bài.",
