@@ -163,10 +163,12 @@ fn sync_status_and_dead_letter_export_over_ipc() {
         invoke("dead_letters", &window).unwrap(),
         serde_json::json!([])
     );
-    let path = invoke("export_dead_letters", &window).unwrap();
-    let path = PathBuf::from(path.as_str().unwrap());
-    assert!(path.starts_with(dir.path().join("data/exports")));
-    assert_eq!(std::fs::read_to_string(path).unwrap(), "[]");
+    // Only the signed-in student's work is ever exported; nobody signed in, nothing.
+    assert_eq!(
+        invoke("export_dead_letters", &window).unwrap_err(),
+        serde_json::json!({"kind": "not_signed_in"})
+    );
+    assert!(!dir.path().join("data/exports").exists());
 }
 
 /// A window that fell behind the core is sent every state it shows, not only the sign-in;

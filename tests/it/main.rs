@@ -5,4 +5,5 @@
 mod e2e;
 mod exam_e2e;
 mod network_e2e;
+mod shared_lab_e2e;
 mod support;

@@ -493,6 +493,8 @@ impl Session {
 
     /// Signs in from the main window's sign-in screen and waits until it says so.
     pub fn sign_in(&self, user: &str, password: &str) -> Result<()> {
+        // The form offers the last student's name (a session that ended): replace it.
+        self.clear("#username")?;
         self.type_into("#username", user)?;
         self.type_into("#password", password)?;
         self.click("[data-testid=sign-in]")?;

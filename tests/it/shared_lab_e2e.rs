@@ -1,0 +1,117 @@
+//! The real app on a shared lab computer: student A takes an exam offline and submits it;
+//! the school ends A's session; student B signs in on the same computer, online, and takes
+//! the exam. The server holds none of A's work under B and all of B's; when A signs in again,
+//! A's attempt, every answer and the submission arrive in A's own account, each applied once.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use fault_proxy::Link;
+use serde_json::json;
+
+use crate::support::{self, SERIAL};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn take_exam(session: &support::Session, answers: &[(&str, &str)]) -> Result<()> {
+    session.click("[data-testid=start-demo-mixed]")?;
+    session.find("[data-testid=question-prompt]")?;
+    for (question, text) in answers {
+        session.open_question(question)?;
+        session.type_into("[data-testid=answer-text]", text)?;
+        session.wait_text("[data-testid=save-status]", WAIT, |t| t.contains("Saved"))?;
+    }
+    session.click("[data-testid=review]")?;
+    session.click("[data-testid=submit]")?;
+    session.click("[data-testid=confirm-submit]")?;
+    Ok(())
+}
+
+fn only_attempt(server: &support::ExamServer, user: &str) -> Result<Option<String>> {
+    let attempts = server.admin(&format!("/v1/admin/users/{user}/attempts"))?;
+    let list = attempts
+        .as_array()
+        .with_context(|| format!("no list: {attempts}"))?;
+    assert!(list.len() <= 1, "{user}: {attempts}");
+    Ok(list
+        .first()
+        .and_then(|a| a["attempt_id"].as_str())
+        .map(str::to_string))
+}
+
+#[test]
+fn work_of_a_student_whose_session_was_ended_reaches_their_own_account_never_the_next_students(
+) -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, link, _data_dir, harness) = support::behind_a_cuttable_link()?;
+    let session = harness.session()?;
+
+    // A downloads the exam, then the network goes; A answers and submits offline.
+    session.sign_in("student15", "demo")?;
+    session.click("[data-testid=download-demo-mixed]")?;
+    session.wait_text("[data-testid=exam-ready-demo-mixed]", WAIT, |t| {
+        !t.is_empty()
+    })?;
+    link.set_link(Link::Refuse);
+    take_exam(
+        &session,
+        &[("q03", "A's short answer"), ("q04", "A's essay")],
+    )?;
+    session.wait_text("[data-testid=submission-state]", WAIT, |t| {
+        t.contains("Submitted on this computer")
+    })?;
+
+    // The school ends A's session; the network returns. A's screen goes to sign-in.
+    server.revoke_sessions("student15")?;
+    link.set_link(Link::Up);
+    session.wait_text(
+        "[data-testid=session-ended]",
+        Duration::from_secs(60),
+        |t| !t.is_empty(),
+    )?;
+    assert!(only_attempt(&server, "student15")?.is_none());
+
+    // B signs in on the same computer and takes the exam online.
+    session.sign_in("student16", "demo")?;
+    session.click("[data-testid=download-demo-mixed]")?;
+    session.wait_text("[data-testid=exam-ready-demo-mixed]", WAIT, |t| {
+        !t.is_empty()
+    })?;
+    take_exam(&session, &[("q03", "B's short answer")])?;
+    session.wait_text(
+        "[data-testid=submission-state]",
+        Duration::from_secs(60),
+        |t| t.contains("Delivered"),
+    )?;
+    // B's screen counts A's waiting work without naming it.
+    session.click("[data-testid=connection]")?;
+    let others = session.wait_text("[data-testid=others-waiting]", WAIT, |t| !t.is_empty())?;
+    assert!(!others.contains("student15"), "{others}");
+    support::screenshot(&harness.display, "e2e-shared-lab-b.png")?;
+    session.click("[data-testid=close-drawer]")?;
+
+    let b_attempt = only_attempt(&server, "student16")?.context("B's attempt")?;
+    let b_held = server.admin(&format!("/v1/admin/attempts/{b_attempt}"))?;
+    assert_eq!(b_held["answers"]["q03"]["value"], json!("B's short answer"));
+    assert_eq!(b_held["answers"].as_object().map(|a| a.len()), Some(1));
+    assert!(only_attempt(&server, "student15")?.is_none());
+
+    // B leaves; A signs in again: A's work arrives in A's account, each answer once.
+    session.click("[data-testid=close-attempt]")?;
+    session.click("[data-testid=sign-out]")?;
+    session.sign_in("student15", "demo")?;
+    session.wait_text(
+        "[data-testid=submission-state]",
+        Duration::from_secs(60),
+        |t| t.contains("Delivered"),
+    )?;
+    let a_attempt = only_attempt(&server, "student15")?.context("A's attempt")?;
+    let a_held = server.admin(&format!("/v1/admin/attempts/{a_attempt}"))?;
+    assert_eq!(a_held["answers"]["q03"]["value"], json!("A's short answer"));
+    assert_eq!(a_held["answers"]["q04"]["value"], json!("A's essay"));
+    assert_eq!(a_held["applied_writes"], json!(2), "{a_held}");
+    assert!(a_held["receipt"]["receipt_id"].is_string(), "{a_held}");
+    assert_eq!(only_attempt(&server, "student16")?, Some(b_attempt));
+    support::screenshot(&harness.display, "e2e-shared-lab-a-back.png")?;
+    Ok(())
+}
