@@ -71,6 +71,14 @@ impl TokenManager {
                 if let Some(token) = s.valid_access(Instant::now()) {
                     return Ok(token);
                 }
+                // Backing off after a failure: callers get its outcome without another
+                // request (a token endpoint that refuses while the rest of the server
+                // answers must not be asked in a tight loop). The worker retries on time.
+                if let (Some(at), Some(Err(error))) = (s.retry_at, &s.last) {
+                    if Instant::now() < at {
+                        return Err(error.clone());
+                    }
+                }
             }
             match (s.status, &s.refresh) {
                 (AuthStatus::SessionEnded, _) => {
@@ -250,9 +258,28 @@ impl TokenManager {
     /// Starts the background refresher as one of `workers`.
     pub fn spawn_worker(&self, workers: &crate::lifecycle::Workers) {
         let manager = self.clone();
+        let mut bus = self.inner.bus.subscribe();
         workers.spawn("token refresher", move |stop| async move {
+            // A network that flaps (or a token endpoint intercepted while the health check
+            // answers, which the monitor reads as a portal coming and going) must not undo
+            // the backoff in a loop: "back" cuts it short at most this often.
+            const BACK_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+            let mut last_back: Option<Instant> = None;
             loop {
                 let wake = manager.inner.wake.notified();
+                // The network is back: a refresh that failed for want of it is due now,
+                // not at the end of its backoff.
+                let network_back = async {
+                    loop {
+                        match bus.recv().await {
+                            Ok(CoreEvent::NetworkChanged { status }) if status.usable => return,
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                std::future::pending::<()>().await
+                            }
+                        }
+                    }
+                };
                 let sleep = async {
                     match manager.next_wakeup() {
                         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -262,6 +289,16 @@ impl TokenManager {
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = wake => continue,
+                    () = network_back => {
+                        if last_back.is_none_or(|at| at.elapsed() >= BACK_AT_MOST_EVERY) {
+                            let mut s = manager.state();
+                            if s.status == AuthStatus::Offline && s.retry_at.is_some() {
+                                s.retry_at = None;
+                                last_back = Some(Instant::now());
+                            }
+                        }
+                        continue;
+                    }
                     () = sleep => {
                         // A refresh under way is finished (the rotated token must reach the
                         // keychain) before the worker stops.
@@ -320,8 +357,15 @@ pub(super) fn backoff(failures: u32, error: &TokenError) -> Duration {
     if let TokenError::TooManyAttempts(seconds) = error {
         return Duration::from_secs(*seconds);
     }
-    Backoff::default().delay(failures, rand::random::<f64>())
+    REFRESH_BACKOFF.delay(failures, rand::random::<f64>())
 }
+
+/// The shared backoff, capped at 20 s: a refresh whose reply was lost must be retried
+/// within the server's 60 s grace, or the retry reads as reuse and ends the session.
+const REFRESH_BACKOFF: Backoff = Backoff {
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(20),
+};
 
 /// Why the server ended the session, from its `error_description`.
 pub(super) fn session_end_reason(description: &str) -> Reason {

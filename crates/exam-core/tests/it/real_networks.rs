@@ -293,26 +293,43 @@ struct StallingServer {
     addr: std::net::SocketAddr,
     stall: Arc<std::sync::atomic::AtomicBool>,
     writes: Arc<std::sync::atomic::AtomicUsize>,
+    /// How the token endpoint answers a refresh: 0 a new token, 1 `403 invalid_client`,
+    /// 2 a redirect (something else answers it). Sign-in always works; its token lives 1 s
+    /// while this is not 0.
+    token_mode: Arc<std::sync::atomic::AtomicU8>,
+    /// Refresh requests received.
+    refreshes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl StallingServer {
     fn start() -> Self {
-        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stall = Arc::new(AtomicBool::new(true));
         let writes = Arc::new(AtomicUsize::new(0));
-        let (s, w) = (stall.clone(), writes.clone());
+        let token_mode = Arc::new(AtomicU8::new(0));
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        let shared = (
+            stall.clone(),
+            writes.clone(),
+            token_mode.clone(),
+            refreshes.clone(),
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (s, w) = (s.clone(), w.clone());
-                std::thread::spawn(move || Self::serve(stream, &s, &w));
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    Self::serve(stream, &shared.0, &shared.1, &shared.2, &shared.3)
+                });
             }
         });
         Self {
             addr,
             stall,
             writes,
+            token_mode,
+            refreshes,
         }
     }
 
@@ -320,6 +337,8 @@ impl StallingServer {
         mut stream: std::net::TcpStream,
         stall: &std::sync::atomic::AtomicBool,
         writes: &std::sync::atomic::AtomicUsize,
+        token_mode: &std::sync::atomic::AtomicU8,
+        refreshes: &std::sync::atomic::AtomicUsize,
     ) {
         use std::io::{BufRead, BufReader, Read, Write};
         use std::sync::atomic::Ordering;
@@ -350,12 +369,29 @@ impl StallingServer {
                 return;
             }
             let first = head.first().cloned().unwrap_or_default();
+            let mode = token_mode.load(Ordering::SeqCst);
+            let refresh = String::from_utf8_lossy(&body).contains("grant_type=refresh_token");
+            if refresh {
+                refreshes.fetch_add(1, Ordering::SeqCst);
+            }
             let (status, reply) = if first.starts_with("GET /healthz") {
                 ("204 No Content", String::new())
+            } else if refresh && mode == 1 {
+                (
+                    "403 Forbidden",
+                    json!({"error": "invalid_client"}).to_string(),
+                )
+            } else if refresh && mode == 2 {
+                let response = "HTTP/1.1 302 Found\r\nLocation: http://login.lab.example/\r\nContent-Length: 0\r\n\r\n";
+                if stream.write_all(response.as_bytes()).is_err() {
+                    return;
+                }
+                continue;
             } else if first.starts_with("POST /oauth/token") {
+                let ttl = if mode == 0 { 900 } else { 1 };
                 (
                     "200 OK",
-                    json!({"access_token": "a.b.c", "token_type": "Bearer", "expires_in": 900,
+                    json!({"access_token": "a.b.c", "token_type": "Bearer", "expires_in": ttl,
                            "refresh_token": "r"})
                     .to_string(),
                 )
@@ -444,4 +480,45 @@ async fn a_server_that_answers_its_health_check_but_not_writes_loses_nothing() {
     engine.sync_now();
     drained(queue, Duration::from_secs(30)).await;
     assert_eq!(queue.counts().unwrap().dead, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_that_refuses_while_the_server_answers_is_not_asked_in_a_loop() {
+    use std::sync::atomic::Ordering;
+    for mode in [1u8, 2] {
+        let server = StallingServer::start();
+        server.stall.store(false, Ordering::SeqCst);
+        server.token_mode.store(mode, Ordering::SeqCst);
+        let base: url::Url = format!("http://{}/", server.addr).parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // Signed in with a token that lives 1 s; every refresh is then refused (or answered
+        // by something else) while `/healthz` and everything else answer.
+        let core = signed_in_core(base, dir.path(), SyncConfig::default(), "student1").await;
+        let owner = core.auth().owner().unwrap();
+        let queue = core.services().unwrap().queue.clone();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for i in 0..20 {
+            queue
+                .enqueue(
+                    NewEntry::answer(
+                        "a1",
+                        &format!("q{i:02}"),
+                        json!("x"),
+                        &exam_core::now_rfc3339(),
+                    )
+                    .owned_by(&owner),
+                )
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Backed off: a handful of refreshes in 3 s, not a loop; nothing refused or lost.
+        let refreshes = server.refreshes.load(Ordering::SeqCst);
+        assert!(
+            (1..=4).contains(&refreshes),
+            "mode {mode}: {refreshes} refreshes in 3 s"
+        );
+        assert_eq!(queue.counts().unwrap().dead, 0);
+        assert_eq!(queue.remaining().unwrap(), 20);
+        core.shutdown(Duration::from_secs(3));
+    }
 }
