@@ -25,6 +25,7 @@ fn main() {
             "retry_dead_letter",
             "export_dead_letters",
             "set_ui_language",
+            "note_activity",
             "exam_list",
             "download_exam",
             "start_attempt",

@@ -48,6 +48,7 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::sync::retry_dead_letter,
             commands::sync::export_dead_letters,
             commands::app::set_ui_language,
+            commands::app::note_activity,
             commands::exam::exam_list,
             commands::exam::download_exam,
             commands::exam::start_attempt,
@@ -228,10 +229,13 @@ pub fn run() {
             startup::step("event loop");
         }
         if let tauri::RunEvent::Exit = event {
-            let report = handle
-                .state::<AppState>()
-                .core
-                .shutdown(exam_core::app::SHUTDOWN_WAIT);
+            let core = &handle.state::<AppState>().core;
+            // A shared lab computer: quitting with no exam in progress signs the student
+            // out (their waiting work still goes to their account).
+            if tauri::async_runtime::block_on(core.on_quit()) {
+                tracing::info!("signed out on quit");
+            }
+            let report = core.shutdown(exam_core::app::SHUTDOWN_WAIT);
             if !report.aborted.is_empty() {
                 tracing::warn!(aborted = ?report.aborted, "some work did not stop in time");
             }

@@ -96,9 +96,15 @@ fn work_of_a_student_whose_session_was_ended_reaches_their_own_account_never_the
     assert_eq!(b_held["answers"].as_object().map(|a| a.len()), Some(1));
     assert!(only_attempt(&server, "student15")?.is_none());
 
-    // B leaves; A signs in again: A's work arrives in A's account, each answer once.
-    session.click("[data-testid=close-attempt]")?;
+    // B leaves, straight from the submission; the app says nothing of B's waits. A signs in
+    // again: A's work arrives in A's account, each answer once.
     session.click("[data-testid=sign-out]")?;
+    let what = session.wait_text("[data-testid=sign-out-what]", WAIT, |t| !t.is_empty())?;
+    assert!(
+        what.contains("Everything you did is on the Exam Bank server"),
+        "{what}"
+    );
+    session.click("[data-testid=confirm-sign-out]")?;
     session.sign_in("student15", "demo")?;
     session.wait_text(
         "[data-testid=submission-state]",

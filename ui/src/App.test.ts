@@ -6,6 +6,7 @@ import type { AttemptProgress, AttemptView } from "./bindings";
 
 const currentAttempt = vi.fn();
 const setUiLanguage = vi.fn(async (_language: string) => {});
+const noteActivity = vi.fn(async () => null);
 const ok = (data: unknown) => ({ status: "ok", data });
 const syncStatus = {
   network: { state: "online", quality: "good", rtt_ms: 12, since_ms: 0, reason: null, probes: 1 },
@@ -32,9 +33,19 @@ vi.mock("./bindings", () => ({
     examList: async () => ok({ exams: [], fetched_at: null, offline_reason: null, changes_in_ms: null }),
     syncStatus: async () => ok(syncStatus),
     deadLetters: async () => ok([]),
-    attemptProgress: async () => ok({}),
+    attemptProgress: async () =>
+      ok({
+        answers: [],
+        submission: null,
+        deadline_at: "2025-03-12T05:00:00Z",
+        deadline_confirmed: true,
+        remaining_ms: 600_000,
+        start_error: null,
+        start_refusal: null,
+      }),
     setCurrentQuestion: async () => ok(null),
     setUiLanguage: (language: string) => setUiLanguage(language),
+    noteActivity: () => noteActivity(),
   },
   events: { coreEventMessage: { listen: async () => () => {} } },
 }));
@@ -100,9 +111,34 @@ describe("App", () => {
     expect((await screen.findByTestId("resumed")).textContent).toContain("Your 2 saved answers are here");
     expect(screen.getByRole("timer")).toBeTruthy();
     expect(screen.queryByTestId("exam-list")).toBeNull();
-    // No sign-out in the middle of an exam; the user is still shown.
-    expect(screen.queryByTestId("sign-out")).toBeNull();
     expect(screen.getByTestId("signed-in-user").textContent).toBe("student4");
+  });
+
+  it("signing out is always possible, also in the middle of an exam, and says what stays", async () => {
+    currentAttempt.mockResolvedValue(ok(attempt));
+    noteActivity.mockClear();
+    syncStatus.progress.remaining = 12;
+    const user = userEvent.setup();
+    render(App);
+    await screen.findByTestId("resumed");
+    await user.click(screen.getByTestId("sign-out"));
+    const dialog = await screen.findByRole("alertdialog", { name: "Sign out?" });
+    expect(within(dialog).getByTestId("sign-out-what").textContent).toContain(
+      "Your 12 saved items are on this computer and will be sent to your account as soon as the network allows. You do not need to come back.",
+    );
+    expect(dialog.textContent).toContain("Your exam stays open");
+    expect(document.activeElement).toBe(within(dialog).getByTestId("confirm-sign-out"));
+    // Staying keeps everything as it was.
+    await user.click(within(dialog).getByTestId("cancel-sign-out"));
+    expect(screen.queryByRole("alertdialog")).toBeNull();
+    expect(screen.getByRole("timer")).toBeTruthy();
+    // Keys and clicks tell the core the student is here, at most every 20 s.
+    expect(noteActivity).toHaveBeenCalledTimes(1);
+    syncStatus.progress.remaining = 0;
+    await user.click(screen.getByTestId("sign-out"));
+    expect((await screen.findByTestId("sign-out-what")).textContent).toContain(
+      "Everything you did is on the Exam Bank server.",
+    );
   });
 
   it("the connection button opens the sync drawer; Escape closes it and returns focus", async () => {

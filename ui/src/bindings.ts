@@ -39,6 +39,11 @@ export const commands = {
 	exportDeadLetters: () => typedError<string, IpcError>(__TAURI_INVOKE("export_dead_letters")),
 	/**  The language the student chose in the UI (`en` or `vi`), for desktop notifications. */
 	setUiLanguage: (language: string) => __TAURI_INVOKE<void>("set_ui_language", { language }),
+	/**
+	 *  A key or a click in the main window: the student is at the computer (the core signs
+	 *  out after a time without any, outside an exam).
+	 */
+	noteActivity: () => __TAURI_INVOKE<void>("note_activity"),
 	examList: () => typedError<ExamList, IpcError>(__TAURI_INVOKE("exam_list")),
 	downloadExam: (examId: string) => typedError<ExamSummary, IpcError>(__TAURI_INVOKE("download_exam", { examId })),
 	startAttempt: (examId: string) => typedError<AttemptView, IpcError>(__TAURI_INVOKE("start_attempt", { examId })),
@@ -497,6 +502,8 @@ export type Reason =
 { code: "refused_by_server"; status: number | null; server_code: string | null } | 
 /**  The computer's keychain could not be used. */
 { code: "keychain_failed" } | 
+/**  Signed out after `minutes` without a key or a click (a shared lab computer). */
+{ code: "idle_sign_out"; minutes: number } | 
 /**  The session was ended for safety: the sign-in was used in two places. */
 { code: "session_reused" } | 
 /**  The session was ended by the school (revoked, or expired on the server). */

@@ -84,6 +84,7 @@ pub struct CoreBuilder {
     auth: Option<AuthConfig>,
     network: Option<Network>,
     sync: Option<SyncConfig>,
+    idle_sign_out: Option<Duration>,
     bus: EventBus,
 }
 
@@ -98,6 +99,7 @@ impl CoreBuilder {
             auth: None,
             network: None,
             sync: None,
+            idle_sign_out: None,
             bus: EventBus::default(),
         }
     }
@@ -129,6 +131,12 @@ impl CoreBuilder {
     /// Sync tuning other than the settings' (tests, benches).
     pub fn sync(mut self, sync: SyncConfig) -> Self {
         self.sync = Some(sync);
+        self
+    }
+
+    /// Signs out after `after` without activity instead of the settings' minutes (tests).
+    pub fn idle_sign_out(mut self, after: Duration) -> Self {
+        self.idle_sign_out = Some(after);
         self
     }
 
@@ -183,12 +191,26 @@ impl CoreBuilder {
         if let Err(error) = &services {
             tracing::error!(%error, "the offline queue cannot start");
         }
+        let presence = Arc::new(crate::presence::Presence::default());
+        if let Ok(services) = &services {
+            crate::presence::spawn_idle_sign_out(
+                &workers,
+                presence.clone(),
+                auth.clone(),
+                services.exams.clone(),
+                services.queue.clone(),
+                self.idle_sign_out.unwrap_or(Duration::from_secs(
+                    u64::from(settings.session.idle_sign_out_min) * 60,
+                )),
+            );
+        }
         Ok(Core {
             config: self.config,
             workers,
             bus,
             auth,
             services,
+            presence,
         })
     }
 }
@@ -275,6 +297,7 @@ pub struct Core {
     bus: EventBus,
     auth: TokenManager,
     services: Result<Services, String>,
+    presence: Arc<crate::presence::Presence>,
 }
 
 impl Core {
@@ -336,23 +359,30 @@ impl Core {
     /// credential is removed once it is delivered. Without waiting work the session is
     /// revoked and forgotten.
     pub async fn sign_out(&self) -> AuthSnapshot {
-        if self.has_waiting_work() {
-            self.auth.leave_for_delivery().await
-        } else {
-            self.auth.sign_out().await
-        }
+        let queue = self.services().ok().map(|s| &s.queue);
+        crate::presence::sign_out_keeping_work(&self.auth, queue).await
     }
 
-    /// Whether the signed-in student has work waiting to be sent from this computer.
-    fn has_waiting_work(&self) -> bool {
-        let (Some(owner), Ok(services)) = (self.auth.owner(), self.services()) else {
+    /// A key or a click in a window: the student is at the computer.
+    pub fn note_activity(&self) {
+        self.presence.note();
+    }
+
+    /// The app is quitting. With no exam in progress here and `session.sign_out_on_quit`
+    /// (on by default), the student is signed out (their waiting work still goes to their
+    /// account); an exam in progress keeps its session, so the next start resumes it.
+    /// Whether it signed out.
+    pub async fn on_quit(&self) -> bool {
+        if !self.config.settings.session.sign_out_on_quit || !self.auth.snapshot().has_session {
             return false;
-        };
-        services
-            .queue
-            .waiting_by_owner()
-            .map(|w| w.iter().any(|(o, n)| o.as_ref() == Some(&owner) && *n > 0))
-            .unwrap_or(true)
+        }
+        if let Ok(services) = self.services() {
+            if crate::presence::exam_in_progress(&services.exams) {
+                return false;
+            }
+        }
+        self.sign_out().await;
+        true
     }
 
     pub async fn force_refresh(&self) -> Result<AuthSnapshot, CoreError> {

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod owner;
+pub mod presence;
 pub mod queue;
 pub mod reason;
 pub mod seal;

@@ -57,6 +57,8 @@ pub enum Reason {
     },
     /// The computer's keychain could not be used.
     KeychainFailed,
+    /// Signed out after `minutes` without a key or a click (a shared lab computer).
+    IdleSignOut { minutes: u32 },
     /// The session was ended for safety: the sign-in was used in two places.
     SessionReused,
     /// The session was ended by the school (revoked, or expired on the server).
@@ -91,6 +93,7 @@ impl Reason {
                 server_code: Some("invalid_client".into()),
             },
             Self::KeychainFailed,
+            Self::IdleSignOut { minutes: 15 },
             Self::SessionReused,
             Self::SessionEndedBySchool,
         ]
@@ -189,6 +192,11 @@ impl fmt::Display for Reason {
                 code.as_deref().unwrap_or("no code")
             ),
             Self::KeychainFailed => f.write_str("the computer's keychain could not be used"),
+            Self::IdleSignOut { minutes } => write!(
+                f,
+                "signed out after {minutes} minutes without activity; saved work goes on to \
+                 the student's account"
+            ),
             Self::SessionReused => f.write_str(
                 "Your session was ended for safety because your sign-in was used in two places. \
                  Please sign in again.",

@@ -36,6 +36,14 @@ pub fn app_info(state: tauri::State<'_, AppState>) -> AppInfo {
     }
 }
 
+/// A key or a click in the main window: the student is at the computer (the core signs
+/// out after a time without any, outside an exam).
+#[tauri::command]
+#[specta::specta]
+pub fn note_activity(state: tauri::State<'_, AppState>) {
+    state.core.note_activity();
+}
+
 /// The language the student chose in the UI (`en` or `vi`), for desktop notifications.
 #[tauri::command]
 #[specta::specta]

@@ -20,7 +20,11 @@ class AuthStore {
   apply(next: AuthSnapshot) {
     if (isNewer(this.snapshot, next)) {
       this.snapshot = next;
-      if (next.status === "session_ended" && next.reason) this.endedReason = next.reason;
+      // Why the last session ended (the school, or a time without activity), for the
+      // sign-in screen.
+      if ((next.status === "session_ended" || next.status === "signed_out") && next.reason) {
+        this.endedReason = next.reason;
+      }
       if (next.status === "signed_in") this.endedReason = null;
     }
   }

@@ -54,6 +54,7 @@ const EVERY_REASON: Record<Reason["code"], Reason> = {
   server_asks_to_wait: { code: "server_asks_to_wait", retry_after_s: 30 },
   refused_by_server: { code: "refused_by_server", status: 403, server_code: "invalid_client" },
   keychain_failed: { code: "keychain_failed" },
+  idle_sign_out: { code: "idle_sign_out", minutes: 15 },
   session_reused: { code: "session_reused" },
   session_ended_by_school: { code: "session_ended_by_school" },
 };

@@ -39,6 +39,8 @@ export function describeReason(r: Reason): string {
       return t("reason.slow", { s: seconds(r.rtt_ms) });
     case "server_asks_to_wait":
       return t("reason.server_asks_to_wait", { s: r.retry_after_s });
+    case "idle_sign_out":
+      return t("reason.idle_sign_out", { n: r.minutes });
     case "refused_by_server":
       return t("reason.refused_by_server", { status: r.server_code ?? r.status ?? "?" });
   }

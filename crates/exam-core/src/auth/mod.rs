@@ -419,6 +419,14 @@ impl TokenManager {
         Ok(Some(manager))
     }
 
+    /// Says why the student was signed out (shown on the sign-in screen), while nobody has
+    /// signed in since.
+    pub fn explain_sign_out(&self, reason: Reason) {
+        if self.state().status == AuthStatus::SignedOut {
+            self.change(|s| s.reason = Some(reason));
+        }
+    }
+
     /// Whether `student` left a delivery credential on this computer.
     pub async fn has_delivery_credential(&self, student: &str) -> bool {
         let key = delivery_key(&self.origin(), student);

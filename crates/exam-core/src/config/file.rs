@@ -18,6 +18,7 @@ pub(super) struct Partial {
     pub(super) queue: Option<PartialQueue>,
     pub(super) sync: Option<PartialSync>,
     pub(super) network: Option<PartialNetwork>,
+    pub(super) session: Option<PartialSession>,
     pub(super) locked: Option<toml::Spanned<Vec<KnownKey>>>,
 }
 
@@ -40,6 +41,13 @@ pub(super) struct PartialSync {
 #[serde(deny_unknown_fields)]
 pub(super) struct PartialNetwork {
     pub(super) probe_timeout_max_ms: Option<Ranged<1000, 60_000>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartialSession {
+    pub(super) sign_out_on_quit: Option<bool>,
+    pub(super) idle_sign_out_min: Option<Ranged<0, 480>>,
 }
 
 /// An integer within `MIN..=MAX`.

@@ -23,6 +23,8 @@ pub(super) struct Values {
     pub(super) sync_batch_window_ms: Option<u32>,
     pub(super) sync_batch_max: Option<u32>,
     pub(super) network_probe_timeout_max_ms: Option<u32>,
+    pub(super) session_sign_out_on_quit: Option<bool>,
+    pub(super) session_idle_sign_out_min: Option<u32>,
 }
 
 impl From<Partial> for Values {
@@ -31,6 +33,7 @@ impl From<Partial> for Values {
         let queue = p.queue.unwrap_or_default();
         let sync = p.sync.unwrap_or_default();
         let network = p.network.unwrap_or_default();
+        let session = p.session.unwrap_or_default();
         let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         Values {
             server_url: p.server_url.map(|v| v.0),
@@ -44,6 +47,8 @@ impl From<Partial> for Values {
             sync_batch_window_ms: sync.batch_window_ms.map(|v| small(v.0)),
             sync_batch_max: sync.batch_max.map(|v| small(v.0)),
             network_probe_timeout_max_ms: network.probe_timeout_max_ms.map(|v| small(v.0)),
+            session_sign_out_on_quit: session.sign_out_on_quit,
+            session_idle_sign_out_min: session.idle_sign_out_min.map(|v| small(v.0)),
         }
     }
 }
@@ -73,6 +78,7 @@ impl Builder {
             queue: QueueSettings::default(),
             sync: SyncSettings::default(),
             network: NetworkSettings::default(),
+            session: SessionSettings::default(),
         };
         let mut builder = Builder {
             settings,
@@ -295,6 +301,8 @@ impl Builder {
             sync_batch_window_ms,
             sync_batch_max,
             network_probe_timeout_max_ms,
+            session_sign_out_on_quit,
+            session_idle_sign_out_min,
         } = values;
         if let Some(v) = server_url {
             if self.may_set(index, "server_url") {
@@ -350,6 +358,16 @@ impl Builder {
         if let Some(v) = network_probe_timeout_max_ms {
             if self.may_set(index, "network.probe_timeout_max_ms") {
                 self.settings.network.probe_timeout_max_ms = v;
+            }
+        }
+        if let Some(v) = session_sign_out_on_quit {
+            if self.may_set(index, "session.sign_out_on_quit") {
+                self.settings.session.sign_out_on_quit = v;
+            }
+        }
+        if let Some(v) = session_idle_sign_out_min {
+            if self.may_set(index, "session.idle_sign_out_min") {
+                self.settings.session.idle_sign_out_min = v;
             }
         }
     }

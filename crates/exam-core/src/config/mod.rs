@@ -41,6 +41,8 @@ pub const KEYS: &[&str] = &[
     "sync.batch_window_ms",
     "sync.batch_max",
     "network.probe_timeout_max_ms",
+    "session.sign_out_on_quit",
+    "session.idle_sign_out_min",
 ];
 
 /// The managed file of this platform, which only an administrator can write.
@@ -64,6 +66,27 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub sync: SyncSettings,
     pub network: NetworkSettings,
+    pub session: SessionSettings,
+}
+
+/// When a session ends on its own on a shared lab computer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// Sign out when the app quits with no exam open (an open exam keeps its student's
+    /// session, so a crash or a quit in the middle resumes it).
+    pub sign_out_on_quit: bool,
+    /// Sign out after this many minutes without a key or a click, outside an exam
+    /// (0: never).
+    pub idle_sign_out_min: u32,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            sign_out_on_quit: true,
+            idle_sign_out_min: 15,
+        }
+    }
 }
 
 /// How the network monitor tells slow from gone.
@@ -130,6 +153,7 @@ impl Settings {
             queue: QueueSettings::default(),
             sync: SyncSettings::default(),
             network: NetworkSettings::default(),
+            session: SessionSettings::default(),
         }
     }
 

@@ -316,6 +316,23 @@ impl ExamService {
         self.view(&attempt_id)
     }
 
+    /// Whether the signed-in student has an attempt in progress here (not submitted).
+    pub fn has_exam_in_progress(&self) -> Result<bool, ExamError> {
+        let Ok(owner) = self.owner() else {
+            return Ok(false);
+        };
+        self.inner
+            .store
+            .lock()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM attempts
+                 WHERE origin = ?1 AND username = ?2 AND status = 'in_progress')",
+                params![owner.origin, owner.student],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// The id of the attempt to come back to, if any (cheap: no view is built).
     pub fn current_id(&self) -> Result<Option<String>, ExamError> {
         let owner = self.owner()?;

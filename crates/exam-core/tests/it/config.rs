@@ -378,3 +378,36 @@ fn the_probe_timeout_ceiling_is_configurable_checked_and_reaches_the_monitor() {
     );
     assert_eq!(cfg.settings.network.probe_timeout_max_ms, 8000);
 }
+
+#[test]
+fn signing_out_on_quit_and_after_inactivity_is_on_by_default_and_the_school_can_lock_it() {
+    let f = Fixture::new();
+    let cfg = f.load();
+    assert!(cfg.settings.session.sign_out_on_quit);
+    assert_eq!(cfg.settings.session.idle_sign_out_min, 15);
+
+    // The school sets and locks both; a student's own file cannot turn them off.
+    f.write(
+        &f.managed(),
+        "locked = [\"session.sign_out_on_quit\", \"session.idle_sign_out_min\"]\n\
+         [session]\nsign_out_on_quit = true\nidle_sign_out_min = 5\n",
+    );
+    f.write(
+        &f.user(),
+        "[session]\nsign_out_on_quit = false\nidle_sign_out_min = 0\n",
+    );
+    let cfg = f.load();
+    assert!(cfg.settings.session.sign_out_on_quit);
+    assert_eq!(cfg.settings.session.idle_sign_out_min, 5);
+
+    // Out of range: a located problem, the default stays.
+    let f = Fixture::new();
+    f.write(&f.user(), "[session]\nidle_sign_out_min = 1000\n");
+    let cfg = f.load();
+    assert_eq!(cfg.problems.len(), 1, "{:?}", cfg.problems);
+    assert_eq!(
+        cfg.problems[0].key.as_deref(),
+        Some("session.idle_sign_out_min")
+    );
+    assert_eq!(cfg.settings.session.idle_sign_out_min, 15);
+}

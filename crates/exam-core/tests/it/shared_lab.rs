@@ -312,3 +312,60 @@ async fn a_receipt_filed_under_another_account_is_never_shown_as_delivered() {
         Some("receipt_for_another_account")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_who_walks_away_is_signed_out_outside_an_exam_never_during_one() {
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings::new(server.url(), dir.path().to_path_buf());
+    let core = CoreBuilder::new(
+        LoadedConfig::from_settings(settings),
+        Arc::new(MemoryStore::default()),
+    )
+    .idle_sign_out(Duration::from_millis(800))
+    .start()
+    .unwrap();
+    core.sign_in("student27", password()).await.unwrap();
+    let exams = core.exams().unwrap().clone();
+    exams.download("demo-mixed").await.unwrap();
+    let view = exams.start("demo-mixed").await.unwrap();
+    // In the middle of an exam nobody is signed out, however long the pause.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(core.auth_snapshot().has_session);
+    // Submitted: a student who then walks away is signed out, and the screen says why.
+    exams.submit(&view.attempt_id).unwrap();
+    core.note_activity();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while core.auth_snapshot().has_session {
+        assert!(std::time::Instant::now() < deadline, "still signed in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        core.auth_snapshot().reason,
+        Some(exam_core::reason::Reason::IdleSignOut { minutes: 1 })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quitting_signs_out_unless_an_exam_is_in_progress() {
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (core, secrets) = lab_core(&server, dir.path()).await;
+    core.sign_in("student28", password()).await.unwrap();
+    let exams = core.exams().unwrap().clone();
+    exams.download("demo-mixed").await.unwrap();
+    let view = exams.start("demo-mixed").await.unwrap();
+    // Quitting in the middle of an exam keeps the session: the next start resumes it.
+    assert!(!core.on_quit().await);
+    assert!(core.auth_snapshot().has_session);
+    // With the exam submitted and delivered, quitting signs the student out.
+    exams.submit(&view.attempt_id).unwrap();
+    delivered_for(&core, &core.auth().owner().unwrap()).await;
+    assert!(core.on_quit().await);
+    assert!(!core.auth_snapshot().has_session);
+    assert!(
+        !secrets.keys().iter().any(|k| k.contains("student28")),
+        "{:?}",
+        secrets.keys()
+    );
+}

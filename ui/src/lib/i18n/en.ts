@@ -9,6 +9,13 @@ export const en = {
   "app.opening": "Opening your exam…",
   "app.close": "Close",
 
+  "signOut.title": "Sign out?",
+  "signOut.waiting.one": "Your {n} saved item is on this computer and will be sent to your account as soon as the network allows. You do not need to come back.",
+  "signOut.waiting.other": "Your {n} saved items are on this computer and will be sent to your account as soon as the network allows. You do not need to come back.",
+  "signOut.nothingWaiting": "Everything you did is on the Exam Bank server.",
+  "signOut.examOpen": "Your exam stays open: sign in again to go on with it.",
+  "signOut.stay": "Stay signed in",
+
   "account.title": "Signed in as {user}",
   "account.server": "Exam Bank server",
   "account.locked": "set by your school",
@@ -144,6 +151,7 @@ export const en = {
   "reason.server_asks_to_wait": "the server asks to wait {s} s",
   "reason.refused_by_server": "the server refused the request (code {status})",
   "reason.keychain_failed": "this computer's keychain could not be used",
+  "reason.idle_sign_out": "You were signed out after {n} minutes without activity. Your saved work goes on to your account.",
   "reason.session_reused": "Your session was ended for safety because your sign-in was used in two places. Please sign in again.",
   "reason.session_ended_by_school": "Your session was ended by your school. Please sign in again.",
 

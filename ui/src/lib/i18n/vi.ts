@@ -10,6 +10,13 @@ export const vi: Record<MessageKey, string> = {
   "app.opening": "Đang mở bài thi của bạn…",
   "app.close": "Đóng",
 
+  "signOut.title": "Đăng xuất?",
+  "signOut.waiting.one": "{n} mục bạn đã lưu đang ở trên máy này và sẽ được gửi vào tài khoản của bạn ngay khi có mạng. Bạn không cần quay lại.",
+  "signOut.waiting.other": "{n} mục bạn đã lưu đang ở trên máy này và sẽ được gửi vào tài khoản của bạn ngay khi có mạng. Bạn không cần quay lại.",
+  "signOut.nothingWaiting": "Mọi việc bạn đã làm đều đã có trên máy chủ Exam Bank.",
+  "signOut.examOpen": "Bài thi của bạn vẫn mở: hãy đăng nhập lại để làm tiếp.",
+  "signOut.stay": "Không đăng xuất",
+
   "account.title": "Đã đăng nhập với tên {user}",
   "account.server": "Máy chủ Exam Bank",
   "account.locked": "do nhà trường thiết lập",
@@ -145,6 +152,7 @@ export const vi: Record<MessageKey, string> = {
   "reason.server_asks_to_wait": "máy chủ yêu cầu đợi {s} giây",
   "reason.refused_by_server": "máy chủ từ chối yêu cầu (mã {status})",
   "reason.keychain_failed": "không dùng được kho khóa bảo mật của máy này",
+  "reason.idle_sign_out": "Bạn đã được đăng xuất sau {n} phút không hoạt động. Bài đã lưu vẫn được gửi vào tài khoản của bạn.",
   "reason.session_reused": "Phiên của bạn đã bị kết thúc để đảm bảo an toàn vì thông tin đăng nhập được dùng ở hai nơi. Vui lòng đăng nhập lại.",
   "reason.session_ended_by_school": "Phiên của bạn đã được nhà trường kết thúc. Vui lòng đăng nhập lại.",
 

@@ -1,0 +1,102 @@
+//! Whether a student is at the computer. Lab computers are shared, so a session must not
+//! outlive the student: the windows note keys and clicks ([`Presence::note`]); after
+//! `session.idle_sign_out_min` minutes without any, outside an exam, the student is signed
+//! out (their waiting work keeps going to their account: [`crate::app::Core::sign_out`]).
+//! An exam in progress is never ended this way.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::auth::TokenManager;
+use crate::exam::ExamService;
+use crate::lifecycle::Workers;
+use crate::queue::Queue;
+use crate::reason::Reason;
+
+/// The last sign of a student at the computer.
+#[derive(Debug)]
+pub struct Presence {
+    last: Mutex<Instant>,
+}
+
+impl Default for Presence {
+    fn default() -> Self {
+        Self {
+            last: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Presence {
+    /// A key or a click in a window.
+    pub fn note(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+}
+
+/// Whether the signed-in student has an exam in progress on this computer.
+pub(crate) fn exam_in_progress(exams: &ExamService) -> bool {
+    // Unknown (the database cannot be read): treated as in progress, so nobody is signed
+    // out of an exam on a guess.
+    exams.has_exam_in_progress().unwrap_or(true)
+}
+
+/// Signs the student out, leaving a delivery credential when their work still waits here.
+pub(crate) async fn sign_out_keeping_work(
+    auth: &TokenManager,
+    queue: Option<&Queue>,
+) -> crate::auth::AuthSnapshot {
+    let waiting = match (auth.owner(), queue) {
+        (Some(owner), Some(queue)) => queue
+            .waiting_by_owner()
+            .map(|w| w.iter().any(|(o, n)| o.as_ref() == Some(&owner) && *n > 0))
+            // Unknown: keep the credential rather than strand the work.
+            .unwrap_or(true),
+        _ => false,
+    };
+    if waiting {
+        auth.leave_for_delivery().await
+    } else {
+        auth.sign_out().await
+    }
+}
+
+/// Signs out after `limit` without a sign of the student, outside an exam (zero: never).
+pub(crate) fn spawn_idle_sign_out(
+    workers: &Workers,
+    presence: std::sync::Arc<Presence>,
+    auth: TokenManager,
+    exams: ExamService,
+    queue: Queue,
+    limit: Duration,
+) {
+    if limit.is_zero() {
+        return;
+    }
+    let minutes = u32::try_from(limit.as_millis().div_ceil(60_000)).unwrap_or(u32::MAX);
+    let every = (limit / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    workers.spawn("idle sign-out", move |stop| async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(every) => {}
+            }
+            if !auth.snapshot().has_session
+                || presence.idle_for() < limit
+                || exam_in_progress(&exams)
+            {
+                continue;
+            }
+            tracing::info!(minutes, "signing out after a time without activity");
+            sign_out_keeping_work(&auth, Some(&queue)).await;
+            auth.explain_sign_out(Reason::IdleSignOut { minutes });
+        }
+    });
+}
