@@ -33,16 +33,8 @@ vi.mock("./bindings", () => ({
     examList: async () => ok({ exams: [], fetched_at: null, offline_reason: null, changes_in_ms: null }),
     syncStatus: async () => ok(syncStatus),
     deadLetters: async () => ok([]),
-    attemptProgress: async () =>
-      ok({
-        answers: [],
-        submission: null,
-        deadline_at: "2025-03-12T05:00:00Z",
-        deadline_confirmed: true,
-        remaining_ms: 600_000,
-        start_error: null,
-        start_refusal: null,
-      }),
+    // Called after the test module has run, so `progress` (below) is set by then.
+    attemptProgress: async () => ok(progress),
     setCurrentQuestion: async () => ok(null),
     setUiLanguage: (language: string) => setUiLanguage(language),
     noteActivity: () => noteActivity(),

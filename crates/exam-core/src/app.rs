@@ -360,7 +360,7 @@ impl Core {
     /// revoked and forgotten.
     pub async fn sign_out(&self) -> AuthSnapshot {
         let queue = self.services().ok().map(|s| &s.queue);
-        crate::presence::sign_out_keeping_work(&self.auth, queue).await
+        crate::presence::sign_out_keeping_work(&self.auth, queue, None).await
     }
 
     /// A key or a click in a window: the student is at the computer.

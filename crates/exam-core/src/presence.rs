@@ -48,10 +48,12 @@ pub(crate) fn exam_in_progress(exams: &ExamService) -> bool {
     exams.has_exam_in_progress().unwrap_or(true)
 }
 
-/// Signs the student out, leaving a delivery credential when their work still waits here.
+/// Signs the student out, leaving a delivery credential when their work still waits here;
+/// `why` is said on the sign-in screen.
 pub(crate) async fn sign_out_keeping_work(
     auth: &TokenManager,
     queue: Option<&Queue>,
+    why: Option<Reason>,
 ) -> crate::auth::AuthSnapshot {
     let waiting = match (auth.owner(), queue) {
         (Some(owner), Some(queue)) => queue
@@ -61,10 +63,10 @@ pub(crate) async fn sign_out_keeping_work(
             .unwrap_or(true),
         _ => false,
     };
-    if waiting {
-        auth.leave_for_delivery().await
-    } else {
-        auth.sign_out().await
+    match why {
+        Some(reason) => auth.sign_out_because(reason, waiting).await,
+        None if waiting => auth.leave_for_delivery().await,
+        None => auth.sign_out().await,
     }
 }
 
@@ -95,8 +97,7 @@ pub(crate) fn spawn_idle_sign_out(
                 continue;
             }
             tracing::info!(minutes, "signing out after a time without activity");
-            sign_out_keeping_work(&auth, Some(&queue)).await;
-            auth.explain_sign_out(Reason::IdleSignOut { minutes });
+            sign_out_keeping_work(&auth, Some(&queue), Some(Reason::IdleSignOut { minutes })).await;
         }
     });
 }

@@ -15,6 +15,7 @@ pub mod health;
 pub mod monitor;
 pub mod oauth;
 mod refresh;
+mod session;
 pub mod snapshot;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +33,7 @@ use crate::secret::Secret;
 use monitor::AuthMonitor;
 use oauth::TokenError;
 use refresh::apply_grant;
+use session::delivery_key;
 pub use snapshot::{AuthSnapshot, AuthStatus};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -50,23 +52,6 @@ pub enum AuthError {
     Refused(Refusal),
     #[error("the OS keychain failed: {0}")]
     Keychain(String),
-}
-
-/// The keychain entry of the delivery credential `student` left for `origin`.
-fn delivery_key(origin: &str, student: &str) -> String {
-    format!("{origin} delivery-token {student}")
-}
-
-/// What ending a session here leaves in the keychain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Leave {
-    /// Nothing: the session is revoked and forgotten (sign-out).
-    Nothing,
-    /// The session, kept (not revoked) to deliver the student's waiting work.
-    DeliveryCredential,
-    /// A delivery credential whose work is done: revoked and forgotten; the signed-in
-    /// session's pointer is left alone.
-    Retired,
 }
 
 impl AuthError {
@@ -392,124 +377,6 @@ impl TokenManager {
             s.access = None;
         });
         Ok(true)
-    }
-
-    /// A manager for one student's delivery credential: the session `student` left on this
-    /// computer so their waiting work reaches their account after they have gone. It never
-    /// tells windows anything (its own bus) and never becomes the signed-in session.
-    pub async fn courier(&self, student: &str) -> Result<Option<Self>, AuthError> {
-        let manager = Self::build(
-            self.inner.config.clone(),
-            self.inner.http.clone(),
-            self.inner.store.clone(),
-            EventBus::default(),
-            true,
-        );
-        let key = manager.refresh_key(student);
-        let token = manager.blocking(move |store| store.get(&key)).await?;
-        let Some(token) = token else {
-            return Ok(None);
-        };
-        manager.change(|s| {
-            s.epoch += 1;
-            s.status = AuthStatus::SignedIn;
-            s.user = Some(student.to_string());
-            s.refresh = Some(token);
-        });
-        Ok(Some(manager))
-    }
-
-    /// Says why the student was signed out (shown on the sign-in screen), while nobody has
-    /// signed in since.
-    pub fn explain_sign_out(&self, reason: Reason) {
-        if self.state().status == AuthStatus::SignedOut {
-            self.change(|s| s.reason = Some(reason));
-        }
-    }
-
-    /// Whether `student` left a delivery credential on this computer.
-    pub async fn has_delivery_credential(&self, student: &str) -> bool {
-        let key = delivery_key(&self.origin(), student);
-        matches!(
-            self.blocking(move |store| store.get(&key)).await,
-            Ok(Some(_))
-        )
-    }
-
-    /// Signs out: forgets the tokens here and in the keychain, then revokes the session on
-    /// the server (best effort: offline, sign-out still happens).
-    pub async fn sign_out(&self) -> AuthSnapshot {
-        self.end_here(Leave::Nothing).await
-    }
-
-    /// Signs out but leaves the session in the keychain as the student's delivery
-    /// credential: their work waiting on this computer is still sent to their account, with
-    /// their credentials, after they have gone ([`TokenManager::courier`]).
-    pub async fn leave_for_delivery(&self) -> AuthSnapshot {
-        self.end_here(Leave::DeliveryCredential).await
-    }
-
-    /// A courier whose student's work is all delivered: revokes the session on the server
-    /// and removes it from the keychain.
-    pub async fn retire(&self) -> AuthSnapshot {
-        self.end_here(Leave::Retired).await
-    }
-
-    async fn end_here(&self, leave: Leave) -> AuthSnapshot {
-        // No refresh is under way while the session changes hands.
-        let _gate = self.inner.gate.lock().await;
-        let (user, refresh) = {
-            let s = self.state();
-            (s.user.clone(), s.refresh.clone())
-        };
-        let (current, key, delivery) = (
-            self.current_key(),
-            user.as_deref().map(|u| self.refresh_key(u)),
-            user.as_deref().map(|u| delivery_key(&self.origin(), u)),
-        );
-        let forget_token = leave != Leave::DeliveryCredential;
-        let forget_current = leave != Leave::Retired;
-        let kept = refresh.clone().filter(|_| !forget_token);
-        if let Err(error) = self
-            .blocking(move |store| {
-                if let (Some(token), Some(delivery)) = (kept, delivery) {
-                    store.set(&delivery, &token)?;
-                }
-                if let Some(key) = key {
-                    store.delete(&key)?;
-                }
-                if forget_current {
-                    store.delete(&current)?;
-                }
-                Ok(())
-            })
-            .await
-        {
-            tracing::error!(%error, "could not clear the keychain at sign-out");
-        }
-        let snapshot = self.change(|s| {
-            s.epoch += 1;
-            s.status = AuthStatus::SignedOut;
-            s.user = None;
-            s.reason = None;
-            s.access = None;
-            s.refresh = None;
-            s.refreshing = false;
-            s.retry_at = None;
-        });
-        if let Some(refresh) = refresh.filter(|_| forget_token) {
-            let revoke = oauth::revoke(&self.inner.http, &self.inner.config.server, &refresh);
-            match tokio::time::timeout(Duration::from_secs(5), revoke).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "revocation failed; the session will expire on its own")
-                }
-                Err(_) => {
-                    tracing::warn!("revocation timed out; the session will expire on its own")
-                }
-            }
-        }
-        snapshot
     }
 
     /// A valid access token: from the cache when it is fresh, else after one refresh shared

@@ -245,23 +245,7 @@ impl Queue {
 
     pub fn counts(&self) -> Result<QueueCounts, QueueError> {
         let conn = self.conn()?;
-        let mut counts = QueueCounts::default();
-        let mut stmt = conn
-            .prepare_cached("SELECT status, COUNT(*) FROM queue GROUP BY status")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (status, n) = row.map_err(|e| self.err(e))?;
-            match Status::from_db(&status) {
-                Status::Pending => counts.pending = count(n),
-                Status::InFlight => counts.in_flight = count(n),
-                Status::Done => counts.done = count(n),
-                Status::Dead => counts.dead = count(n),
-            }
-        }
-        drop(stmt);
+        let mut counts = self.status_counts(&conn, None)?;
         let counters = read_counters(&conn).map_err(|e| self.err(e))?;
         counts.evicted = count(counters.get("evicted").copied().unwrap_or(0));
         counts.coalesced = count(counters.get("coalesced").copied().unwrap_or(0));
@@ -275,34 +259,33 @@ impl Queue {
         Ok(counts)
     }
 
-    /// Cheap counts for progress: entries not yet delivered (pending + in flight).
-    /// `owner`'s entries still to send (pending or in flight).
-    pub fn remaining_for(&self, owner: &Owner) -> Result<u64, QueueError> {
-        let conn = self.conn()?;
-        conn.query_row(
-            "SELECT COUNT(*) FROM queue
-             WHERE status IN ('pending', 'in_flight') AND origin = ?1 AND student = ?2",
-            params![owner.origin, owner.student],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| u64::try_from(n).unwrap_or(0))
-        .map_err(|e| self.err(e))
-    }
-
     /// `owner`'s entries by status.
     pub fn counts_for(&self, owner: &Owner) -> Result<QueueCounts, QueueError> {
         let conn = self.conn()?;
+        self.status_counts(&conn, Some(owner))
+    }
+
+    /// Entries by status: every student's, or `owner`'s.
+    fn status_counts(
+        &self,
+        conn: &rusqlite::Connection,
+        owner: Option<&Owner>,
+    ) -> Result<QueueCounts, QueueError> {
         let mut counts = QueueCounts::default();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT status, COUNT(*) FROM queue WHERE origin = ?1 AND student = ?2
-                 GROUP BY status",
+                "SELECT status, COUNT(*) FROM queue
+                 WHERE ?1 IS NULL OR (origin = ?1 AND student = ?2) GROUP BY status",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![owner.origin, owner.student], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })
+            .query_map(
+                params![
+                    owner.map(|o| o.origin.as_str()),
+                    owner.map(|o| o.student.as_str())
+                ],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
             .map_err(|e| self.err(e))?;
         for row in rows {
             let (status, n) = row.map_err(|e| self.err(e))?;
@@ -316,6 +299,20 @@ impl Queue {
         Ok(counts)
     }
 
+    /// `owner`'s entries still to send (pending or in flight).
+    pub fn remaining_for(&self, owner: &Owner) -> Result<u64, QueueError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM queue
+             WHERE status IN ('pending', 'in_flight') AND origin = ?1 AND student = ?2",
+            params![owner.origin, owner.student],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(|e| self.err(e))
+    }
+
+    /// Cheap counts for progress: entries not yet delivered (pending + in flight).
     pub fn remaining(&self) -> Result<u64, QueueError> {
         let conn = self.conn()?;
         conn.query_row(
