@@ -371,6 +371,35 @@ impl Queue {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// The students with entries waiting to be sent (pending), one index seek each: the
+    /// cost follows the number of students, not of entries (a queue may hold a million).
+    pub fn pending_owners(&self) -> Result<Vec<Owner>, QueueError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT origin, student FROM queue
+                 WHERE status = 'pending' AND origin IS NOT NULL AND student IS NOT NULL
+                   AND (origin, student) > (?1, ?2)
+                 ORDER BY origin, student LIMIT 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut owners: Vec<Owner> = Vec::new();
+        loop {
+            let after = owners
+                .last()
+                .map(|o| (o.origin.clone(), o.student.clone()))
+                .unwrap_or_default();
+            let next: Option<(String, String)> = stmt
+                .query_row(params![after.0, after.1], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(|e| self.err(e))?;
+            match next {
+                Some((origin, student)) => owners.push(Owner::new(origin, student)),
+                None => return Ok(owners),
+            }
+        }
+    }
+
     /// Gives rows kept by an earlier version, which know their student but not their
     /// server, the server the app is set up for now (migration `0004`). Returns how many
     /// rows took it.

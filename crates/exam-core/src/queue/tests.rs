@@ -125,6 +125,10 @@ fn one_students_entries_are_claimed_only_for_that_student() {
             answer("a1", "q2", "A").owned_by(&a),
         ])
         .unwrap();
+    assert_eq!(
+        f.queue.pending_owners().unwrap(),
+        vec![a.clone(), b.clone()]
+    );
     let ids = |claimed: Vec<Claimed>| claimed.iter().map(|c| c.id).collect::<Vec<_>>();
     assert!(f
         .queue
@@ -140,6 +144,8 @@ fn one_students_entries_are_claimed_only_for_that_student() {
         vec![saved[1].id]
     );
     assert_eq!(f.queue.next_due_ms_for(&a).unwrap(), None);
+    // Claimed (in flight): nobody has entries waiting to be sent any more.
+    assert!(f.queue.pending_owners().unwrap().is_empty());
 }
 
 fn answer(attempt: &str, question: &str, value: &str) -> NewEntry {

@@ -96,22 +96,32 @@ impl Couriers {
 }
 
 /// Claims the next work: the signed-in student's first, then each student's who left a
-/// delivery credential, one student's entries at a time.
+/// delivery credential, one student's entries at a time. Other students are looked up only
+/// when the signed-in student has nothing to send now.
 pub(super) async fn claim_next(ctx: &Ctx, max: usize) -> Result<Result<Next, Idle>, QueueError> {
-    let mut candidates: Vec<(Owner, TokenManager, bool)> = Vec::new();
-    if ctx.signed_in() {
-        if let Some(owner) = ctx.auth.owner() {
-            candidates.push((owner, ctx.auth.clone(), false));
+    let mut next_due: Option<i64> = None;
+    let mut earliest = |due: Option<i64>| {
+        if let Some(due) = due {
+            next_due = Some(next_due.map_or(due, |d: i64| d.min(due)));
         }
+    };
+    let current = ctx.auth.owner().filter(|_| ctx.signed_in());
+    if let Some(owner) = &current {
+        let claimed = ctx.queue.claim_for(owner, max, BATCH_BYTES)?;
+        if !claimed.is_empty() {
+            return Ok(Ok(Next {
+                owner: owner.clone(),
+                sender: ctx.auth.clone(),
+                claimed,
+                courier: false,
+            }));
+        }
+        earliest(ctx.queue.next_due_ms_for(owner)?);
     }
     let here = origin_of(ctx.auth.server());
     let mut waits_for_sign_in = false;
-    for (owner, _) in ctx.queue.waiting_by_owner()? {
-        let Some(owner) = owner else {
-            // Kept by an earlier version for nobody known: IT sees it counted.
-            continue;
-        };
-        if candidates.iter().any(|(o, _, _)| *o == owner) {
+    for owner in ctx.queue.pending_owners()? {
+        if current.as_ref() == Some(&owner) {
             continue;
         }
         // Another server's work is sent only when the app is set up for that server.
@@ -120,25 +130,20 @@ pub(super) async fn claim_next(ctx: &Ctx, max: usize) -> Result<Result<Next, Idl
         } else {
             None
         };
-        match courier {
-            Some(courier) => candidates.push((owner, courier, true)),
-            None => waits_for_sign_in = true,
-        }
-    }
-    let mut next_due: Option<i64> = None;
-    for (owner, sender, courier) in candidates {
+        let Some(sender) = courier else {
+            waits_for_sign_in = true;
+            continue;
+        };
         let claimed = ctx.queue.claim_for(&owner, max, BATCH_BYTES)?;
         if !claimed.is_empty() {
             return Ok(Ok(Next {
                 owner,
                 sender,
                 claimed,
-                courier,
+                courier: true,
             }));
         }
-        if let Some(due) = ctx.queue.next_due_ms_for(&owner)? {
-            next_due = Some(next_due.map_or(due, |d: i64| d.min(due)));
-        }
+        earliest(ctx.queue.next_due_ms_for(&owner)?);
     }
     Ok(Err(Idle {
         next_due,
