@@ -48,7 +48,12 @@ impl Couriers {
     /// The courier of `owner`'s work, if they left a delivery credential.
     async fn get(&self, auth: &TokenManager, owner: &Owner) -> Option<TokenManager> {
         match self.lock().get(owner) {
-            Some(Known::Ready(courier)) => return Some(courier.clone()),
+            // A courier whose session the school ended has no credential any more (its
+            // keychain entry is gone): the work waits for its student, and is not claimed
+            // again and again for a courier that cannot send it.
+            Some(Known::Ready(courier)) if courier.snapshot().has_session => {
+                return Some(courier.clone())
+            }
             Some(Known::Missing(since)) if since.elapsed() < MISSING_FOR => return None,
             _ => {}
         }
