@@ -31,15 +31,6 @@ impl TokenManager {
         Ok(Some(manager))
     }
 
-    /// Whether `student` left a delivery credential on this computer.
-    pub async fn has_delivery_credential(&self, student: &str) -> bool {
-        let key = delivery_key(&self.origin(), student);
-        matches!(
-            self.blocking(move |store| store.get(&key)).await,
-            Ok(Some(_))
-        )
-    }
-
     /// Signs out: forgets the tokens here and in the keychain, then revokes the session on
     /// the server (best effort: offline, sign-out still happens).
     pub async fn sign_out(&self) -> AuthSnapshot {

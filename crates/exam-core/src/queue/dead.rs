@@ -25,18 +25,6 @@ pub struct DeadLetter {
 }
 
 impl Queue {
-    /// How many dead letters there are (cheap: their own index).
-    pub fn dead_count(&self) -> Result<u64, QueueError> {
-        let conn = self.conn()?;
-        conn.query_row(
-            "SELECT COUNT(*) FROM queue WHERE status = 'dead'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| u64::try_from(n).unwrap_or(0))
-        .map_err(|e| self.err(e))
-    }
-
     /// Dead letters of every student, newest first (tools and tests; screens and exports
     /// show one student's: [`Queue::dead_letters_for`]).
     pub fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, QueueError> {

@@ -322,17 +322,6 @@ impl Queue {
         Ok(freed)
     }
 
-    /// When the earliest waiting entry becomes due (ms since the epoch), if any is waiting.
-    pub fn next_due_ms(&self) -> Result<Option<i64>, QueueError> {
-        let conn = self.conn()?;
-        conn.query_row(
-            "SELECT MIN(next_attempt_at) FROM queue WHERE status = 'pending'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|e| self.err(e))
-    }
-
     /// When `owner`'s next waiting entry is due (ms since the epoch), if any.
     pub fn next_due_ms_for(&self, owner: &Owner) -> Result<Option<i64>, QueueError> {
         let conn = self.conn()?;
