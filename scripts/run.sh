@@ -17,7 +17,13 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; w
 trap cleanup EXIT
 
 mkdir -p target/demo
-export EXAM_SERVER_ADMIN_TOKEN=${EXAM_SERVER_ADMIN_TOKEN:-demo-admin-token}
+# The demo's admin token: made once, readable by this user only, never on a command line.
+if [ -z "${EXAM_SERVER_ADMIN_TOKEN:-}" ]; then
+  if [ ! -s target/demo/admin-token ]; then
+    (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > target/demo/admin-token)
+  fi
+  export EXAM_SERVER_ADMIN_TOKEN_FILE=$PWD/target/demo/admin-token
+fi
 target/debug/exam-server --listen "127.0.0.1:$port" --db target/demo/exam-server.db --demo &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -26,7 +32,7 @@ for _ in $(seq 1 100); do
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" || { echo "[run] exam-server did not start" >&2; exit 1; }
 echo "[run] exam-server is up at http://127.0.0.1:$port (demo students student1…student30, password: demo;"
-echo "[run]   admin API token in \$EXAM_SERVER_ADMIN_TOKEN, database target/demo/exam-server.db)"
+echo "[run]   admin API token in ${EXAM_SERVER_ADMIN_TOKEN_FILE:-\$EXAM_SERVER_ADMIN_TOKEN}, database target/demo/exam-server.db)"
 
 if [ -n "${DISPLAY:-}" ]; then
   echo "[run] starting Exam Bank Desktop on $DISPLAY (close the window to stop)"

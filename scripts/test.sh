@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, then every check and every test of the workspace,
-# including the end-to-end test of the built app under Xvfb.
+# including the end-to-end test of the built app under Xvfb and the reference server's
+# conformance to its OpenAPI document (scripts/schemathesis.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH" CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
@@ -43,6 +44,9 @@ tests_in_private_session() {
   return $status
 }
 step "rust: tests (incl. e2e)" tests_in_private_session
+# The reference server against its own OpenAPI document, with generated requests (schemathesis,
+# `--checks all`, as a student and as the admin); installs the pinned schemathesis if missing.
+step "server: OpenAPI conformance" bash scripts/schemathesis.sh
 
 printf '\n\033[1mmake test: all green\033[0m\n'
 printf '  %s\n' "${summary[@]}"

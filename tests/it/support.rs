@@ -89,16 +89,21 @@ pub fn keyring(bus: &str, home: &Path) -> Result<Guard> {
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(b"e2e-keyring-password")?;
     }
-    // Wait until it owns the Secret Service name on the bus.
+    // Wait until it owns the Secret Service name on the bus and its login collection is
+    // created and unlocked: storing an item succeeds (searching alone can succeed earlier).
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let probe = Command::new("secret-tool")
-            .args(["search", "service", "probe"])
+        let mut probe = Command::new("secret-tool")
+            .args(["store", "--label=e2e probe", "service", "probe"])
             .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()?;
-        if probe.success() {
+            .spawn()?;
+        if let Some(mut stdin) = probe.stdin.take() {
+            stdin.write_all(b"probe")?;
+        }
+        if probe.wait()?.success() {
             return Ok(Guard(child));
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -134,7 +139,7 @@ pub fn notifications(bus: &str, display: &str, home: &Path) -> Result<Guard> {
     bail!("dunst did not come up on the test bus")
 }
 
-pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 
 /// The reference server on a free loopback port, on its own runtime.
 pub struct ExamServer {

@@ -21,7 +21,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 async fn refreshes(base: &str) -> u64 {
     let stats: serde_json::Value = reqwest::Client::new()
         .get(format!("{base}v1/admin/stats"))
-        .bearer_auth("bench")
+        .bearer_auth("bench-admin-token-0123456789")
         .send()
         .await
         .unwrap()
@@ -36,7 +36,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let config = exam_server::Config {
         demo: true,
-        admin_token: Some("bench".into()),
+        admin_token: Some("bench-admin-token-0123456789".into()),
         user_rate: exam_server::RateSpec::OFF,
         ip_rate: exam_server::RateSpec::OFF,
         ..exam_server::Config::new(dir.path().join("bench.db"))

@@ -87,7 +87,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let config = exam_server::Config {
         demo: true,
-        admin_token: Some("bench".into()),
+        admin_token: Some("bench-admin-token-0123456789".into()),
         user_rate: exam_server::RateSpec::OFF,
         ip_rate: exam_server::RateSpec::OFF,
         ..exam_server::Config::new(dir.path().join("bench.db"))

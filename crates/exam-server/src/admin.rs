@@ -63,11 +63,31 @@ fn parse_net(cidr: &str) -> Result<IpNet, ApiError> {
         .map_err(|_| ApiError::validation(format!("`{cidr}` is not an IP address or CIDR range")))
 }
 
-fn reload_blocks(ctx: &Ctx<'_>, tx: &Connection) -> Result<(), ApiError> {
-    // Read through the open transaction so the cache sees this change.
-    let blocks = read_blocks(tx)?;
-    *ctx.state.blocks.write().unwrap_or_else(|p| p.into_inner()) = blocks;
+fn reload_blocks(ctx: &Ctx<'_>, _tx: &Connection) -> Result<(), ApiError> {
+    // The cache is reloaded once the transaction has committed (see
+    // `AppState::after_commit`): a change rolled back never reaches it.
+    ctx.state
+        .blocks_changed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(())
+}
+
+/// Reloads the IP-block cache from committed data if a block changed.
+pub fn reload_blocks_if_changed(state: &crate::AppState, conn: &Connection) {
+    if state
+        .blocks_changed
+        .swap(false, std::sync::atomic::Ordering::SeqCst)
+    {
+        match read_blocks(conn) {
+            Ok(blocks) => *state.blocks.write().unwrap_or_else(|p| p.into_inner()) = blocks,
+            Err(error) => {
+                tracing::error!(%error, "cannot reload the IP blocks");
+                state
+                    .blocks_changed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
 }
 
 fn attempt_json(conn: &Connection, attempt_id: &str) -> Result<Option<Value>, ApiError> {
@@ -208,9 +228,10 @@ pub fn create_ip_block(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError
         json!({"id": id, "cidr": net.to_string(), "reason": body.reason, "until": until}),
     )?;
     reload_blocks(ctx, tx)?;
+    // IDs are opaque strings in the contract (shared/API.md), whatever the table keys them by.
     Ok(Reply::new(
         StatusCode::CREATED,
-        json!({"id": id, "cidr": net.to_string(), "reason": body.reason, "until": until, "created_at": created_at}),
+        json!({"id": id.to_string(), "cidr": net.to_string(), "reason": body.reason, "until": until, "created_at": created_at}),
     ))
 }
 
@@ -269,3 +290,115 @@ pub fn audit(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
 pub fn stats(ctx: &Ctx<'_>, _tx: &Connection) -> Result<Reply, ApiError> {
     Ok(Reply::ok(ctx.state.stats.snapshot()))
 }
+
+/// Failed uses of the admin API, per address: each one is audited, and an address with
+/// `limit` failures ([`ADMIN_FAILURE_LIMIT`] unless configured) inside
+/// [`ADMIN_FAILURE_WINDOW`] is refused (429) without its token even being compared, until
+/// the oldest failure ages out.
+pub struct AdminFailures {
+    limit: usize,
+    by_ip: std::sync::Mutex<
+        std::collections::HashMap<IpAddr, std::collections::VecDeque<std::time::Instant>>,
+    >,
+}
+
+/// Failed uses of the admin API from one address that lock it out (the default of
+/// `Config::admin_lockout_failures`).
+pub const ADMIN_FAILURE_LIMIT: usize = 10;
+pub const ADMIN_FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+/// Addresses remembered at most (the oldest are forgotten first).
+const ADMIN_FAILURE_ADDRESSES: usize = 4096;
+
+impl Default for AdminFailures {
+    fn default() -> Self {
+        Self::new(ADMIN_FAILURE_LIMIT)
+    }
+}
+
+impl AdminFailures {
+    /// Locks an address out after `limit` failures (at least 1).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            by_ip: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Failures that lock an address out.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Seconds until `ip` may try the admin API again, if it is locked out.
+    pub fn locked(&self, ip: IpAddr, now: std::time::Instant) -> Option<u64> {
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = by_ip.get_mut(&ip)?;
+        while failures
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= ADMIN_FAILURE_WINDOW)
+        {
+            failures.pop_front();
+        }
+        if failures.len() < self.limit {
+            return None;
+        }
+        let oldest = *failures.front()?;
+        let left = ADMIN_FAILURE_WINDOW.saturating_sub(now.duration_since(oldest));
+        Some(left.as_secs().max(1))
+    }
+
+    /// Records a failure from `ip`; true when it locks the address out.
+    pub fn record(&self, ip: IpAddr, now: std::time::Instant) -> bool {
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if by_ip.len() >= ADMIN_FAILURE_ADDRESSES && !by_ip.contains_key(&ip) {
+            by_ip.retain(|_, f| {
+                f.back()
+                    .is_some_and(|at| now.duration_since(*at) < ADMIN_FAILURE_WINDOW)
+            });
+            if by_ip.len() >= ADMIN_FAILURE_ADDRESSES {
+                if let Some(oldest) = by_ip
+                    .iter()
+                    .min_by_key(|(_, f)| f.back().copied())
+                    .map(|(ip, _)| *ip)
+                {
+                    by_ip.remove(&oldest);
+                }
+            }
+        }
+        let failures = by_ip.entry(ip).or_default();
+        failures.push_back(now);
+        while failures.len() > self.limit {
+            failures.pop_front();
+        }
+        failures.len() == self.limit
+    }
+}
+
+/// Audits a failed use of the admin API (a missing or wrong token, or a student's token).
+pub fn record_failure(state: &crate::AppState, ip: IpAddr, path: &str, why: &str) {
+    let locks = state.admin_failures.record(ip, std::time::Instant::now());
+    let conn = state.db.lock();
+    let now = crate::now();
+    let detail = json!({"path": path, "why": why});
+    if let Err(error) = audit::record(
+        &conn,
+        now,
+        "admin_auth_failure",
+        None,
+        Some(ip),
+        None,
+        detail,
+    ) {
+        tracing::error!(%error, "cannot audit a failed use of the admin API");
+    }
+    if locks {
+        let detail = json!({"failures": state.admin_failures.limit(), "window_s": ADMIN_FAILURE_WINDOW.as_secs()});
+        if let Err(error) = audit::record(&conn, now, "admin_lockout", None, Some(ip), None, detail)
+        {
+            tracing::error!(%error, "cannot audit an admin lockout");
+        }
+    }
+}
+
+/// The shortest admin token the server accepts.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 20;

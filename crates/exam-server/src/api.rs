@@ -17,6 +17,7 @@ use crate::problem::{ApiError, Reply};
 use crate::routes::Ctx;
 
 pub const MAX_EVENTS: usize = 500;
+pub const MAX_EVENT_ID_CHARS: usize = 255;
 
 /// Parses a JSON body: 400 `malformed_body` for bad JSON, 400 `invalid_body` for JSON of the
 /// wrong shape, both saying where.
@@ -27,6 +28,30 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             format!("the body does not have the expected fields and types: {e}"),
         ),
         _ => ApiError::bad_request("malformed_body", format!("the body is not valid JSON: {e}")),
+    })
+}
+
+/// A whole number as JSON Schema counts one (the OpenAPI document's `"type": "integer"`):
+/// `7`, `7.0` and `7e0` are the same number. A fraction, or a number out of `T`'s range, is
+/// refused like any other wrong type (400 `invalid_body`).
+fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = match (number.as_i64(), number.as_u64(), number.as_f64()) {
+        (Some(i), _, _) => Some(i128::from(i)),
+        (_, Some(u), _) => Some(i128::from(u)),
+        // `as` saturates, and anything that large is out of every target's range anyway.
+        (_, _, Some(f)) if f.is_finite() && f.fract() == 0.0 => Some(f as i128),
+        _ => None,
+    };
+    whole.and_then(|w| T::try_from(w).ok()).ok_or_else(|| {
+        serde::de::Error::invalid_value(
+            serde::de::Unexpected::Other(&number.to_string()),
+            &"a whole number in range",
+        )
     })
 }
 
@@ -250,13 +275,21 @@ fn own_attempt(ctx: &Ctx<'_>, tx: &Connection) -> Result<Attempt, ApiError> {
         },
     )
     .optional()?
-    .ok_or_else(|| ApiError::not_found(format!("there is no attempt `{attempt_id}`")))
+    // Another student's attempt answers exactly as one that does not exist (the contract).
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "attempt_not_found",
+            format!("there is no attempt `{attempt_id}`"),
+        )
+    })
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AnswerPut {
     value: Value,
+    #[serde(deserialize_with = "whole_number")]
     seq: i64,
     saved_at: String,
 }
@@ -378,6 +411,7 @@ pub fn stored_answers(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SubmitBody {
+    #[serde(deserialize_with = "whole_number")]
     answer_count: u64,
     answers_digest: String,
 }
@@ -492,7 +526,7 @@ struct Event {
     attrs: Map<String, Value>,
 }
 
-/// `POST /v1/events`: telemetry, deduplicated by event id.
+/// `POST /v1/events`: telemetry, deduplicated by (student, event id).
 pub fn post_events(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let body: EventsBody = parse_json(ctx.body)?;
     if body.events.len() > MAX_EVENTS {
@@ -505,10 +539,11 @@ pub fn post_events(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
         ));
     }
     for event in &body.events {
-        if event.id.is_empty() || event.id.len() > 255 {
-            return Err(ApiError::validation(
-                "every event needs an id of 1 to 255 characters",
-            ));
+        // Characters, as the message (and the OpenAPI document's `maxLength`) say, not bytes.
+        if event.id.is_empty() || event.id.chars().count() > MAX_EVENT_ID_CHARS {
+            return Err(ApiError::validation(format!(
+                "every event needs an id of 1 to {MAX_EVENT_ID_CHARS} characters"
+            )));
         }
         if event.kind.is_empty() {
             return Err(ApiError::validation(format!(

@@ -50,7 +50,8 @@ pub fn search(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<Value>
         |r| {
             let detail: String = r.get(6)?;
             Ok(json!({
-                "id": r.get::<_, i64>(0)?,
+                // IDs are opaque strings in the contract (shared/API.md).
+                "id": r.get::<_, i64>(0)?.to_string(),
                 "at": r.get::<_, String>(1)?,
                 "type": r.get::<_, String>(2)?,
                 "username": r.get::<_, Option<String>>(3)?,

@@ -31,6 +31,14 @@ pub struct JwtKeys {
 }
 
 impl JwtKeys {
+    /// Keys from a secret the operator keeps outside the database.
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
     pub fn load_or_create(db: &Db) -> rusqlite::Result<Self> {
         let conn = db.lock();
         let existing: Option<Vec<u8>> = conn
@@ -154,18 +162,30 @@ fn password_grant(
     let cfg = &state.config;
     let now = crate::now();
     let now_ms = now.timestamp_millis();
-    let window_start = now_ms - i64::try_from(cfg.lockout_window_s * 1000).unwrap_or(i64::MAX);
+    let window_start = now_ms - seconds_ms(cfg.lockout_window_s);
     let ip_text = ip.to_string();
 
-    // Lockout first: a locked username or IP is not even checked.
-    if let Some(retry) = lockout(&state.db.lock(), username, &ip_text, window_start, cfg)? {
-        state.stats.rate_limited();
-        return Err(ApiError::too_many(
-            format!("too many failed sign-ins; try again in {retry} seconds"),
-            retry,
-        )
-        .into());
-    }
+    // The attempt is counted before the password is checked, under the same lock as the
+    // lockout check: guesses sent in parallel each count, and none gets past the limit.
+    let attempt = {
+        let conn = state.db.lock();
+        if let Some(locked) = lockout(&conn, username, &ip_text, window_start, cfg)? {
+            state.stats.rate_limited();
+            return Err(ApiError::too_many(
+                format!(
+                    "too many failed sign-ins {}; try again in {} seconds",
+                    locked.scope, locked.retry_after_s
+                ),
+                locked.retry_after_s,
+            )
+            .into());
+        }
+        conn.execute(
+            "INSERT INTO login_failures (at_ms, username, ip) VALUES (?1, ?2, ?3)",
+            (now_ms, username, &ip_text),
+        )?;
+        conn.last_insert_rowid()
+    };
 
     let user: Option<(i64, String)> = state
         .db
@@ -176,7 +196,23 @@ fn password_grant(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    // Hashing happens outside the database lock: it is the slow part.
+    // Hashing happens outside the database lock (it is the slow part) and a few at a time.
+    let Some(permit) = state.hashing.enter(HASH_WAIT) else {
+        // Not checked, so not a failure: the attempt is uncounted.
+        state
+            .db
+            .lock()
+            .execute("DELETE FROM login_failures WHERE id = ?1", [attempt])?;
+        state.stats.busy();
+        return Err(OAuthError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: Some(BUSY_RETRY_S),
+            ..OAuthError::new(
+                "temporarily_unavailable",
+                "the server is checking too many sign-ins at once; try again shortly",
+            )
+        });
+    };
     let verified = match &user {
         Some((_, hash)) => verify_password(password, hash),
         None => {
@@ -184,14 +220,11 @@ fn password_grant(
             false
         }
     };
+    drop(permit);
 
     let conn = state.db.lock();
     let Some((user_id, _)) = user.filter(|_| verified) else {
         state.stats.login_failure();
-        conn.execute(
-            "INSERT INTO login_failures (at_ms, username, ip) VALUES (?1, ?2, ?3)",
-            (now_ms, username, &ip_text),
-        )?;
         audit::record(
             &conn,
             now,
@@ -201,7 +234,7 @@ fn password_grant(
             None,
             json!({}),
         )?;
-        if lockout(&conn, username, &ip_text, window_start, cfg)?.is_some() {
+        if let Some(locked) = lockout(&conn, username, &ip_text, window_start, cfg)? {
             state.stats.lockout();
             audit::record(
                 &conn,
@@ -210,12 +243,21 @@ fn password_grant(
                 Some(username),
                 Some(ip),
                 None,
-                json!({"failures": cfg.lockout_failures, "window_s": cfg.lockout_window_s}),
+                json!({
+                    "scope": locked.scope,
+                    "failures": locked.limit,
+                    "window_s": cfg.lockout_window_s,
+                }),
             )?;
         }
         return Err(OAuthError::invalid_grant("wrong username or password"));
     };
-    conn.execute("DELETE FROM login_failures WHERE username = ?1", [username])?;
+    // The student proved the password from here: their failures from here are forgiven
+    // (those from other addresses, and other usernames' from this one, still count).
+    conn.execute(
+        "DELETE FROM login_failures WHERE username = ?1 AND ip = ?2",
+        (username, &ip_text),
+    )?;
     let session_id = uuid::Uuid::new_v4().to_string();
     conn.execute(
         "INSERT INTO sessions (id, user_id, created_at) VALUES (?1, ?2, ?3)",
@@ -236,40 +278,155 @@ fn password_grant(
         json!({}),
     )?;
     state.stats.login();
-    issue(state, username, &session_id, refresh)
+    issue(state, username, &session_id, now_ms, refresh)
 }
 
-/// Seconds until sign-in unlocks for this username or IP, if it is locked.
+/// How long a sign-in waits for a free password check before the server says it is busy.
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// `Retry-After` of a busy answer.
+const BUSY_RETRY_S: u64 = 2;
+
+/// A lock on sign-in: which rule, its limit, and the seconds until it lifts.
+struct Locked {
+    scope: &'static str,
+    limit: u32,
+    retry_after_s: u64,
+}
+
+/// Whether sign-in is locked for this (username, IP): 5 failures of the pair, 20 of the
+/// username from any IPs, or 100 from the IP (defaults), within the window.
 fn lockout(
     conn: &Connection,
     username: &str,
     ip: &str,
     window_start: i64,
     cfg: &crate::Config,
-) -> rusqlite::Result<Option<u64>> {
-    let limit = i64::from(cfg.lockout_failures.max(1));
-    let mut retry = None;
-    for (column, value) in [("username", username), ("ip", ip)] {
+) -> rusqlite::Result<Option<Locked>> {
+    let rules: [(&'static str, u32, &str, Vec<&str>); 3] = [
+        (
+            "for this username from this address",
+            cfg.lockout_failures,
+            "username = ?1 AND ip = ?2",
+            vec![username, ip],
+        ),
+        (
+            "for this username",
+            cfg.lockout_user_failures,
+            "username = ?1",
+            vec![username],
+        ),
+        (
+            "from this address",
+            cfg.lockout_ip_failures,
+            "ip = ?1",
+            vec![ip],
+        ),
+    ];
+    let mut locked: Option<Locked> = None;
+    for (scope, limit, filter, values) in rules {
+        let limit = limit.max(1);
         // The failure that must age out before one more attempt is allowed.
+        let n = values.len();
         let sql = format!(
-            "SELECT at_ms FROM login_failures WHERE {column} = ?1 AND at_ms > ?2
-             ORDER BY at_ms DESC LIMIT 1 OFFSET ?3"
+            "SELECT at_ms FROM login_failures WHERE {filter} AND at_ms > ?{}
+             ORDER BY at_ms DESC LIMIT 1 OFFSET ?{}",
+            n + 1,
+            n + 2
         );
+        let mut params: Vec<&dyn rusqlite::ToSql> =
+            values.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
+        let offset = i64::from(limit) - 1;
+        params.push(&window_start);
+        params.push(&offset);
         let boundary: Option<i64> = conn
-            .query_row(&sql, (value, window_start, limit - 1), |r| r.get(0))
+            .query_row(&sql, params.as_slice(), |r| r.get(0))
             .optional()?;
         if let Some(at) = boundary {
             let until = at - window_start; // ms until `at` leaves the window
             let seconds = u64::try_from((until + 999) / 1000).unwrap_or(1).max(1);
-            retry = Some(retry.map_or(seconds, |r: u64| r.max(seconds)));
+            if locked.as_ref().is_none_or(|l| seconds > l.retry_after_s) {
+                locked = Some(Locked {
+                    scope,
+                    limit,
+                    retry_after_s: seconds,
+                });
+            }
         }
     }
-    Ok(retry)
+    Ok(locked)
+}
+
+/// Bounds how many password checks run at once, and how many sign-ins may wait for one.
+pub struct HashGate {
+    state: std::sync::Mutex<(usize, usize)>, // (running, waiting)
+    freed: std::sync::Condvar,
+    max_running: usize,
+    max_waiting: usize,
+}
+
+/// A running password check; dropping it frees the slot.
+pub struct HashPermit<'a>(&'a HashGate);
+
+impl HashGate {
+    pub fn new(max_running: usize, max_waiting: usize) -> Self {
+        Self {
+            state: std::sync::Mutex::new((0, 0)),
+            freed: std::sync::Condvar::new(),
+            max_running: max_running.max(1),
+            max_waiting,
+        }
+    }
+
+    /// A slot, waiting at most `wait` in a queue of bounded length; `None` when busy.
+    pub fn enter(&self, wait: std::time::Duration) -> Option<HashPermit<'_>> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.0 < self.max_running {
+            state.0 += 1;
+            return Some(HashPermit(self));
+        }
+        if state.1 >= self.max_waiting {
+            return None;
+        }
+        state.1 += 1;
+        let deadline = std::time::Instant::now() + wait;
+        while state.0 >= self.max_running {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                state.1 -= 1;
+                return None;
+            }
+            state = self
+                .freed
+                .wait_timeout(state, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        state.1 -= 1;
+        state.0 += 1;
+        Some(HashPermit(self))
+    }
+}
+
+impl Drop for HashPermit<'_> {
+    fn drop(&mut self) {
+        let mut state = self
+            .0
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 -= 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// A refresh token with its session, as the rotation needs it.
 struct RefreshRow {
     session_id: String,
+    session_created_ms: i64,
+    issued_ms: i64,
     rotated_ms: Option<i64>,
     successor: Option<String>,
     replaced: bool,
@@ -287,7 +444,8 @@ fn refresh_grant(state: &AppState, presented: &str, ip: IpAddr) -> Result<Value,
     let tx = conn.transaction()?;
     let row = tx
         .query_row(
-            "SELECT t.session_id, t.rotated_ms, t.successor_hash, t.replaced, s.revoked_at, u.username
+            "SELECT t.session_id, t.rotated_ms, t.successor_hash, t.replaced, s.revoked_at, u.username,
+                    s.created_at, t.issued_ms
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
              WHERE t.hash = ?1",
             [&hash],
@@ -299,12 +457,17 @@ fn refresh_grant(state: &AppState, presented: &str, ip: IpAddr) -> Result<Value,
                     replaced: r.get::<_, i64>(3)? != 0,
                     revoked: r.get::<_, Option<String>>(4)?.is_some(),
                     username: r.get(5)?,
+                    session_created_ms: chrono::DateTime::parse_from_rfc3339(&r.get::<_, String>(6)?)
+                        .map_or(0, |t| t.timestamp_millis()),
+                    issued_ms: r.get(7)?,
                 })
             },
         )
         .optional()?;
     let Some(RefreshRow {
         session_id,
+        session_created_ms,
+        issued_ms,
         rotated_ms,
         successor,
         replaced,
@@ -316,6 +479,34 @@ fn refresh_grant(state: &AppState, presented: &str, ip: IpAddr) -> Result<Value,
     };
     if revoked {
         return Err(OAuthError::invalid_grant("the session has ended"));
+    }
+    let cfg = &state.config;
+    let expired = if now_ms - session_created_ms > seconds_ms(cfg.session_absolute_s) {
+        Some(format!(
+            "the session expired: sessions last {} after sign-in",
+            hours(cfg.session_absolute_s)
+        ))
+    } else if now_ms - issued_ms > seconds_ms(cfg.session_idle_s) {
+        Some(format!(
+            "the session expired: it was not used for {}",
+            hours(cfg.session_idle_s)
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = expired {
+        revoke_session(&tx, &session_id, "session_expired")?;
+        audit::record(
+            &tx,
+            now,
+            "session_expired",
+            Some(&username),
+            Some(ip),
+            Some(&session_id),
+            json!({"why": why}),
+        )?;
+        tx.commit()?;
+        return Err(OAuthError::invalid_grant(why));
     }
     if replaced {
         return reuse_detected(
@@ -388,7 +579,7 @@ fn refresh_grant(state: &AppState, presented: &str, ip: IpAddr) -> Result<Value,
     )?;
     tx.commit()?;
     state.stats.refresh();
-    issue(state, &username, &session_id, next)
+    issue(state, &username, &session_id, session_created_ms, next)
 }
 
 fn reuse_detected(
@@ -427,14 +618,37 @@ pub fn revoke_session(conn: &Connection, session_id: &str, reason: &str) -> rusq
     Ok(changed > 0)
 }
 
+fn seconds_ms(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// "12 h", "90 min", "30 s": for the words of an expired session.
+fn hours(seconds: u64) -> String {
+    if seconds.is_multiple_of(3600) {
+        format!("{} h", seconds / 3600)
+    } else if seconds.is_multiple_of(60) {
+        format!("{} min", seconds / 60)
+    } else {
+        format!("{seconds} s")
+    }
+}
+
+/// Issues an access token for the session (never outliving the session's absolute
+/// lifetime) with `refresh` as the refresh token.
 fn issue(
     state: &AppState,
     username: &str,
     session_id: &str,
+    session_created_ms: i64,
     refresh: String,
 ) -> Result<Value, OAuthError> {
     let now = crate::now().timestamp();
-    let ttl = i64::try_from(state.config.access_ttl_s).unwrap_or(900);
+    let session_end =
+        (session_created_ms.saturating_add(seconds_ms(state.config.session_absolute_s))) / 1000;
+    let ttl = i64::try_from(state.config.access_ttl_s)
+        .unwrap_or(900)
+        .min(session_end - now)
+        .max(1);
     let claims = Claims {
         sub: username.to_string(),
         sid: session_id.to_string(),

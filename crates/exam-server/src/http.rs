@@ -57,6 +57,9 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
     ApiError::not_found(format!("there is no {method} {}", uri.path())).into_response()
 }
 
+/// A known route asked with another method. axum's method routing adds the `Allow` header
+/// (the route's methods) to this reply, as RFC 9110 requires of a 405; the `/v1` dispatcher
+/// adds its own from the route table (`routes::find`). tests/it/routes.rs checks both.
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -223,12 +226,7 @@ async fn v1(
     let is_batch = path == routes::BATCH;
     if is_batch && parts.method != Method::POST {
         return with_route(
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "/v1/batch accepts POST",
-            )
-            .into_reply(),
+            ApiError::method_not_allowed("/v1/batch accepts POST", &["POST"]).into_reply(),
             Some(routes::BATCH),
         );
     }
@@ -244,13 +242,35 @@ async fn v1(
         Ok(b) => b,
         Err(e) => return with_route(e.into_reply(), route),
     };
+    let admin_route = route.is_some_and(|r| r.starts_with("/v1/admin/"));
     let result = blocking(move || {
         let headers = &parts.headers;
+        if admin_route {
+            if let Some(retry) = state.admin_failures.locked(peer.ip(), Instant::now()) {
+                state.stats.rate_limited();
+                return (
+                    route,
+                    ApiError::too_many(
+                        "too many failed uses of the admin API from this address",
+                        retry,
+                    )
+                    .into_reply(),
+                );
+            }
+        }
         let principal = match auth::authenticate(&state, header_str(headers, header::AUTHORIZATION))
         {
             Ok(p) => p,
-            Err(e) => return (route, e.into_reply()),
+            Err(e) => {
+                if admin_route {
+                    crate::admin::record_failure(&state, peer.ip(), &path, &e.detail);
+                }
+                return (route, e.into_reply());
+            }
         };
+        if admin_route && matches!(principal, Principal::User { .. }) {
+            crate::admin::record_failure(&state, peer.ip(), &path, "a student's token");
+        }
         if let Principal::User { id, .. } = &principal {
             if let Err(retry) = state.limiter.check(
                 &format!("user:{id}"),
@@ -346,6 +366,7 @@ fn batch(
         responses.push(response);
     }
     tx.commit()?;
+    crate::admin::reload_blocks_if_changed(state, &conn);
     Ok(Reply::ok(json!({"responses": responses})))
 }
 

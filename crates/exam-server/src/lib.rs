@@ -33,17 +33,37 @@ pub use ratelimit::RateSpec;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub db_path: PathBuf,
-    /// Bearer token of the administration API; `None` disables it.
+    /// Bearer token of the administration API (at least
+    /// [`admin::MIN_ADMIN_TOKEN_LEN`] characters); `None` disables it.
     pub admin_token: Option<String>,
+    /// The key that signs access tokens (at least 32 bytes), e.g. read from a file kept
+    /// apart from the database; `None` keeps a generated one in the database.
+    pub jwt_key: Option<Vec<u8>>,
     /// Lifetime of access tokens, in seconds.
     pub access_ttl_s: u64,
     pub user_rate: RateSpec,
     pub ip_rate: RateSpec,
-    /// Failed sign-ins per username, and per IP, that lock sign-in for the window.
+    /// Failed sign-ins for one username from one IP that lock that pair for the window.
     pub lockout_failures: u32,
+    /// Failed sign-ins for one username from any IPs that lock the username.
+    pub lockout_user_failures: u32,
+    /// Failed sign-ins from one IP (any usernames) that lock the IP: high, since a whole lab
+    /// may sit behind one NAT address.
+    pub lockout_ip_failures: u32,
     pub lockout_window_s: u64,
+    /// Failed uses of the admin API (a missing or wrong token, a student's token) from one
+    /// address within [`admin::ADMIN_FAILURE_WINDOW`] that lock that address out of it.
+    pub admin_lockout_failures: usize,
+    /// Password checks (19 MiB each) run at most this many at once…
+    pub hash_concurrency: usize,
+    /// …with at most this many sign-ins waiting for one; beyond, 503 with `Retry-After`.
+    pub hash_queue: usize,
     /// A retried rotation of the previous refresh token is honoured within this many seconds.
     pub refresh_grace_s: u64,
+    /// A session ends this many seconds after sign-in, whatever happens (contract: 12 h).
+    pub session_absolute_s: u64,
+    /// A session ends when its refresh token goes unused this many seconds (contract: 8 h).
+    pub session_idle_s: u64,
     /// Seeds demo students and exams.
     pub demo: bool,
 }
@@ -53,12 +73,22 @@ impl Config {
         Self {
             db_path: db_path.into(),
             admin_token: None,
+            jwt_key: None,
             access_ttl_s: 900,
             user_rate: RateSpec::new(20.0, 200.0),
             ip_rate: RateSpec::new(2000.0, 4000.0),
             lockout_failures: 5,
+            lockout_user_failures: 20,
+            lockout_ip_failures: 100,
             lockout_window_s: 300,
+            admin_lockout_failures: admin::ADMIN_FAILURE_LIMIT,
+            hash_concurrency: std::thread::available_parallelism()
+                .map_or(2, std::num::NonZeroUsize::get)
+                .clamp(2, 8),
+            hash_queue: 32,
             refresh_grace_s: 60,
+            session_absolute_s: 12 * 3600,
+            session_idle_s: 8 * 3600,
             demo: false,
         }
     }
@@ -75,6 +105,12 @@ pub struct AppState {
     pub in_flight: Mutex<HashSet<(String, String)>>,
     /// Active IP blocks, reloaded whenever an admin changes them.
     pub blocks: RwLock<Vec<admin::Block>>,
+    /// An IP block changed in a transaction: reload `blocks` once it has committed.
+    pub blocks_changed: std::sync::atomic::AtomicBool,
+    /// Failed uses of the admin API by address.
+    pub admin_failures: admin::AdminFailures,
+    /// Bounds concurrent password hashing.
+    pub hashing: auth::HashGate,
     /// Parsed questions by exam id (exams do not change while the server runs).
     pub questions: Mutex<HashMap<String, Arc<Vec<api::Question>>>>,
 }
@@ -82,15 +118,37 @@ pub struct AppState {
 impl AppState {
     /// Opens the database, migrates it, loads or creates the signing key, seeds demo data.
     pub fn open(config: Config) -> anyhow::Result<Self> {
+        if let Some(token) = &config.admin_token {
+            anyhow::ensure!(
+                token.chars().count() >= admin::MIN_ADMIN_TOKEN_LEN,
+                "the admin token has {} characters; at least {} are required \
+                 (make one with `openssl rand -hex 16`)",
+                token.chars().count(),
+                admin::MIN_ADMIN_TOKEN_LEN
+            );
+        }
+        if let Some(key) = &config.jwt_key {
+            anyhow::ensure!(
+                key.len() >= 32,
+                "the token signing key has {} bytes; at least 32 are required",
+                key.len()
+            );
+        }
         let db = Db::open(&config.db_path)?;
-        let jwt = auth::JwtKeys::load_or_create(&db)?;
+        let jwt = match &config.jwt_key {
+            Some(key) => auth::JwtKeys::from_secret(key),
+            None => auth::JwtKeys::load_or_create(&db)?,
+        };
         if config.demo {
             demo::seed(&db)?;
         }
         idempotency::purge_expired(&db)?;
         let blocks = RwLock::new(admin::load_blocks(&db)?);
         Ok(Self {
+            admin_failures: admin::AdminFailures::new(config.admin_lockout_failures),
+            hashing: auth::HashGate::new(config.hash_concurrency, config.hash_queue),
             blocks,
+            blocks_changed: std::sync::atomic::AtomicBool::new(false),
             questions: Mutex::new(HashMap::new()),
             config,
             db,

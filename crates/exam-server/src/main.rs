@@ -17,9 +17,23 @@ struct Args {
     /// SQLite database, created and migrated at start.
     #[arg(long, default_value = "exam-server.db", env = "EXAM_SERVER_DB")]
     db: PathBuf,
-    /// Bearer token of the administration API (disabled without one).
-    #[arg(long, env = "EXAM_SERVER_ADMIN_TOKEN", hide_env_values = true)]
+    /// Bearer token of the administration API (disabled without one; at least 20
+    /// characters). Prefer the environment or --admin-token-file: other users of this
+    /// computer can read a command line.
+    #[arg(
+        long,
+        env = "EXAM_SERVER_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
     admin_token: Option<String>,
+    /// A file holding the admin token (its first line).
+    #[arg(long, env = "EXAM_SERVER_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// A file holding the key that signs access tokens (at least 32 bytes), kept apart from
+    /// the database; without it a generated key is kept in the database.
+    #[arg(long, env = "EXAM_SERVER_JWT_KEY_FILE")]
+    jwt_key_file: Option<PathBuf>,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     access_ttl: u64,
@@ -38,12 +52,35 @@ struct Args {
     /// Burst allowed per IP address.
     #[arg(long, default_value_t = 4000.0)]
     ip_burst: f64,
-    /// Failed sign-ins per username, and per IP, within the window that lock sign-in.
+    /// Failed sign-ins for one username from one IP within the window that lock that pair.
     #[arg(long, default_value_t = 5)]
     lockout_failures: u32,
+    /// Failed sign-ins for one username from any IPs within the window that lock the username.
+    #[arg(long, default_value_t = 20)]
+    lockout_user_failures: u32,
+    /// Failed sign-ins from one IP (any usernames) within the window that lock the IP.
+    #[arg(long, default_value_t = 100)]
+    lockout_ip_failures: u32,
     /// The lockout window, in seconds.
     #[arg(long, default_value_t = 300)]
     lockout_window: u64,
+    /// Failed uses of the admin API (missing or wrong token, a student's token) from one IP
+    /// within 5 minutes that lock that IP out of the admin API.
+    #[arg(long, default_value_t = exam_server::admin::ADMIN_FAILURE_LIMIT, value_parser = at_least_one)]
+    admin_lockout_failures: usize,
+    /// A session ends this many seconds after sign-in (12 h by default).
+    #[arg(long, default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    session_lifetime: u64,
+    /// A session ends after this many seconds without a token refresh (8 h by default).
+    #[arg(long, default_value_t = 8 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    session_idle: u64,
+}
+
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{value}` is not a whole number of at least 1")),
+    }
 }
 
 #[tokio::main]
@@ -56,13 +93,43 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if std::env::args().any(|a| a == "--admin-token" || a.starts_with("--admin-token=")) {
+        tracing::warn!(
+            "the admin token is on the command line, where other users of this computer can \
+             read it: prefer EXAM_SERVER_ADMIN_TOKEN or --admin-token-file"
+        );
+    }
+    let admin_token = match &args.admin_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the admin token from {}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ),
+        None => args.admin_token.clone(),
+    };
+    let jwt_key = match &args.jwt_key_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| {
+            format!("cannot read the token signing key from {}", path.display())
+        })?),
+        None => None,
+    };
     let config = Config {
-        admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        admin_token: admin_token.filter(|t| !t.is_empty()),
+        jwt_key,
         access_ttl_s: args.access_ttl,
         user_rate: RateSpec::new(args.user_rate, args.user_burst),
         ip_rate: RateSpec::new(args.ip_rate, args.ip_burst),
         lockout_failures: args.lockout_failures,
+        lockout_user_failures: args.lockout_user_failures,
+        lockout_ip_failures: args.lockout_ip_failures,
+        admin_lockout_failures: args.admin_lockout_failures,
         lockout_window_s: args.lockout_window,
+        session_absolute_s: args.session_lifetime,
+        session_idle_s: args.session_idle,
         demo: args.demo,
         ..Config::new(&args.db)
     };

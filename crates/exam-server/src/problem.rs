@@ -13,6 +13,8 @@ pub struct Reply {
     pub retry_after: Option<u64>,
     pub etag: Option<String>,
     pub replayed: bool,
+    /// The methods the resource accepts, for the `Allow` header of a 405 (RFC 9110 §15.5.6).
+    pub allow: Option<String>,
 }
 
 impl Reply {
@@ -23,6 +25,7 @@ impl Reply {
             retry_after: None,
             etag: None,
             replayed: false,
+            allow: None,
         }
     }
 
@@ -61,6 +64,9 @@ impl IntoResponse for Reply {
         if self.replayed {
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
         }
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            headers.insert(header::ALLOW, allow);
+        }
         response
     }
 }
@@ -75,6 +81,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Extra members of the problem object (e.g. the server's digest).
     pub extra: Option<Value>,
+    /// With 405: the methods the resource accepts, sent as `Allow`.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -85,6 +93,7 @@ impl ApiError {
             detail: detail.into(),
             retry_after: None,
             extra: None,
+            allow: None,
         }
     }
 
@@ -110,6 +119,15 @@ impl ApiError {
 
     pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, detail)
+    }
+
+    /// 405 for a known resource, with the methods it accepts (the `Allow` header RFC 9110
+    /// requires on every 405).
+    pub fn method_not_allowed(detail: impl Into<String>, allowed: &[&str]) -> Self {
+        Self {
+            allow: Some(allowed.join(", ")),
+            ..Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail)
+        }
     }
 
     pub fn too_many(detail: impl Into<String>, retry_after: u64) -> Self {
@@ -145,6 +163,7 @@ impl ApiError {
         }
         Reply {
             retry_after: self.retry_after,
+            allow: self.allow,
             ..Reply::new(self.status, body)
         }
     }

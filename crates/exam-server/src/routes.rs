@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use rusqlite::{Connection, Transaction};
 
 use crate::problem::{ApiError, Reply};
@@ -150,29 +150,30 @@ fn percent_decode(segment: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The route for `method path`: `Err(404)` for an unknown path, `Err(405)` for a known path
-/// with another method.
+/// The route for `method path`: `Err(404)` for an unknown path, `Err(405)` with the methods
+/// the path accepts (its `Allow` header) for a known path with another method.
 pub fn find(
     method: &Method,
     path: &str,
 ) -> Result<(&'static Route, BTreeMap<&'static str, String>), ApiError> {
-    let mut path_known = false;
+    let mut allowed: Vec<&'static str> = Vec::new();
     for route in ROUTES {
         if let Some(params) = match_template(route.template, path) {
             if route.method == *method {
                 return Ok((route, params));
             }
-            path_known = true;
+            if !allowed.contains(&route.method.as_str()) {
+                allowed.push(route.method.as_str());
+            }
         }
     }
-    if path_known {
-        Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{path} does not accept {method}"),
-        ))
-    } else {
+    if allowed.is_empty() {
         Err(ApiError::not_found(format!("there is no {path}")))
+    } else {
+        Err(ApiError::method_not_allowed(
+            format!("{path} does not accept {method}"),
+            &allowed,
+        ))
     }
 }
 
@@ -202,6 +203,7 @@ pub fn execute_one(
             tx.commit()?;
             Ok(outcome)
         });
+    crate::admin::reload_blocks_if_changed(state, &conn);
     outcome.unwrap_or_else(|e| (None, e.into_reply()))
 }
 
@@ -262,6 +264,7 @@ pub fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn templates_match_paths_and_decode_parameters() {
@@ -283,10 +286,11 @@ mod tests {
             find(&Method::GET, "/v1/nope").err().unwrap().status,
             StatusCode::NOT_FOUND
         );
-        assert_eq!(
-            find(&Method::DELETE, "/v1/exams").err().unwrap().status,
-            StatusCode::METHOD_NOT_ALLOWED
-        );
+        let refused = find(&Method::DELETE, "/v1/exams").err().unwrap();
+        assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(refused.allow.as_deref(), Some("GET"));
+        let refused = find(&Method::GET, "/v1/attempts/a1/submit").err().unwrap();
+        assert_eq!(refused.allow.as_deref(), Some("POST"));
         assert_eq!(
             find(&Method::GET, "/v1/exams").unwrap().0.template,
             "/v1/exams"

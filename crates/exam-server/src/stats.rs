@@ -17,6 +17,7 @@ pub struct Stats {
     logins: AtomicU64,
     login_failures: AtomicU64,
     lockouts: AtomicU64,
+    sign_ins_busy: AtomicU64,
     answers_applied: AtomicU64,
 }
 
@@ -25,7 +26,18 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl Stats {
+    /// Counts a request by method, route template and status. Methods outside HTTP's
+    /// standard ones count as `OTHER` and unmatched paths as one route, so requests nobody
+    /// authenticated cannot grow the map.
     pub fn request(&self, method: &str, route: &str, status: u16) {
+        const METHODS: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+        ];
+        let method = METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied()
+            .unwrap_or("OTHER");
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         *requests
             .entry(format!("{method} {route}"))
@@ -55,6 +67,10 @@ impl Stats {
     pub fn lockout(&self) {
         bump(&self.lockouts);
     }
+    /// A sign-in answered 503: too many password checks at once.
+    pub fn busy(&self) {
+        bump(&self.sign_ins_busy);
+    }
     pub fn answer_applied(&self) {
         bump(&self.answers_applied);
     }
@@ -75,6 +91,7 @@ impl Stats {
             "logins": get(&self.logins),
             "login_failures": get(&self.login_failures),
             "lockouts": get(&self.lockouts),
+            "sign_ins_busy": get(&self.sign_ins_busy),
             "answers_applied": get(&self.answers_applied),
         })
     }

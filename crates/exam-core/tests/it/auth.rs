@@ -58,7 +58,8 @@ async fn sign_in_errors_say_what_happened() {
     );
     let wrong = m.sign_in("student1", Secret::new("nope".into())).await;
     assert_eq!(wrong, Err(AuthError::WrongCredentials));
-    for _ in 0..4 {
+    // Five failures for one username from one address lock that pair.
+    for _ in 0..5 {
         let _ = m.sign_in("student2", Secret::new("nope".into())).await;
     }
     match m.sign_in("student2", password()).await {

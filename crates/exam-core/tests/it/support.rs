@@ -13,7 +13,7 @@ use exam_core::secret::Secret;
 pub use exam_core::testing::MemoryStore;
 use exam_server::{Config, RateSpec};
 
-pub const ADMIN: &str = "core-tests-admin";
+pub const ADMIN: &str = "core-tests-admin-0123456789";
 
 pub struct Server {
     pub addr: SocketAddr,

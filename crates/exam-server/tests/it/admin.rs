@@ -58,7 +58,7 @@ async fn an_ip_block_shuts_out_its_range_until_removed() {
         reqwest::get(server.url("/healthz")).await.unwrap().status(),
         204
     );
-    let id = block["id"].as_i64().unwrap();
+    let id = block["id"].as_str().unwrap();
     let (status, _) = server
         .admin(Method::DELETE, &format!("/v1/admin/ip-blocks/{id}"), None)
         .await;
@@ -114,11 +114,12 @@ async fn the_audit_log_is_searchable_newest_first() {
         .await;
     let (status, all) = server.admin(Method::GET, "/v1/admin/audit", None).await;
     assert_eq!(status, 200);
+    // IDs are opaque strings to clients; this server's own test knows they count up.
     let ids: Vec<i64> = all
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["id"].as_i64().unwrap())
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
         .collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
     let (_, mine) = server
@@ -195,4 +196,99 @@ async fn stats_count_requests_by_route_and_status() {
     )
     .await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn an_ip_block_rolled_back_never_reaches_the_cache() {
+    let server = TestServer::start().await;
+    let state = server.state.clone();
+    let body = json!({"cidr": "10.9.8.0/24", "reason": "test"}).to_string();
+    let call = exam_server::routes::Call {
+        method: Method::POST,
+        path: "/v1/admin/ip-blocks",
+        query: Default::default(),
+        body: body.as_bytes(),
+        idempotency_key: Some("rolled-back"),
+        if_none_match: None,
+        ip: "127.0.0.1".parse().unwrap(),
+    };
+    {
+        let mut conn = state.db.lock();
+        let mut tx = conn.transaction().unwrap();
+        let (_, reply) = exam_server::routes::execute(
+            &state,
+            &exam_server::routes::Principal::Admin,
+            &call,
+            &mut tx,
+        );
+        assert_eq!(reply.status, 201);
+        // The transaction is dropped: rolled back.
+    }
+    assert!(
+        state.blocks.read().unwrap().is_empty(),
+        "a rolled-back block is in the cache"
+    );
+    // The same block committed is in force at once.
+    let (status, _) = server
+        .admin(
+            Method::POST,
+            "/v1/admin/ip-blocks",
+            Some(json!({"cidr": "10.9.8.0/24", "reason": "test"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(state.blocks.read().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn failed_uses_of_the_admin_api_are_audited_and_locked_out() {
+    let server = TestServer::start().await;
+    let s = Student::login(&server, "student1").await;
+    // A student's token on an admin route is a failure too.
+    let (status, _) = s.get("/v1/admin/stats").await;
+    assert_eq!(status, 403);
+    for i in 1..exam_server::admin::ADMIN_FAILURE_LIMIT {
+        let status = server
+            .request(Method::GET, "/v1/admin/stats")
+            .bearer_auth(format!("guess-{i}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401, "guess {i}");
+    }
+    // Locked: even the right token is not compared from this address for a while.
+    let response = server
+        .request(Method::GET, "/v1/admin/stats")
+        .bearer_auth(crate::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let failures: i64 = server
+        .state
+        .db
+        .lock()
+        .query_row(
+            "SELECT COUNT(*) FROM audit WHERE type = 'admin_auth_failure'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(failures, exam_server::admin::ADMIN_FAILURE_LIMIT as i64);
+    let lockouts: i64 = server
+        .state
+        .db
+        .lock()
+        .query_row(
+            "SELECT COUNT(*) FROM audit WHERE type = 'admin_lockout'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(lockouts, 1);
+    // Students are not affected.
+    let (status, _) = s.get("/v1/exams").await;
+    assert_eq!(status, 200);
 }

@@ -149,3 +149,59 @@ async fn the_per_user_rate_limit_answers_429_with_retry_after() {
     );
     assert!(server.stats().await["rate_limited"].as_u64().unwrap() >= 1);
 }
+
+/// JSON Schema (and so the OpenAPI document) counts `2.0` and `2e0` as the integer 2: the
+/// server does too, and refuses real fractions like any other wrong type.
+#[tokio::test]
+async fn whole_numbers_may_be_written_with_a_fraction_or_an_exponent() {
+    let server = TestServer::start().await;
+    let s = Student::login(&server, "student1").await;
+    let attempt = s.start_attempt("demo-mixed").await;
+    let path = format!("/v1/attempts/{attempt}/answers/q03");
+    for (seq, status) in [("2.0", 200), ("3e0", 200), ("3.5", 400), ("1e400", 400)] {
+        let body =
+            format!(r#"{{"value": "Au", "seq": {seq}, "saved_at": "2026-11-28T10:00:00Z"}}"#);
+        let response = s
+            .request(Method::PUT, &path)
+            .header("Idempotency-Key", crate::new_key())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (got, problem) = status_json(response).await;
+        assert_eq!(got, status, "seq {seq}: {problem}");
+    }
+    let (status, body) = s
+        .send(
+            Method::POST,
+            &format!("/v1/attempts/{attempt}/submit"),
+            json!({"answer_count": 0.0, "answers_digest": "0".repeat(64)}),
+        )
+        .await;
+    // The count was read: only the digest (and count) comparison refuses it.
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("digest_mismatch"))
+    );
+}
+
+/// An event id is 1 to 255 characters, counted as characters (as the OpenAPI document's
+/// `maxLength` counts them), not as UTF-8 bytes.
+#[tokio::test]
+async fn event_ids_are_limited_in_characters() {
+    let server = TestServer::start().await;
+    let s = Student::login(&server, "student1").await;
+    let event = |id: String| json!({"events": [{"id": id, "type": "metrics.minute", "at": "2026-11-28T10:00:00Z"}]});
+    let (status, body) = s
+        .send(Method::POST, "/v1/events", event("ệ".repeat(255)))
+        .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (202, Some(1)),
+        "{body}"
+    );
+    for id in ["ệ".repeat(256), String::new()] {
+        let (status, body) = s.send(Method::POST, "/v1/events", event(id)).await;
+        assert_eq!((status, body["code"].as_str()), (422, Some("validation")));
+    }
+}

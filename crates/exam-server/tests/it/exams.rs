@@ -180,13 +180,21 @@ async fn answers_are_checked_against_their_question() {
             .0,
         404
     );
-    // Another student's attempt does not exist for this one.
+    // Another student's attempt does not exist for this one: the same 404, the same code,
+    // as an attempt nobody has.
     let other = Student::login(&server, "student2").await;
+    let (status, body) = other.put_answer(&attempt, "q01", json!("o1"), 200).await;
     assert_eq!(
-        other.put_answer(&attempt, "q01", json!("o1"), 200).await.0,
-        404
+        (status, body["code"].as_str()),
+        (404, Some("attempt_not_found"))
     );
-    assert_eq!(other.get(&format!("/v1/attempts/{attempt}")).await.0, 404);
+    let (status, body) = other.get(&format!("/v1/attempts/{attempt}")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("attempt_not_found"))
+    );
+    let (_, nobodys) = s.get(&format!("/v1/attempts/{unknown}")).await;
+    assert_eq!(nobodys["code"], "attempt_not_found");
 }
 
 fn digest(canonical: &str) -> String {
@@ -275,8 +283,12 @@ async fn events_are_accepted_once_per_id() {
     let (status, body) = s.send(Method::POST, "/v1/events", events.clone()).await;
     assert_eq!((status, body["accepted"].as_i64()), (202, Some(2)));
     // A new key (a new request) with the same events: deduplicated by id.
-    let (status, body) = s.send(Method::POST, "/v1/events", events).await;
+    let (status, body) = s.send(Method::POST, "/v1/events", events.clone()).await;
     assert_eq!((status, body["accepted"].as_i64()), (202, Some(0)));
+    // Another student whose client picked the same ids: their events are theirs, not dropped.
+    let other = Student::login(&server, "student2").await;
+    let (status, body) = other.send(Method::POST, "/v1/events", events).await;
+    assert_eq!((status, body["accepted"].as_i64()), (202, Some(2)));
     let many: Vec<Value> = (0..501)
         .map(|i| json!({"id": format!("x{i}"), "type": "t", "at": "2026-11-28T10:00:00Z"}))
         .collect();

@@ -20,7 +20,7 @@ use exam_server::{Config, RateSpec};
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{json, Value};
 
-pub const ADMIN: &str = "test-admin-token";
+pub const ADMIN: &str = "test-admin-token-0123456789";
 
 /// The demo configuration with the admin API on and rate limits off (tests that need a
 /// limit set their own).

@@ -77,3 +77,74 @@ async fn every_documented_route_exists_on_the_live_server() {
         );
     }
 }
+
+fn document() -> Value {
+    serde_json::from_str(exam_server::http::OPENAPI).unwrap()
+}
+
+/// The limits the document states are the ones the server enforces (schemathesis, run by
+/// `scripts/schemathesis.sh`, checks the same from the outside with generated requests).
+#[test]
+fn the_documented_limits_are_the_servers() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    let key = &doc["components"]["parameters"]["IdempotencyKey"]["schema"];
+    assert_eq!(key["minLength"], 1);
+    assert_eq!(key["maxLength"], exam_server::idempotency::MAX_KEY_LEN);
+    let events = &schemas["EventsRequest"]["properties"]["events"];
+    assert_eq!(events["maxItems"], exam_server::api::MAX_EVENTS);
+    assert_eq!(
+        events["items"]["properties"]["id"]["maxLength"],
+        exam_server::api::MAX_EVENT_ID_CHARS
+    );
+    assert_eq!(
+        schemas["BatchRequest"]["properties"]["requests"]["maxItems"],
+        exam_server::http::MAX_BATCH
+    );
+    // Bodies the server reads with `deny_unknown_fields` say so.
+    for (name, schema) in [
+        ("AttemptCreate", &schemas["AttemptCreate"]),
+        ("AnswerPut", &schemas["AnswerPut"]),
+        ("SubmitRequest", &schemas["SubmitRequest"]),
+        ("BatchRequest", &schemas["BatchRequest"]),
+        (
+            "BatchRequest item",
+            &schemas["BatchRequest"]["properties"]["requests"]["items"],
+        ),
+        ("IpBlockCreate", &schemas["IpBlockCreate"]),
+    ] {
+        assert_eq!(schema["additionalProperties"], false, "{name}");
+    }
+    // An empty path segment is no route at all.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] == "path" {
+                    assert_eq!(parameter["schema"]["minLength"], 1, "{method} {path}");
+                }
+            }
+        }
+    }
+}
+
+/// Student operations name the OAuth 2 flow that mints their tokens, at the real endpoint.
+#[test]
+fn the_security_schemes_point_at_the_token_endpoint() {
+    let doc = document();
+    let flow = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"];
+    assert_eq!(flow["tokenUrl"], "/oauth/token");
+    assert_eq!(flow["refreshUrl"], "/oauth/token");
+    assert!(server_routes().contains(&("POST".to_string(), "/oauth/token".to_string())));
+    for route in exam_server::routes::ROUTES {
+        let operation = &doc["paths"][route.template][route.method.as_str().to_lowercase()];
+        let expected = match route.access {
+            exam_server::routes::Access::Student => serde_json::json!([{"oauth2": ["exam"]}]),
+            exam_server::routes::Access::Admin => serde_json::json!([{"adminToken": []}]),
+        };
+        assert_eq!(
+            operation["security"], expected,
+            "{} {}",
+            route.method, route.template
+        );
+    }
+}
