@@ -67,6 +67,11 @@ pub enum IpcError {
     /// The key that protects answers on this computer cannot be used.
     #[error("the answer key cannot be used")]
     AnswerKey,
+    /// The student's answer key is missing from the OS keychain while `sealed` saved values
+    /// of theirs are here: they are kept untouched and no new key is made (IT restores the
+    /// profile or keychain; the answers read again once it is back).
+    #[error("the answer key is missing while {sealed} sealed values are here")]
+    AnswerKeyMissing { sealed: u32 },
     /// The exam may not start now; the UI words `block`.
     #[error("the exam may not start now: {block:?}")]
     StartRefused { block: StartBlock },
@@ -121,6 +126,9 @@ impl From<ExamError> for IpcError {
                 exam_id: bad.exam.clone(),
             }
             .logged(&error),
+            E::Key(exam_core::seal::SealError::KeyMissing { sealed }) => Self::AnswerKeyMissing {
+                sealed: u32::try_from(sealed).unwrap_or(u32::MAX),
+            },
             E::Key(ref e) => Self::AnswerKey.logged(e),
             E::Queue(queue) => queue.into(),
             E::Store(store) => store.into(),
@@ -134,6 +142,12 @@ impl From<QueueError> for IpcError {
         match error {
             QueueError::Full { .. } => Self::StorageFull.logged(&error),
             QueueError::Store(store) => store.into(),
+            QueueError::Seal(exam_core::seal::SealError::KeyMissing { sealed }) => {
+                Self::AnswerKeyMissing {
+                    sealed: u32::try_from(sealed).unwrap_or(u32::MAX),
+                }
+            }
+            QueueError::Seal(ref e) => Self::AnswerKey.logged(e),
             other => Self::StorageFailed.logged(other),
         }
     }

@@ -15,8 +15,14 @@ fn the_window_shows_version_and_server_and_a_second_launch_exits() -> Result<()>
 
     let version = session.text("[data-testid=app-version]")?;
     assert_eq!(version, format!("v{}", env!("CARGO_PKG_VERSION")));
-    let shown_server = session.text("[data-testid=server-url]")?;
+    // The server came from an environment variable, not the school's managed settings: the
+    // sign-in screen says so, with the address the password would go to.
+    let shown_server = session.text("[data-testid=server-set-by-user]")?;
     assert!(shown_server.contains(&server.url()), "{shown_server}");
+    assert!(
+        shown_server.contains("EXAM_DESKTOP_SERVER"),
+        "{shown_server}"
+    );
     assert_eq!(session.title()?, "Exam Bank Desktop");
     support::screenshot(&harness.display, "e2e-main-window.png")?;
 

@@ -121,3 +121,109 @@ fn work_of_a_student_whose_session_was_ended_reaches_their_own_account_never_the
     support::screenshot(&harness.display, "e2e-shared-lab-a-back.png")?;
     Ok(())
 }
+
+#[test]
+fn work_of_a_student_who_quit_without_signing_out_reaches_their_account_while_the_next_works(
+) -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, link, _data_dir, harness) = support::behind_a_cuttable_link()?;
+    let session = harness.session()?;
+
+    // A downloads the exam; the network goes; A answers, submits, and quits the app (closes
+    // its window) without signing out.
+    session.sign_in("student13", "demo")?;
+    session.click("[data-testid=download-demo-mixed]")?;
+    session.wait_text("[data-testid=exam-ready-demo-mixed]", WAIT, |t| {
+        !t.is_empty()
+    })?;
+    link.set_link(Link::Refuse);
+    take_exam(
+        &session,
+        &[("q03", "A's short answer"), ("q04", "A's other answer")],
+    )?;
+    session.wait_text("[data-testid=submission-state]", WAIT, |t| {
+        t.contains("Submitted on this computer")
+    })?;
+    support::close_app(&harness.display)?;
+    drop(session);
+    assert!(only_attempt(&server, "student13")?.is_none());
+
+    // B starts the app: nobody is signed in (A was signed out when the app quit).
+    let session = harness.session()?;
+    session.find("[data-testid=sign-in]")?;
+    // The network returns; B signs in and works.
+    link.set_link(Link::Up);
+    session.sign_in("student14", "demo")?;
+    session.click("[data-testid=download-demo-mixed]")?;
+    session.wait_text("[data-testid=exam-ready-demo-mixed]", WAIT, |t| {
+        !t.is_empty()
+    })?;
+    take_exam(&session, &[("q03", "B's short answer")])?;
+    session.wait_text(
+        "[data-testid=submission-state]",
+        Duration::from_secs(60),
+        |t| t.contains("Delivered"),
+    )?;
+
+    // A's work arrives in A's account without A, each answer once; B's in B's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let a_attempt = loop {
+        if let Some(id) = only_attempt(&server, "student13")? {
+            let held = server.admin(&format!("/v1/admin/attempts/{id}"))?;
+            if held["receipt"]["receipt_id"].is_string() {
+                break id;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A's work never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let a_held = server.admin(&format!("/v1/admin/attempts/{a_attempt}"))?;
+    assert_eq!(a_held["answers"]["q03"]["value"], json!("A's short answer"));
+    assert_eq!(a_held["answers"]["q04"]["value"], json!("A's other answer"));
+    assert_eq!(a_held["applied_writes"], json!(2), "{a_held}");
+    let b_attempt = only_attempt(&server, "student14")?.context("B's attempt")?;
+    let b_held = server.admin(&format!("/v1/admin/attempts/{b_attempt}"))?;
+    assert_eq!(b_held["answers"]["q03"]["value"], json!("B's short answer"));
+    assert_eq!(b_held["answers"].as_object().map(|a| a.len()), Some(1));
+    // B is still the one signed in.
+    assert!(session
+        .text("[data-testid=signed-in-user]")?
+        .contains("student14"));
+    support::screenshot(&harness.display, "e2e-shared-lab-quit.png")?;
+    Ok(())
+}
+
+#[test]
+fn a_student_who_walks_away_is_signed_out_after_the_configured_minute_and_told_why() -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = support::ExamServer::start()?;
+    let data_dir = tempfile::tempdir()?;
+    let config = data_dir.path().join("config.toml");
+    std::fs::write(&config, "[session]\nidle_sign_out_min = 1\n")?;
+    let harness = support::Harness::start(&[
+        ("EXAM_DESKTOP_SERVER", server.url()),
+        (
+            "EXAM_DESKTOP_DATA_DIR",
+            data_dir.path().join("data").display().to_string(),
+        ),
+        ("EXAM_DESKTOP_CONFIG", config.display().to_string()),
+    ])?;
+    let session = harness.session()?;
+    session.sign_in("student12", "demo")?;
+    // Nobody touches the computer: after a minute the student is signed out, and the
+    // sign-in screen says why (not an error, not the school).
+    let said = session.wait_text(
+        "[data-testid=session-ended]",
+        Duration::from_secs(120),
+        |t| !t.is_empty(),
+    )?;
+    assert!(
+        said.contains("signed out after a minute without activity"),
+        "{said}"
+    );
+    support::screenshot(&harness.display, "e2e-idle-sign-out.png")?;
+    Ok(())
+}

@@ -595,6 +595,33 @@ pub fn kill_app() -> Result<()> {
     Ok(())
 }
 
+/// Quits the app as a student does: closes its window (WM_DELETE_WINDOW, what the close
+/// button sends), then waits for the process to end.
+pub fn close_app(display: &str) -> Result<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/close-window.py");
+    let status = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg("Exam Bank Desktop")
+        .env("DISPLAY", display)
+        .status()?;
+    if !status.success() {
+        bail!("could not close the app's window ({status})");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Command::new("pgrep")
+        .args(["-f", APP])
+        .output()?
+        .status
+        .success()
+    {
+        if std::time::Instant::now() > deadline {
+            bail!("the app did not quit within 30 s of its window closing");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 /// Everything one launch of the app needs, torn down in reverse order.
 pub struct Harness {
     pub env: Vec<(String, String)>,

@@ -63,8 +63,10 @@ const attempt = {
   started_at: "2025-03-12T03:30:00Z",
   current_question: null,
   resumed_answers: 2,
+  unreadable_answers: 0,
+  key_missing: false,
   progress,
-  questions: [{ id: "q1", kind: "short", prompt: "?", options: [], max_length: null, answer: "x", answered: true, flagged: false, save: null }],
+  questions: [{ id: "q1", kind: "short", prompt: "?", options: [], max_length: null, answer: "x", answered: true, flagged: false, save: null, unreadable: false }],
 } satisfies AttemptView;
 
 describe("App", () => {

@@ -153,6 +153,13 @@ export type AttemptView = {
 	 */
 	resumed_answers: number | null,
 	progress: AttemptProgress,
+	/**  Saved answers that cannot be opened on this computer (each question says which). */
+	unreadable_answers: number,
+	/**
+	 *  Why: the student's answer key is missing from the OS keychain (a profile reset, or
+	 *  a roaming profile not loaded yet). Nothing is changed until it is back.
+	 */
+	key_missing: boolean,
 };
 
 export type AuthMetrics = {
@@ -343,6 +350,12 @@ export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; ret
 { kind: "bad_package"; exam_id: string } | 
 /**  The key that protects answers on this computer cannot be used. */
 { kind: "answer_key" } | 
+/**
+ *  The student's answer key is missing from the OS keychain while `sealed` saved values
+ *  of theirs are here: they are kept untouched and no new key is made (IT restores the
+ *  profile or keychain; the answers read again once it is back).
+ */
+{ kind: "answer_key_missing"; sealed: number } | 
 /**  The exam may not start now; the UI words `block`. */
 { kind: "start_refused"; block: StartBlock } | 
 /**  The offline queue, sync and exams could not start (the main window shows why). */
@@ -420,6 +433,13 @@ export type Observation =
 { code: "keychain_failures"; count: number } | 
 /**  Few requests reuse a connection (a proxy may close them). */
 { code: "low_connection_reuse"; percent: number } | 
+/**
+ *  The signed-in student's answer key is missing from the OS keychain while `sealed`
+ *  values sealed with it are here (kept untouched; no new key is made).
+ */
+{ code: "answer_key_missing"; sealed: number } | 
+/**  The database was damaged at start: kept as `kept_as` for IT, a new one started. */
+{ code: "database_set_aside"; kept_as: string } | 
 /**  Sign-in and tokens are healthy. */
 { code: "healthy" };
 
@@ -429,6 +449,16 @@ export type Outage = {
 	started_at_ms: number | null,
 	ended_at_ms: number | null,
 	duration_ms: number | null,
+};
+
+/**  A damaged database set aside at start. */
+export type Quarantined = {
+	/**  Where it is kept now. */
+	kept_as: string,
+	/**  What was wrong with it, as SQLite said. */
+	problem: string,
+	/**  When it was set aside (RFC 3339). */
+	at: string,
 };
 
 /**  What kind of answer a question takes. */
@@ -445,6 +475,11 @@ export type QuestionView = {
 	answered: boolean,
 	flagged: boolean,
 	save: AnswerState | null,
+	/**
+	 *  An answer is saved here but cannot be opened (its key is missing, or the saved value
+	 *  is damaged): it is kept untouched, and `answer` is empty.
+	 */
+	unreadable: boolean,
 };
 
 /**  Counts for the sync panel and the quota. */
@@ -506,8 +541,13 @@ export type Reason =
 { code: "idle_sign_out"; minutes: number } | 
 /**  The session was ended for safety: the sign-in was used in two places. */
 { code: "session_reused" } | 
-/**  The session was ended by the school (revoked, or expired on the server). */
-{ code: "session_ended_by_school" };
+/**  The session was ended by the school (revoked on the server). */
+{ code: "session_ended_by_school" } | 
+/**
+ *  The session reached the end of its lifetime on the server (its absolute lifetime
+ *  since sign-in, or its idle lifetime without a refresh).
+ */
+{ code: "session_expired" };
 
 /**
  *  Why the server refused something: its status and its stable machine code, which the
@@ -635,6 +675,8 @@ export type SyncStatus = {
 	progress: SyncProgress,
 	stats: SyncStats,
 	queue: QueueCounts,
+	/**  The database was damaged at start: set aside for IT, and a new one started. */
+	damaged_database: Quarantined | null,
 	/**  The newest outages first. */
 	outages: Outage[],
 };

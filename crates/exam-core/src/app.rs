@@ -191,6 +191,7 @@ impl CoreBuilder {
         if let Err(error) = &services {
             tracing::error!(%error, "the offline queue cannot start");
         }
+        remove_old_exports(&settings.data_dir);
         let presence = Arc::new(crate::presence::Presence::default());
         if let Ok(services) = &services {
             crate::presence::spawn_idle_sign_out(
@@ -203,6 +204,7 @@ impl CoreBuilder {
                     u64::from(settings.session.idle_sign_out_min) * 60,
                 )),
             );
+            crate::presence::spawn_departures(&workers, auth.clone(), services.exams.clone(), &bus);
         }
         Ok(Core {
             config: self.config,
@@ -286,8 +288,22 @@ pub struct SyncStatus {
     pub progress: SyncProgress,
     pub stats: SyncStats,
     pub queue: QueueCounts,
+    /// The database was damaged at start: set aside for IT, and a new one started.
+    pub damaged_database: Option<crate::store::Quarantined>,
     /// The newest outages first.
     pub outages: Vec<Outage>,
+}
+
+/// How long an export (which holds a student's answers in clear) stays on the computer.
+pub const EXPORT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Removes exports older than [`EXPORT_RETENTION`] (at start and after each export).
+fn remove_old_exports(data_dir: &std::path::Path) {
+    match crate::files::remove_older_than(&data_dir.join("exports"), EXPORT_RETENTION) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "old exports removed"),
+        Err(error) => tracing::warn!(%error, "cannot remove old exports"),
+    }
 }
 
 /// The running core.
@@ -360,7 +376,23 @@ impl Core {
     /// revoked and forgotten.
     pub async fn sign_out(&self) -> AuthSnapshot {
         let queue = self.services().ok().map(|s| &s.queue);
-        crate::presence::sign_out_keeping_work(&self.auth, queue, None).await
+        let snapshot = crate::presence::sign_out_keeping_work(&self.auth, queue, None).await;
+        // With nothing of theirs left to do here, their key and data go now.
+        if let Ok(services) = self.services() {
+            let (auth, exams) = (self.auth.clone(), services.exams.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::presence::retire_departed(&auth, &exams)
+            })
+            .await;
+        }
+        snapshot
+    }
+
+    /// The damaged database set aside at start, if any.
+    pub fn damaged_database(&self) -> Option<crate::store::Quarantined> {
+        self.services()
+            .ok()
+            .and_then(|s| s.queue.store().quarantined().cloned())
     }
 
     /// A key or a click in a window: the student is at the computer.
@@ -389,8 +421,29 @@ impl Core {
         Ok(self.auth.force_refresh().await?)
     }
 
+    /// Sign-in and tokens, and whether the signed-in student's answer key is missing
+    /// while answers sealed with it are here.
     pub fn health(&self) -> HealthReport {
-        self.auth.health()
+        let mut report = self.auth.health();
+        if let Some(damaged) = self.damaged_database() {
+            report.add(crate::auth::health::Observation::DatabaseSetAside {
+                kept_as: damaged.kept_as,
+            });
+        }
+        let signed_in = self.auth.owner().filter(|_| report.snapshot.has_session);
+        if let (Ok(services), Some(owner)) = (self.services(), signed_in) {
+            let keys = services.exams.keys();
+            if let Ok(None) = keys.existing(&owner) {
+                match keys.sealed_count(&owner) {
+                    Ok(0) => {}
+                    Ok(sealed) => report.add(crate::auth::health::Observation::AnswerKeyMissing {
+                        sealed: u32::try_from(sealed).unwrap_or(u32::MAX),
+                    }),
+                    Err(error) => tracing::warn!(%error, "cannot count sealed answers"),
+                }
+            }
+        }
+        report
     }
 
     // The queue and sync.
@@ -414,6 +467,7 @@ impl Core {
             outages: crate::network::outages(services.queue.store(), 5).map_err(|e| {
                 QueueError::from(StoreError::sqlite(services.queue.store().path(), e))
             })?,
+            damaged_database: services.queue.store().quarantined().cloned(),
         })
     }
 
@@ -467,12 +521,14 @@ impl Core {
         let dir = self.config.settings.data_dir.join("exports");
         let stamp = crate::now_rfc3339().replace(':', "-");
         let path = dir.join(format!("dead-letters-{stamp}.json"));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&path, json))
+        // Owner-only, and gone after EXPORT_RETENTION: it holds the student's answers.
+        crate::files::private_dir(&dir)
+            .and_then(|()| crate::files::write_private(&path, json.as_bytes()))
             .map_err(|error| CoreError::Write {
                 path: path.clone(),
                 error,
             })?;
+        remove_old_exports(&self.config.settings.data_dir);
         Ok(path)
     }
 

@@ -4,7 +4,7 @@
 //! few old files are kept (`exam-desktop.log`, `.log.1`, … `.log.{max_files-1}`). Secrets
 //! never reach a log because they travel as [`crate::secret::Secret`].
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -38,9 +38,13 @@ pub struct RotatingFile {
 
 impl RotatingFile {
     pub fn open(dir: &Path, max_bytes: u64, max_files: u32) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        crate::files::private_dir(dir)?;
         let path = dir.join(LOG_FILE_NAME);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = crate::files::private_options()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        crate::files::private_file(&path)?;
         let written = file.metadata()?.len();
         Ok(Self {
             path,
@@ -65,7 +69,11 @@ impl RotatingFile {
         self.file.flush()?;
         let oldest = self.max_files - 1;
         if oldest == 0 {
-            self.file = File::create(&self.path)?;
+            self.file = crate::files::private_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&self.path)?;
         } else {
             match fs::remove_file(self.numbered(oldest)) {
                 Ok(()) => {}
@@ -79,7 +87,7 @@ impl RotatingFile {
                 }
             }
             fs::rename(&self.path, self.numbered(1))?;
-            self.file = OpenOptions::new()
+            self.file = crate::files::private_options()
                 .create(true)
                 .append(true)
                 .open(&self.path)?;

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::auth::TokenManager;
+use crate::bus::CoreEvent;
 use crate::exam::ExamService;
 use crate::lifecycle::Workers;
 use crate::queue::Queue;
@@ -98,6 +99,73 @@ pub(crate) fn spawn_idle_sign_out(
             }
             tracing::info!(minutes, "signing out after a time without activity");
             sign_out_keeping_work(&auth, Some(&queue), Some(Reason::IdleSignOut { minutes })).await;
+        }
+    });
+}
+
+/// Removes the answer keys and the data of students who left and have nothing left to do
+/// here ([`crate::keys`]): never the signed-in student's. SQLite and the keychain: call it
+/// off the async threads.
+pub(crate) fn retire_departed(auth: &TokenManager, exams: &ExamService) {
+    let snapshot = auth.snapshot();
+    let signed_in = auth.owner().filter(|_| snapshot.has_session);
+    match exams
+        .keys()
+        .retire_departed(signed_in.as_ref(), exams.server_now_ms())
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            students = n,
+            "data of students who left removed from this computer"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot remove the data of students who left"),
+    }
+}
+
+/// How often students who left are looked for.
+const DEPARTURES_EVERY: Duration = Duration::from_secs(30);
+
+/// Looks for students who left: at start, when a sign-in or an attempt changes (a receipt
+/// read back after the last of a student's work was delivered, say), and every
+/// [`DEPARTURES_EVERY`]. First, the one answer key of an earlier version becomes each
+/// student's own.
+pub(crate) fn spawn_departures(
+    workers: &Workers,
+    auth: TokenManager,
+    exams: ExamService,
+    bus: &crate::bus::EventBus,
+) {
+    let mut events = bus.subscribe();
+    workers.spawn("departures", move |stop| async move {
+        let legacy = exams.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(error) = legacy.keys().adopt_legacy() {
+                tracing::warn!(%error, "cannot split the answer key of an earlier version");
+            }
+        })
+        .await;
+        loop {
+            let (auth, exams) = (auth.clone(), exams.clone());
+            let _ = tokio::task::spawn_blocking(move || retire_departed(&auth, &exams)).await;
+            let woken = tokio::time::sleep(DEPARTURES_EVERY);
+            tokio::pin!(woken);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = &mut woken => break,
+                    event = events.recv() => match event {
+                        Ok(CoreEvent::ExamChanged { .. } | CoreEvent::AuthChanged { .. }
+                            | CoreEvent::SessionEnded { .. })
+                        | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            // Let a burst of changes settle, then look once.
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
         }
     });
 }

@@ -61,8 +61,11 @@ pub enum Reason {
     IdleSignOut { minutes: u32 },
     /// The session was ended for safety: the sign-in was used in two places.
     SessionReused,
-    /// The session was ended by the school (revoked, or expired on the server).
+    /// The session was ended by the school (revoked on the server).
     SessionEndedBySchool,
+    /// The session reached the end of its lifetime on the server (its absolute lifetime
+    /// since sign-in, or its idle lifetime without a refresh).
+    SessionExpired,
 }
 
 impl Reason {
@@ -97,6 +100,7 @@ impl Reason {
             Self::IdleSignOut { minutes: 15 },
             Self::SessionReused,
             Self::SessionEndedBySchool,
+            Self::SessionExpired,
         ]
     }
 
@@ -205,6 +209,10 @@ impl fmt::Display for Reason {
             Self::SessionEndedBySchool => {
                 f.write_str("Your session was ended by your school. Please sign in again.")
             }
+            Self::SessionExpired => f.write_str(
+                "Your session expired: on shared computers a session lasts a limited time. \
+                 Please sign in again; work saved on this computer waits here until you do.",
+            ),
         }
     }
 }

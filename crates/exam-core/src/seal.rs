@@ -1,5 +1,5 @@
-//! Answers encrypted at rest: XChaCha20-Poly1305 (an AEAD) with one key per installation
-//! and user account, kept in the OS keychain — never in the database or a file.
+//! Answers encrypted at rest: XChaCha20-Poly1305 (an AEAD) with one key per student of each
+//! server (see [`crate::keys`]), kept in the OS keychain — never in the database or a file.
 //!
 //! Whoever copies the database from a lab machine gets ciphertext: the saved answers (the
 //! `answers` table) and the answer saves waiting to be sent (queue bodies) are both sealed.
@@ -15,7 +15,6 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
 use crate::keychain::KeychainError;
-use crate::keychain::SecretStore;
 use crate::secret::Secret;
 
 const MARK: u8 = 0x00;
@@ -24,7 +23,8 @@ const NONCE: usize = 24;
 /// Bytes a sealed value adds to its plaintext.
 pub const OVERHEAD: usize = 2 + NONCE + 16;
 
-/// The keychain entry holding the answer key.
+/// The keychain entry of the one answer key earlier versions kept for every student of the
+/// OS account (split into per-student keys at start: [`crate::keys::AnswerKeys::adopt_legacy`]).
 pub const KEYCHAIN_ENTRY: &str = "answer-key";
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,14 @@ pub enum SealError {
     Open,
     #[error("the sealed value is in an unknown format ({0})")]
     Format(String),
+    #[error(
+        "the answer key of this student is missing from the OS keychain (a reset profile, or a \
+         roaming profile not loaded yet) while {sealed} values sealed with it are on this \
+         computer: they are kept untouched, and no new key is made"
+    )]
+    KeyMissing { sealed: u64 },
+    #[error("the database could not be read to check the answer keys: {0}")]
+    Store(String),
 }
 
 /// Encrypts and decrypts values bound to associated data.
@@ -82,19 +90,13 @@ impl AnswerKey {
         (key, encoded)
     }
 
-    /// The key kept in the keychain, made and stored there the first time.
-    pub fn load_or_create(keychain: &dyn SecretStore) -> Result<Self, SealError> {
-        if let Some(stored) = keychain.get(KEYCHAIN_ENTRY)? {
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(stored.expose().trim(), &mut bytes)
-                .map_err(|e| SealError::BadKey(e.to_string()))?;
-            let key = Self::from_bytes(&bytes);
-            bytes.fill(0);
-            return Ok(key);
-        }
-        let (key, encoded) = Self::generate();
-        keychain.set(KEYCHAIN_ENTRY, &encoded)?;
-        tracing::info!("a new answer key was stored in the OS keychain");
+    /// A key as the keychain keeps it (hex).
+    pub fn decode(stored: &Secret<String>) -> Result<Self, SealError> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(stored.expose().trim(), &mut bytes)
+            .map_err(|e| SealError::BadKey(e.to_string()))?;
+        let key = Self::from_bytes(&bytes);
+        bytes.fill(0);
         Ok(key)
     }
 }
@@ -182,12 +184,15 @@ mod tests {
     }
 
     #[test]
-    fn the_key_is_made_once_and_found_again() {
-        let keychain = crate::testing::MemoryStore::default();
-        let first = AnswerKey::load_or_create(&keychain).unwrap();
-        let sealed = first.seal(b"ad", b"answer");
-        let again = AnswerKey::load_or_create(&keychain).unwrap();
+    fn a_key_reads_back_from_its_keychain_form_and_never_prints() {
+        let (key, encoded) = AnswerKey::generate();
+        let sealed = key.seal(b"ad", b"answer");
+        let again = AnswerKey::decode(&encoded).unwrap();
         assert_eq!(again.open(b"ad", &sealed).unwrap(), b"answer");
-        assert!(!format!("{again:?}").contains(&hex::encode(b"answer")));
+        assert!(!format!("{again:?}").contains(encoded.expose().as_str()));
+        assert!(matches!(
+            AnswerKey::decode(&Secret::new("not hex".into())),
+            Err(SealError::BadKey(_))
+        ));
     }
 }

@@ -1,6 +1,11 @@
 //! The client's SQLite database (`<data_dir>/exam-desktop.db`): opened once, migrated at
 //! start with the schema in the repository's `migrations/`, WAL with `synchronous=FULL` so a
-//! committed write survives a power cut.
+//! committed write survives a power cut. Owner-only files ([`crate::files`]), and
+//! `secure_delete`, so removed rows (a student's data once they left) are overwritten.
+//!
+//! A damaged database is not the end of the exams on this computer: it is set aside under a
+//! name that says so and when (`exam-desktop.db.damaged-<time>`, with its `-wal` and `-shm`),
+//! kept for IT, and a new one is started; [`Store::quarantined`] tells the app to say so.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -24,12 +29,13 @@ fn migrations() -> Migrations<'static> {
             include_str!("../../../migrations/0004_owners.sql"),
             derive_owners,
         ),
+        M::up(include_str!("../../../migrations/0005_retry_clock.sql")),
     ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> usize {
-    4
+    5
 }
 
 /// Gives every queued row of an earlier version the student of the attempt it belongs to
@@ -164,15 +170,69 @@ impl StoreError {
 pub struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
+    quarantined: Option<Quarantined>,
+}
+
+/// A damaged database set aside at start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Quarantined {
+    /// Where it is kept now.
+    pub kept_as: String,
+    /// What was wrong with it, as SQLite said.
+    pub problem: String,
+    /// When it was set aside (RFC 3339).
+    pub at: String,
 }
 
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`. A database from a
-    /// newer schema is refused untouched.
+    /// newer schema is refused untouched; a damaged one is set aside and a new one started
+    /// ([`Store::quarantined`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        match Self::open_checked(path) {
+            Err(StoreError::Corrupt { message, .. }) => {
+                let at = crate::now_rfc3339();
+                let kept = quarantine(path, &at).map_err(|error| StoreError::Corrupt {
+                    path: path.into(),
+                    message: format!("{message}; it could not be set aside: {error}"),
+                })?;
+                tracing::error!(
+                    kept_as = %kept.display(),
+                    problem = %message,
+                    "the database was damaged: it is kept for IT and a new one is started"
+                );
+                let mut store = Self::open_checked(path)?;
+                store.quarantined = Some(Quarantined {
+                    kept_as: kept.display().to_string(),
+                    problem: message,
+                    at,
+                });
+                Ok(store)
+            }
+            other => other,
         }
+    }
+
+    /// The damaged database set aside when this one was opened, if any.
+    pub fn quarantined(&self) -> Option<&Quarantined> {
+        self.quarantined.as_ref()
+    }
+
+    fn open_checked(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            let _ = crate::files::private_dir(dir);
+        }
+        if !path.exists() {
+            // Created owner-only from its first byte; SQLite gives `-wal` and `-shm` the
+            // same permissions.
+            let _ = crate::files::private_options()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path);
+        }
+        let _ = crate::files::private_file(path);
         let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.into(),
             source,
@@ -196,6 +256,18 @@ impl Store {
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(err)?;
+        // A truncated or overwritten file can open and still be damaged further in.
+        let check: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(err)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path: path.into(),
+                message: check,
+            });
+        }
         conn.set_prepared_statement_cache_capacity(64);
         migrations().to_latest(&mut conn).map_err(|e| match e {
             rusqlite_migration::Error::RusqliteError { err, .. } => StoreError::sqlite(path, err),
@@ -204,9 +276,15 @@ impl Store {
                 message: other.to_string(),
             },
         })?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let _ = crate::files::private_file(Path::new(&side));
+        }
         Ok(Self {
             path: path.into(),
             conn: Mutex::new(conn),
+            quarantined: None,
         })
     }
 
@@ -228,6 +306,27 @@ impl Store {
     pub fn error(&self, source: rusqlite::Error) -> StoreError {
         StoreError::sqlite(&self.path, source)
     }
+}
+
+/// Renames the database at `path` (and its `-wal` and `-shm`) to `<name>.damaged-<time>`;
+/// the new name of the database.
+fn quarantine(path: &Path, at: &str) -> std::io::Result<PathBuf> {
+    let stamp = at.replace(':', "-");
+    let mut kept = path.as_os_str().to_owned();
+    kept.push(format!(".damaged-{stamp}"));
+    let kept = PathBuf::from(kept);
+    for suffix in ["-wal", "-shm"] {
+        let mut from = path.as_os_str().to_owned();
+        from.push(suffix);
+        let mut to = kept.as_os_str().to_owned();
+        to.push(suffix);
+        match std::fs::rename(&from, &to) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, &kept)?;
+    Ok(kept)
 }
 
 #[cfg(test)]
@@ -269,13 +368,73 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
-    #[test]
-    fn a_file_that_is_not_a_database_is_named() {
+    /// Opens `path` after `damage` was done to it: the damaged file is kept, named, and a
+    /// new database is in its place.
+    fn set_aside(damage: impl FnOnce(&Path)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
-        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-        let error = Store::open(&path).err().unwrap();
-        assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
-        assert!(error.to_string().contains(&path.display().to_string()));
+        damage(&path);
+        let damaged = std::fs::read(&path).unwrap();
+        let store = Store::open(&path).unwrap();
+        let quarantined = store.quarantined().expect("set aside").clone();
+        assert!(quarantined.kept_as.contains(".damaged-"), "{quarantined:?}");
+        assert!(!quarantined.problem.is_empty());
+        // Kept byte for byte, for IT.
+        assert_eq!(std::fs::read(&quarantined.kept_as).unwrap(), damaged);
+        // And a working database is in its place.
+        let version: usize = store
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema_version());
+        drop(store);
+        assert!(Store::open(&path).unwrap().quarantined().is_none());
+    }
+
+    #[test]
+    fn a_garbage_file_is_set_aside_and_a_new_database_started() {
+        set_aside(|path| std::fs::write(path, vec![0x5a; 8192]).unwrap());
+    }
+
+    #[test]
+    fn a_truncated_database_is_set_aside_and_a_new_database_started() {
+        set_aside(|path| {
+            {
+                let store = Store::open(path).unwrap();
+                let conn = store.lock();
+                conn.execute_batch(
+                    "CREATE TABLE filler (x BLOB);
+                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+                     INSERT INTO filler SELECT randomblob(1000) FROM n;
+                     PRAGMA wal_checkpoint(TRUNCATE);",
+                )
+                .unwrap();
+            }
+            let bytes = std::fs::read(path).unwrap();
+            assert!(bytes.len() > 100_000);
+            std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+        });
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_and_its_directory_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        let store = Store::open_in(&dir).unwrap();
+        store
+            .lock()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(FILE_NAME)), 0o600);
+        assert_eq!(mode(&dir.join(format!("{FILE_NAME}-wal"))), 0o600);
+        let secure: i64 = store
+            .lock()
+            .pragma_query_value(None, "secure_delete", |r| r.get(0))
+            .unwrap();
+        assert_eq!(secure, 1);
     }
 }

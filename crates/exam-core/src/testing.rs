@@ -63,6 +63,14 @@ impl ManualClock {
             Ordering::SeqCst,
         );
     }
+
+    /// Sets the clock back by `d` (someone corrects it by hand, or NTP steps it).
+    pub fn set_back(&self, d: Duration) {
+        self.0.fetch_sub(
+            i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+    }
 }
 
 impl Clock for ManualClock {

@@ -77,11 +77,13 @@ const view = (over: Partial<AttemptView> = {}): AttemptView => ({
   started_at: "2025-03-12T03:30:00Z",
   current_question: null,
   resumed_answers: null,
+  unreadable_answers: 0,
+  key_missing: false,
   progress: progress(),
   questions: [
-    { id: "q1", kind: "single", prompt: "2 + 2 = ?", options: [{ id: "a", text: "4" }, { id: "b", text: "5" }], max_length: null, answer: null, answered: false, flagged: false, save: null },
-    { id: "q2", kind: "essay", prompt: "Tả Hà Nội.", options: [], max_length: 5000, answer: null, answered: false, flagged: false, save: null },
-    { id: "q3", kind: "short", prompt: "Thủ đô?", options: [], max_length: 40, answer: null, answered: false, flagged: false, save: null },
+    { id: "q1", kind: "single", prompt: "2 + 2 = ?", options: [{ id: "a", text: "4" }, { id: "b", text: "5" }], max_length: null, answer: null, answered: false, flagged: false, save: null, unreadable: false },
+    { id: "q2", kind: "essay", prompt: "Tả Hà Nội.", options: [], max_length: 5000, answer: null, answered: false, flagged: false, save: null, unreadable: false },
+    { id: "q3", kind: "short", prompt: "Thủ đô?", options: [], max_length: 40, answer: null, answered: false, flagged: false, save: null, unreadable: false },
   ],
   ...over,
 });
@@ -205,6 +207,24 @@ describe("ExamTaking", () => {
     expect(screen.queryByTestId("resumed")).toBeNull();
     expect(status()).toContain("the exam was already submitted");
     expect(status()).toContain("please tell a proctor");
+  });
+
+  it("says when saved answers are locked because their key is missing, and offers to try again", () => {
+    const locked = view({ unreadable_answers: 2, key_missing: true });
+    locked.questions[0].unreadable = true;
+    setup(locked);
+    const banner = screen.getByTestId("answers-unreadable");
+    expect(banner.getAttribute("role")).toBe("alert");
+    expect(banner.textContent).toContain("2 of your saved answers are locked on this computer");
+    expect(banner.textContent).toContain("Nothing was deleted.");
+    expect(screen.getByTestId("retry-key").textContent).toContain("Try again");
+    expect(screen.getByTestId("answer-unreadable").textContent).toContain("It has not been deleted.");
+  });
+
+  it("says when saved answers are damaged, without offering a key retry", () => {
+    setup(view({ unreadable_answers: 1, key_missing: false }));
+    expect(screen.getByTestId("answers-unreadable").textContent).toContain("A saved answer cannot be read on this computer");
+    expect(screen.queryByTestId("retry-key")).toBeNull();
   });
 
   it("welcomes the student back with the number of saved answers; the banner can be closed", async () => {

@@ -20,6 +20,7 @@ const question = (over: Partial<QuestionView>): QuestionView => ({
   answered: false,
   flagged: false,
   save: null,
+  unreadable: false,
   ...over,
 });
 

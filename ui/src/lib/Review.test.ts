@@ -16,6 +16,7 @@ const q = (id: string): QuestionView => ({
   answered: false,
   flagged: false,
   save: null,
+  unreadable: false,
 });
 
 const questions = ["q1", "q2", "q3", "q4", "q5"].map(q);

@@ -34,6 +34,18 @@ describe("SignIn", () => {
     vi.useRealTimers();
   });
 
+  it("says so when a setting on this computer, not the school, chose the server", () => {
+    render(SignIn, { serverUrl: "http://127.0.0.1:9999/", serverSetBy: "EXAM_DESKTOP_SERVER" });
+    const note = screen.getByTestId("server-set-by-user");
+    expect(note.textContent).toContain("http://127.0.0.1:9999/");
+    expect(note.textContent).toContain("EXAM_DESKTOP_SERVER");
+    expect(note.textContent).toContain("your password goes to it");
+    cleanup();
+    render(SignIn, { serverUrl: "https://exams.school.example/" });
+    expect(screen.queryByTestId("server-set-by-user")).toBeNull();
+    expect(screen.getByTestId("server-url").textContent).toBe("https://exams.school.example/");
+  });
+
   it("is usable by keyboard alone: focus starts in the username, Enter signs in", async () => {
     signIn.mockResolvedValue({ status: "ok", data: snapshot });
     const user = userEvent.setup();

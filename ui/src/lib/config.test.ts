@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { layerName, problemLocation, sourceSummary } from "./config";
+import { layerName, problemLocation, sourceSummary, userServer } from "./config";
 
 describe("problemLocation", () => {
   it("names file, line, column and key", () => {
@@ -44,5 +44,30 @@ describe("sourceSummary", () => {
 describe("layerName", () => {
   it("has a name for every layer", () => {
     expect(layerName("managed")).toBe("School-managed settings");
+  });
+});
+
+describe("userServer", () => {
+  const source = (layer: "defaults" | "managed" | "user" | "environment" | "command_line", effective: string[]) => ({
+    layer,
+    origin: layer === "environment" ? "EXAM_DESKTOP_SERVER" : layer,
+    status: "applied" as const,
+    effective,
+    ignored_locked: [],
+  });
+
+  it("names the user-level setting that chose the server", () => {
+    expect(userServer({ config_sources: [source("defaults", ["data_dir"]), source("environment", ["server_url"])] })).toBe(
+      "EXAM_DESKTOP_SERVER",
+    );
+    expect(userServer({ config_sources: [source("command_line", ["server_url"])] })).toBe("--server");
+    expect(userServer({ config_sources: [{ ...source("user", ["server_url"]), origin: "/home/s/.config/exam-desktop/config.toml" }] })).toBe(
+      "/home/s/.config/exam-desktop/config.toml",
+    );
+  });
+
+  it("says nothing when the school or the built-in default chose it", () => {
+    expect(userServer({ config_sources: [source("managed", ["server_url"]), source("user", ["data_dir"])] })).toBeNull();
+    expect(userServer({ config_sources: [source("defaults", ["server_url"])] })).toBeNull();
   });
 });

@@ -1,7 +1,7 @@
 // How configuration facts from the core are put into words for students and IT, in the UI's
 // language. (A problem's own message, from the settings file's parser, stays as the core
 // wrote it: it quotes the file for IT.)
-import type { ConfigProblem, ConfigSource, Layer } from "../bindings";
+import type { AppInfo, ConfigProblem, ConfigSource, Layer } from "../bindings";
 import { t } from "./i18n.svelte";
 
 export function layerName(layer: Layer): string {
@@ -32,4 +32,20 @@ export function sourceSummary(s: ConfigSource): string {
     parts.push(t("config.locked", { keys: s.ignored_locked.join(", ") }));
   }
   return parts.join("; ");
+}
+
+/**
+ * Where the server address came from when a user-level layer (the user's file, a variable,
+ * a command-line flag) chose it rather than the school's managed file or the built-in
+ * default: the sign-in screen says so, since the password goes to that server.
+ */
+export function userServer(info: Pick<AppInfo, "config_sources">): string | null {
+  const source = info.config_sources.find(
+    (s) => s.effective.includes("server_url") && (s.layer === "user" || s.layer === "environment" || s.layer === "command_line"),
+  );
+  if (!source) return null;
+  // The one variable or flag that sets the server, rather than every one the layer read.
+  if (source.layer === "environment") return "EXAM_DESKTOP_SERVER";
+  if (source.layer === "command_line") return "--server";
+  return source.origin;
 }

@@ -28,6 +28,7 @@ const EVERY_ERROR: Record<IpcError["kind"], IpcError> = {
   unreadable_answer: { kind: "unreadable_answer", question: "q3" },
   bad_package: { kind: "bad_package", exam_id: "demo-mixed" },
   answer_key: { kind: "answer_key" },
+  answer_key_missing: { kind: "answer_key_missing", sealed: 12 },
   start_refused: { kind: "start_refused", block: { reason: "already_submitted" } },
   unavailable: { kind: "unavailable" },
   cannot_write: { kind: "cannot_write", path: "/tmp/export.json" },
@@ -57,6 +58,7 @@ const EVERY_REASON: Record<Reason["code"], Reason> = {
   idle_sign_out: { code: "idle_sign_out", minutes: 15 },
   session_reused: { code: "session_reused" },
   session_ended_by_school: { code: "session_ended_by_school" },
+  session_expired: { code: "session_expired" },
 };
 
 const ENGLISH = new Set(Object.values(en));

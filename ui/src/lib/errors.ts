@@ -62,6 +62,8 @@ export function describeError(error: IpcError): string {
       return t("errors.bad_package");
     case "answer_key":
       return t("errors.answer_key");
+    case "answer_key_missing":
+      return t("errors.answer_key_missing", { n: error.sealed });
     case "start_refused": {
       const r = blockReason(error.block);
       return t(r.key, r.params);

@@ -2,7 +2,7 @@
 // with the numbers and names the words need, and this file words it in the UI's language.
 // No English text of the core's ever reaches a screen.
 import type { Reason } from "../bindings";
-import { i18n, t } from "./i18n.svelte";
+import { i18n, t, tn } from "./i18n.svelte";
 
 /** Seconds as the UI's language writes them: one decimal under 10 s. */
 function seconds(ms: number): string {
@@ -30,6 +30,7 @@ export function describeReason(r: Reason): string {
     case "keychain_failed":
     case "session_reused":
     case "session_ended_by_school":
+    case "session_expired":
       return t(`reason.${r.code}`);
     case "portal_sign_in":
       return r.host ? t("reason.portal_sign_in_at", { host: r.host }) : t("reason.portal_sign_in");
@@ -40,7 +41,7 @@ export function describeReason(r: Reason): string {
     case "server_asks_to_wait":
       return t("reason.server_asks_to_wait", { s: r.retry_after_s });
     case "idle_sign_out":
-      return t("reason.idle_sign_out", { n: r.minutes });
+      return tn("reason.idle_sign_out", r.minutes);
     case "refused_by_server":
       return t("reason.refused_by_server", { status: r.server_code ?? r.status ?? "?" });
   }

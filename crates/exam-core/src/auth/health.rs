@@ -45,6 +45,11 @@ pub enum Observation {
     KeychainFailures { count: u32 },
     /// Few requests reuse a connection (a proxy may close them).
     LowConnectionReuse { percent: u32 },
+    /// The signed-in student's answer key is missing from the OS keychain while `sealed`
+    /// values sealed with it are here (kept untouched; no new key is made).
+    AnswerKeyMissing { sealed: u32 },
+    /// The database was damaged at start: kept as `kept_as` for IT, a new one started.
+    DatabaseSetAside { kept_as: String },
     /// Sign-in and tokens are healthy.
     Healthy,
 }
@@ -52,7 +57,10 @@ pub enum Observation {
 impl Observation {
     pub fn severity(&self) -> Severity {
         match self {
-            Self::SessionEnded { .. } | Self::KeychainFailures { .. } => Severity::Problem,
+            Self::SessionEnded { .. }
+            | Self::KeychainFailures { .. }
+            | Self::AnswerKeyMissing { .. }
+            | Self::DatabaseSetAside { .. } => Severity::Problem,
             Self::Healthy => Severity::Ok,
             _ => Severity::Warning,
         }
@@ -89,6 +97,15 @@ impl std::fmt::Display for Observation {
             Self::LowConnectionReuse { percent } => {
                 write!(f, "only {percent}% of requests reused a connection")
             }
+            Self::AnswerKeyMissing { sealed } => write!(
+                f,
+                "answer key missing from the OS keychain: {sealed} sealed values of the signed-in \
+                 student are kept untouched until it is back"
+            ),
+            Self::DatabaseSetAside { kept_as } => write!(
+                f,
+                "the database was damaged at start: kept as {kept_as}, and a new one started"
+            ),
             Self::Healthy => f.write_str("sign-in and tokens are healthy"),
         }
     }
@@ -103,6 +120,18 @@ pub struct HealthReport {
     pub requests_sent: u32,
     pub connection_reuse: f64,
     pub findings: Vec<Finding>,
+}
+
+impl HealthReport {
+    /// Adds a finding of another part of the core (then it is no longer "healthy").
+    pub fn add(&mut self, observation: Observation) {
+        self.findings
+            .retain(|f| f.observation != Observation::Healthy);
+        self.findings.push(Finding {
+            severity: observation.severity(),
+            observation,
+        });
+    }
 }
 
 pub fn report(snapshot: AuthSnapshot, metrics: AuthMetrics, reuse: ReuseStats) -> HealthReport {

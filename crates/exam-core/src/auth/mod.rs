@@ -36,6 +36,9 @@ use refresh::apply_grant;
 use session::delivery_key;
 pub use snapshot::{AuthSnapshot, AuthStatus};
 
+/// How long a keychain call may take before it counts as failed.
+pub const KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AuthError {
     #[error("wrong username or password")]
@@ -118,6 +121,9 @@ struct State {
     /// Which session this is: a new one with every sign-in, restore and sign-out, so a
     /// refresh that was under way when the session changed hands never touches the next.
     epoch: u64,
+    /// The refresh token held here is newer than the keychain's (writing it failed): it is
+    /// written again until it is there, since the keychain's one is dead on the server.
+    unsaved: bool,
 }
 
 impl State {
@@ -204,6 +210,7 @@ impl TokenManager {
                     retry_at: None,
                     failures: 0,
                     epoch: 0,
+                    unsaved: false,
                 }),
                 gate: tokio::sync::Mutex::new(()),
                 refreshing: std::sync::atomic::AtomicUsize::new(0),
@@ -284,9 +291,19 @@ impl TokenManager {
         f: impl FnOnce(&dyn SecretStore) -> Result<T, KeychainError> + Send + 'static,
     ) -> Result<T, AuthError> {
         let store = self.inner.store.clone();
-        let result = tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|e| AuthError::Keychain(e.to_string()))?;
+        // A keychain that does not answer (a locked collection waiting for a prompt nobody
+        // sees, a Secret Service that hangs) is a failure after a while, not a frozen app.
+        let call = tokio::task::spawn_blocking(move || f(store.as_ref()));
+        let result = match tokio::time::timeout(KEYCHAIN_TIMEOUT, call).await {
+            Ok(joined) => joined.map_err(|e| AuthError::Keychain(e.to_string()))?,
+            Err(_) => {
+                self.inner.monitor.error("keychain");
+                return Err(AuthError::Keychain(format!(
+                    "the OS keychain did not answer within {} s",
+                    KEYCHAIN_TIMEOUT.as_secs()
+                )));
+            }
+        };
         result.map_err(|e| {
             self.inner.monitor.error("keychain");
             AuthError::Keychain(e.to_string())
@@ -327,11 +344,27 @@ impl TokenManager {
             self.current_key(),
         );
         let stored = refresh.clone();
-        self.blocking(move |store| {
-            store.set(&key, &stored)?;
-            store.set(&current, &Secret::new(user))
-        })
-        .await?;
+        if let Err(error) = self
+            .blocking(move |store| {
+                store.set(&key, &stored)?;
+                store.set(&current, &Secret::new(user))
+            })
+            .await
+        {
+            // The session cannot be kept: end it on the server too, rather than leave one
+            // nobody here can use or end.
+            let revoke = oauth::revoke(&self.inner.http, &self.inner.config.server, &refresh);
+            match tokio::time::timeout(Duration::from_secs(5), revoke).await {
+                Ok(Ok(())) => tracing::warn!(
+                    "the keychain could not keep the new session, so it was ended on the server"
+                ),
+                _ => tracing::warn!(
+                    "the keychain could not keep the new session and the server could not be \
+                     told; it will expire on its own"
+                ),
+            }
+            return Err(error);
+        }
         let now = Instant::now();
         Ok(self.change(|s| {
             s.epoch += 1;

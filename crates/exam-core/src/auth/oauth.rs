@@ -180,6 +180,12 @@ async fn token_request(
     if status.as_u16() == 429 {
         return Err(TokenError::TooManyAttempts(retry_after.unwrap_or(60)));
     }
+    if let (503, Some(retry_after_s)) = (status.as_u16(), retry_after) {
+        // Too many sign-ins being checked at once: a wait, not a failure.
+        return Err(TokenError::Transient(Reason::ServerAsksToWait {
+            retry_after_s: u32::try_from(retry_after_s).unwrap_or(u32::MAX),
+        }));
+    }
     if status.is_server_error() || status.as_u16() == 408 {
         return Err(TokenError::Transient(Reason::ServerError {
             status: status.as_u16(),

@@ -117,9 +117,17 @@ impl TokenManager {
                         Ok(())
                     })
                     .await;
-                if let Err(error) = written {
-                    // Keep the session in memory: losing it would sign the student out.
-                    tracing::error!(%error, "could not store the rotated refresh token");
+                match written {
+                    Ok(()) if same => self.state().unsaved = false,
+                    Ok(()) => {}
+                    Err(error) => {
+                        // Keep the session in memory, and write it again until it is there
+                        // (`save_unsaved`): the keychain's token is dead on the server now.
+                        tracing::error!(%error, "could not store the rotated refresh token");
+                        if same {
+                            self.state().unsaved = true;
+                        }
+                    }
                 }
                 if self.state().epoch != epoch {
                     // Signed out or another student signed in while this ran.
@@ -255,6 +263,36 @@ impl TokenManager {
         }
     }
 
+    /// Writes a rotated refresh token the keychain could not take before; whether the
+    /// keychain now holds the session's token.
+    pub async fn save_unsaved(&self) -> bool {
+        let (user, refresh, epoch) = {
+            let s = self.state();
+            if !s.unsaved {
+                return true;
+            }
+            match (s.user.clone(), s.refresh.clone()) {
+                (Some(user), Some(refresh)) => (user, refresh, s.epoch),
+                _ => return true,
+            }
+        };
+        let key = self.refresh_key(&user);
+        match self.blocking(move |store| store.set(&key, &refresh)).await {
+            Ok(()) => {
+                let mut s = self.state();
+                if s.epoch == epoch {
+                    s.unsaved = false;
+                }
+                tracing::info!("the rotated refresh token is in the keychain now");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the rotated refresh token still cannot be stored");
+                false
+            }
+        }
+    }
+
     /// Starts the background refresher as one of `workers`.
     pub fn spawn_worker(&self, workers: &crate::lifecycle::Workers) {
         let manager = self.clone();
@@ -286,8 +324,23 @@ impl TokenManager {
                         None => std::future::pending().await,
                     }
                 };
+                let unsaved = manager.state().unsaved;
+                let save_again = async {
+                    if unsaved {
+                        tokio::time::sleep(SAVE_AGAIN_EVERY).await;
+                    } else {
+                        std::future::pending::<()>().await;
+                    }
+                };
                 tokio::select! {
-                    () = stop.cancelled() => break,
+                    () = stop.cancelled() => {
+                        manager.save_unsaved().await;
+                        break;
+                    }
+                    () = save_again => {
+                        manager.save_unsaved().await;
+                        continue;
+                    }
                     () = wake => continue,
                     () = network_back => {
                         if last_back.is_none_or(|at| at.elapsed() >= BACK_AT_MOST_EVERY) {
@@ -311,6 +364,9 @@ impl TokenManager {
         });
     }
 }
+
+/// How often a rotated refresh token the keychain refused is written again.
+const SAVE_AGAIN_EVERY: Duration = Duration::from_secs(5);
 
 /// Counts a refresh as under way from before its task is spawned until the task ends
 /// (finished, failed or dropped).
@@ -371,6 +427,8 @@ const REFRESH_BACKOFF: Backoff = Backoff {
 pub(super) fn session_end_reason(description: &str) -> Reason {
     if description.contains("reuse") {
         Reason::SessionReused
+    } else if description.contains("expired") {
+        Reason::SessionExpired
     } else {
         Reason::SessionEndedBySchool
     }

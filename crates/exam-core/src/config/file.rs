@@ -85,7 +85,9 @@ impl TryFrom<String> for ServerUrl {
     }
 }
 
-/// An `http` or `https` URL with a host and no credentials in it.
+/// An `https` URL with a host and no credentials in it — or `http` to this computer
+/// (loopback: the reference server in development and tests). Plain HTTP to anywhere else
+/// would let a lab network read passwords and answers.
 pub fn parse_server_url(value: &str) -> Result<Url, String> {
     let url = Url::parse(value.trim()).map_err(|e| {
         format!("\"{value}\" is not a URL ({e}); expected e.g. https://exams.school.example")
@@ -99,10 +101,30 @@ pub fn parse_server_url(value: &str) -> Result<Url, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("\"{value}\" has no host name"));
     }
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return Err(format!(
+            "\"{value}\" uses plain http:// to another computer, where the network could read \
+             passwords and answers; use https:// (http:// is only for this computer: \
+             127.0.0.1, ::1 or localhost)"
+        ));
+    }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("the server URL must not contain a user name or password".into());
     }
     Ok(url)
+}
+
+/// Whether `url` names this computer.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => false,
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -299,7 +299,8 @@ impl ConfigInputs {
         Self {
             managed_file: managed_file_path(),
             default_user_file: dirs.as_ref().map(|d| d.config_dir().join("config.toml")),
-            default_data_dir: dirs.as_ref().map(|d| d.data_dir().to_path_buf()),
+            // Local, never roaming: a database must not travel to a profile server at sign-out.
+            default_data_dir: dirs.as_ref().map(|d| d.data_local_dir().to_path_buf()),
             env,
             args: std::env::args().skip(1).collect(),
             cwd: std::env::current_dir().unwrap_or_default(),
@@ -349,6 +350,13 @@ mod tests {
         let table = [
             ("https://exams.school.example", true),
             ("http://127.0.0.1:8787", true),
+            ("http://localhost:8787/", true),
+            ("http://[::1]:8787/", true),
+            ("http://127.0.0.2:8787/", true),
+            // Plain HTTP to another computer: the lab network could read passwords.
+            ("http://exams.school.example", false),
+            ("http://10.0.0.5:8787/", false),
+            ("http://127.0.0.1.evil.example/", false),
             ("ftp://exams.school.example", false),
             ("exams.school.example", false),
             ("https://user:pw@exams.school.example", false),

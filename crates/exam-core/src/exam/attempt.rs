@@ -14,8 +14,16 @@ impl ExamService {
         self.reconcile(attempt_id)?;
         let attempt = self.attempt(attempt_id)?;
         let package = self.package(&attempt.exam_id, Some(attempt.exam_version))?;
-        let key = self.load_key()?;
+        // A key that cannot be read costs the answers it seals, one by one, never the view.
+        let key = match self.inner.keys.existing(&attempt.owner) {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::error!(%error, "the answer key cannot be read");
+                None
+            }
+        };
         let answers = self.answers(attempt_id)?;
+        let mut unreadable_answers = 0u32;
         let mut by_question: HashMap<&str, &AnswerRow> = HashMap::new();
         for a in &answers {
             by_question.insert(a.question_id.as_str(), a);
@@ -24,18 +32,32 @@ impl ExamService {
         let mut questions = Vec::with_capacity(package.questions.len());
         for q in &package.questions {
             let row = by_question.get(q.id.as_str());
-            let answer = match row.and_then(|r| r.value.as_deref()) {
-                Some(sealed) => Some(self.open_value(&key, &attempt, &q.id, sealed)?),
-                None => None,
+            let (answer, unreadable) = match row.and_then(|r| r.value.as_deref()) {
+                Some(sealed) => match key
+                    .as_deref()
+                    .map(|k| self.open_value(k, &attempt, &q.id, sealed))
+                {
+                    Some(Ok(value)) => (Some(value), false),
+                    Some(Err(error)) => {
+                        tracing::error!(question = %q.id, %error, "a saved answer cannot be opened");
+                        (None, true)
+                    }
+                    None => (None, true),
+                },
+                None => (None, false),
             };
+            if unreadable {
+                unreadable_answers += 1;
+            }
             questions.push(QuestionView {
                 id: q.id.clone(),
                 kind: q.kind,
                 prompt: q.prompt.clone(),
                 options: q.options.clone(),
                 max_length: q.max_length,
-                answered: answer.as_ref().is_some_and(is_answer),
+                answered: unreadable || answer.as_ref().is_some_and(is_answer),
                 answer,
+                unreadable,
                 flagged: row.is_some_and(|r| r.flagged),
                 save: row.and_then(|r| answer_state(r, errors.get(&r.question_id))),
             });
@@ -87,6 +109,8 @@ impl ExamService {
             current_question: attempt.current_question.clone(),
             resumed_answers,
             progress,
+            unreadable_answers,
+            key_missing: unreadable_answers > 0 && key.is_none(),
         })
     }
 
@@ -178,7 +202,7 @@ impl ExamService {
             .accept(value)
             .map_err(|e| ExamError::AnswerRejected(e.into()))?;
         let answered = is_answer(&value);
-        let key = self.load_key()?;
+        let key = self.inner.keys.for_sealing(&attempt.owner)?;
         let json = serde_json::to_value(&value)
             .map_err(|e| ExamError::Unexpected(format!("the answer cannot be encoded: {e}")))?;
         let plain = serde_json::to_vec(&json)
@@ -264,9 +288,18 @@ impl ExamService {
         &self,
         attempt: &AttemptRow,
     ) -> Result<Vec<(String, serde_json::Value, Option<i64>)>, ExamError> {
-        let key = self.load_key()?;
+        let answers = self.answers(&attempt.attempt_id)?;
+        let sealed = answers.iter().filter(|a| a.value.is_some()).count() as u64;
+        if sealed == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self
+            .inner
+            .keys
+            .existing(&attempt.owner)?
+            .ok_or(crate::seal::SealError::KeyMissing { sealed })?;
         let mut out = Vec::new();
-        for a in self.answers(&attempt.attempt_id)? {
+        for a in answers {
             if let Some(sealed) = a.value.as_deref() {
                 let value = self.open_value(&key, attempt, &a.question_id, sealed)?;
                 let json = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
@@ -288,6 +321,9 @@ impl ExamService {
         // What counts as answered is the contract's, on both sides (a cleared answer is none).
         let answered = exam_contract::rules::answered_count(values.iter().map(|(_, v, _)| v));
         let submitted_at = rfc3339(self.server_now_ms());
+        // The submission's body and the digest kept here are sealed like the answers.
+        let key = self.inner.keys.for_sealing(&attempt.owner)?;
+        let kept_digest = stored_digest(Some(&key), attempt_id, "local", &digest);
         self.inner.queue.enqueue_many_with(
             vec![NewEntry::submit(attempt_id, answered, &digest).owned_by(&attempt.owner)],
             |tx, queued| {
@@ -299,7 +335,7 @@ impl ExamService {
                         attempt_id,
                         submitted_at,
                         answered as i64,
-                        digest,
+                        kept_digest,
                         queued.first().map(|q| q.id)
                     ],
                 )

@@ -2,7 +2,7 @@
 //! this computer for when it cannot (packages checked again with `If-None-Match`), and the
 //! server's clock learned from the replies' `Date` headers.
 
-use std::sync::atomic::Ordering;
+use crate::clock::since_boot_ms;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -39,8 +39,13 @@ impl ExamService {
         };
         // The header has whole seconds: the middle of that second is the best guess.
         let server_ms = i64::try_from(server.as_millis()).unwrap_or(0) + 500;
-        let offset = server_ms - local_now_ms();
-        self.inner.offset_ms.store(offset, Ordering::Relaxed);
+        let wall = local_now_ms();
+        let offset = server_ms - wall;
+        {
+            let mut clock = self.inner.clock.lock().unwrap_or_else(|p| p.into_inner());
+            clock.0.learn(server_ms, wall, since_boot_ms());
+            clock.1 = false;
+        }
         let _ = self.inner.store.lock().execute(
             "INSERT INTO server_clock (id, offset_ms, seen_at) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET offset_ms = ?1, seen_at = ?2",

@@ -19,7 +19,6 @@ mod requests;
 mod views;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, OptionalExtension};
@@ -32,7 +31,9 @@ pub use views::*;
 use crate::auth::TokenManager;
 use crate::bus::EventBus;
 pub(crate) use crate::clock::{now_ms as local_now_ms, parse_ms, rfc3339};
+use crate::clock::{since_boot_ms, ServerClock};
 use crate::keychain::SecretStore;
+use crate::keys::AnswerKeys;
 use crate::owner::Owner;
 use crate::queue::{NewEntry, Queue, Status};
 use crate::seal::{AnswerKey, Sealer};
@@ -50,11 +51,13 @@ struct Inner {
     store: Arc<Store>,
     queue: Queue,
     auth: TokenManager,
-    secrets: Arc<dyn SecretStore>,
-    key: Mutex<Option<Arc<AnswerKey>>>,
+    keys: AnswerKeys,
     bus: EventBus,
     /// Server clock minus this computer's, learned from `Date` headers.
-    offset_ms: AtomicI64,
+    /// The server's clock: this computer's plus an offset learned from `Date` headers, kept
+    /// right through a jump of this computer's clock; `true` when a re-learned offset is
+    /// still to be saved.
+    clock: Mutex<(ServerClock, bool)>,
     packages: Mutex<HashMap<(String, u32), Arc<Package>>>,
     /// Attempts opened since this process started (to tell a resumed one).
     opened: Mutex<HashSet<String>>,
@@ -82,9 +85,11 @@ struct AttemptRow {
     submitted_at: Option<String>,
     submit_entry: Option<i64>,
     answer_count: Option<i64>,
+    /// The digests, opened ([`ExamService::open_digests`]); kept sealed in the database.
     local_digest: Option<String>,
     receipt_id: Option<String>,
     receipt_digest: Option<String>,
+    sealed_digests: [Option<Vec<u8>>; 2],
     receipt_late: Option<bool>,
     delivered_at: Option<String>,
     submit_error: Option<String>,
@@ -113,9 +118,10 @@ fn attempt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptRow> {
         submitted_at: r.get(10)?,
         submit_entry: r.get(11)?,
         answer_count: r.get(12)?,
-        local_digest: r.get(13)?,
+        local_digest: text(r.get(13)?),
         receipt_id: r.get(14)?,
-        receipt_digest: r.get(15)?,
+        receipt_digest: text(r.get(15)?),
+        sealed_digests: [blob(r.get(13)?), blob(r.get(15)?)],
         receipt_late: r.get(16)?,
         delivered_at: r.get(17)?,
         submit_error: r.get(18)?,
@@ -125,6 +131,41 @@ fn attempt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptRow> {
             r.get::<_, String>(21)?,
         ),
     })
+}
+
+fn text(value: rusqlite::types::Value) -> Option<String> {
+    match value {
+        rusqlite::types::Value::Text(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn blob(value: rusqlite::types::Value) -> Option<Vec<u8>> {
+    match value {
+        rusqlite::types::Value::Blob(bytes) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// Associated data of an attempt's digest (`which`: `local` or `receipt`).
+fn digest_ad(attempt: &str, which: &str) -> Vec<u8> {
+    format!("digest\0{attempt}\0{which}").into_bytes()
+}
+
+/// A digest as the database keeps it: sealed with the student's key when there is one (an
+/// attempt without a single saved answer has none, and its digest gives nothing away).
+fn stored_digest(
+    key: Option<&AnswerKey>,
+    attempt: &str,
+    which: &str,
+    digest: &str,
+) -> rusqlite::types::Value {
+    match key {
+        Some(key) => {
+            rusqlite::types::Value::Blob(key.seal(&digest_ad(attempt, which), digest.as_bytes()))
+        }
+        None => rusqlite::types::Value::Text(digest.to_string()),
+    }
 }
 
 /// One row of `answers`, its value still sealed.
@@ -139,8 +180,9 @@ struct AnswerRow {
 }
 
 impl ExamService {
-    /// The service on the client database (the queue's store). The answer key is read from
-    /// `secrets` (the OS keychain) when first needed, or by [`ExamService::load_key`].
+    /// The service on the client database (the queue's store). Each student's answer key is
+    /// read from `secrets` (the OS keychain) when first needed ([`crate::keys`]); the queue
+    /// seals and opens with the same keys.
     pub fn new(
         queue: Queue,
         auth: TokenManager,
@@ -155,38 +197,88 @@ impl ExamService {
             })
             .optional()
             .map_err(|e| store.error(e))?;
+        let keys = AnswerKeys::new(secrets, store.clone());
+        queue.set_keys(Arc::new(keys.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 queue,
                 auth,
-                secrets,
-                key: Mutex::new(None),
+                keys,
                 bus,
-                offset_ms: AtomicI64::new(offset.unwrap_or(0)),
+                clock: Mutex::new((ServerClock::new(offset.unwrap_or(0)), false)),
                 packages: Mutex::new(HashMap::new()),
                 opened: Mutex::new(HashSet::new()),
             }),
         })
     }
 
-    /// Reads (or makes, the first time) the answer key from the OS keychain, and lets the
-    /// queue open the answers it holds. Called at start; every other call needing the key
-    /// does it too.
-    pub fn load_key(&self) -> Result<Arc<AnswerKey>, ExamError> {
-        let mut key = self.inner.key.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(key) = key.as_ref() {
-            return Ok(key.clone());
+    /// Opens the sealed digests of an attempt read from the database (with its student's
+    /// key; without it they stay unknown).
+    fn open_digests(&self, mut row: AttemptRow) -> AttemptRow {
+        if row.sealed_digests.iter().all(Option::is_none) {
+            return row;
         }
-        let loaded = Arc::new(AnswerKey::load_or_create(self.inner.secrets.as_ref())?);
-        self.inner.queue.set_sealer(loaded.clone());
-        *key = Some(loaded.clone());
-        Ok(loaded)
+        let key = self.inner.keys.existing(&row.owner).ok().flatten();
+        let open = |sealed: &Option<Vec<u8>>, which: &str| -> Option<String> {
+            let plain = key
+                .as_ref()?
+                .open(&digest_ad(&row.attempt_id, which), sealed.as_deref()?)
+                .ok()?;
+            String::from_utf8(plain).ok()
+        };
+        let local = open(&row.sealed_digests[0], "local");
+        let receipt = open(&row.sealed_digests[1], "receipt");
+        row.local_digest = row.local_digest.take().or(local);
+        row.receipt_digest = row.receipt_digest.take().or(receipt);
+        row
+    }
+
+    /// The students' answer keys.
+    pub fn keys(&self) -> &AnswerKeys {
+        &self.inner.keys
     }
 
     /// The server's time now, as best known (this computer's clock may be wrong).
     pub fn server_now_ms(&self) -> i64 {
-        local_now_ms() + self.inner.offset_ms.load(Ordering::Relaxed)
+        let mut clock = self.inner.clock.lock().unwrap_or_else(|p| p.into_inner());
+        let (now, relearned) = clock.0.now(local_now_ms(), since_boot_ms());
+        if relearned {
+            tracing::warn!(
+                offset_ms = clock.0.offset_ms(),
+                "this computer's clock jumped; the server's time was re-learned"
+            );
+            clock.1 = true;
+        }
+        now
+    }
+
+    /// The offset of the server's clock now (this computer's clock jumps accounted for).
+    fn offset_ms(&self) -> i64 {
+        self.server_now_ms();
+        self.inner
+            .clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .offset_ms()
+    }
+
+    /// Saves an offset re-learned after a jump of this computer's clock, so the next start
+    /// begins from it (called where the database is not locked).
+    fn save_relearned_offset(&self) {
+        let offset = {
+            let mut clock = self.inner.clock.lock().unwrap_or_else(|p| p.into_inner());
+            if !std::mem::take(&mut clock.1) {
+                return;
+            }
+            clock.0.offset_ms()
+        };
+        let _ = self.inner.store.lock().execute(
+            "INSERT INTO server_clock (id, offset_ms, seen_at) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET offset_ms = ?1, seen_at = ?2",
+            params![offset, local_now_ms()],
+        );
     }
 
     fn err(&self, e: rusqlite::Error) -> ExamError {
@@ -215,6 +307,7 @@ impl ExamService {
             )
             .optional()
             .map_err(|e| self.err(e))?
+            .map(|row| self.open_digests(row))
             .ok_or_else(|| {
                 ExamError::NotFound(Missing::Attempt {
                     id: attempt_id.to_string(),
@@ -274,7 +367,7 @@ impl ExamService {
             }
             Err(e) => return Err(e),
         };
-        self.load_key()?;
+        self.inner.keys.for_sealing(&owner)?;
         let closes_ms = summary.and_then(|e| parse_ms(&e.closes_at));
         let attempt_id = uuid::Uuid::new_v4().to_string();
         let started_ms = self.server_now_ms();

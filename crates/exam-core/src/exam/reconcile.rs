@@ -3,14 +3,13 @@
 //! by sending the answers the server lacks again. A watcher thread does it as sync goes on.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension};
 
 use super::{
-    answer_ad, attempt_row, local_now_ms, rfc3339, AttemptRow, ExamError, ExamService,
-    ATTEMPT_COLUMNS, MAX_RESEND_ROUNDS,
+    answer_ad, attempt_row, local_now_ms, rfc3339, stored_digest, AttemptRow, ExamError,
+    ExamService, ATTEMPT_COLUMNS, MAX_RESEND_ROUNDS,
 };
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
@@ -50,10 +49,13 @@ impl ExamService {
                 attempt_row,
             )
             .optional()
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(e))?
+            .map(|row| self.open_digests(row));
         let Some(attempt) = attempt else {
             return Ok(false);
         };
+        // Its student's key, to seal the receipt's digest (read before the database is locked).
+        let key = self.inner.keys.existing(&attempt.owner).ok().flatten();
         let answers = self.answers(attempt_id)?;
         let mut ids: Vec<i64> = answers
             .iter()
@@ -70,7 +72,7 @@ impl ExamService {
             return Ok(false);
         }
         let states = self.inner.queue.entry_states(&ids)?;
-        let offset = self.inner.offset_ms.load(Ordering::Relaxed);
+        let offset = self.offset_ms();
         let mut changed = false;
         let conn = self.inner.store.lock();
         // Answers: delivered (or delivered and pruned since).
@@ -160,10 +162,22 @@ impl ExamService {
                         params![
                             attempt_id,
                             reply["receipt_id"].as_str().unwrap_or("(no receipt id)"),
-                            reply["answers_digest"].as_str(),
+                            reply["answers_digest"].as_str().map(|d| stored_digest(
+                                key.as_deref(),
+                                attempt_id,
+                                "receipt",
+                                d
+                            )),
                             reply["late"].as_bool(),
                             delivered
                         ],
+                    )
+                    .map_err(|e| self.err(e))?;
+                    // The receipt is kept (its digest sealed): the server's reply, with the
+                    // digest in clear, is not.
+                    conn.execute(
+                        "UPDATE queue SET response_body = NULL WHERE id = ?1",
+                        params![entry],
                     )
                     .map_err(|e| self.err(e))?;
                     tracing::info!(attempt = attempt_id, "submission delivered; receipt kept");
@@ -232,7 +246,11 @@ impl ExamService {
         entries.push(
             NewEntry::submit(&attempt.attempt_id, values.len(), &digest).owned_by(&attempt.owner),
         );
-        let key = self.load_key()?;
+        let key = self.inner.keys.existing(&attempt.owner)?.ok_or(
+            crate::seal::SealError::KeyMissing {
+                sealed: values.len() as u64,
+            },
+        )?;
         let attempt_id = attempt.attempt_id.clone();
         let count = missing.len();
         self.inner.queue.enqueue_many_with(entries, |tx, queued| {
@@ -254,7 +272,7 @@ impl ExamService {
                     attempt_id,
                     queued.last().map(|q| q.id),
                     values.len() as i64,
-                    digest
+                    stored_digest(Some(&key), &attempt_id, "local", &digest)
                 ],
             )
             .map(drop)
@@ -263,6 +281,15 @@ impl ExamService {
             dead_entry,
             "sent again: the server lacked some answers (digest mismatch)",
         )?;
+        // Its reply carried the server's digest in clear; the mismatch is settled.
+        self.inner
+            .store
+            .lock()
+            .execute(
+                "UPDATE queue SET response_body = NULL WHERE id = ?1",
+                params![dead_entry],
+            )
+            .map_err(|e| self.err(e))?;
         tracing::warn!(
             attempt = %attempt_id,
             resent = count,
@@ -274,6 +301,7 @@ impl ExamService {
     /// Reconciles every attempt still waiting for the server; publishes `ExamChanged` for
     /// each that changed.
     pub fn reconcile_all(&self) -> Result<(), ExamError> {
+        self.save_relearned_offset();
         for attempt_id in self.unsettled()? {
             if self.reconcile(&attempt_id)? {
                 self.inner
@@ -290,13 +318,6 @@ impl ExamService {
         let service = self.clone();
         let mut events = self.inner.bus.subscribe();
         workers.spawn("exam watcher", move |stop| async move {
-            let first = service.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Err(error) = first.load_key() {
-                    tracing::warn!(%error, "the answer key is not available yet");
-                }
-            })
-            .await;
             let mut dirty = true;
             loop {
                 if dirty {

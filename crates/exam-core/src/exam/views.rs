@@ -100,6 +100,9 @@ pub struct QuestionView {
     pub answered: bool,
     pub flagged: bool,
     pub save: Option<AnswerState>,
+    /// An answer is saved here but cannot be opened (its key is missing, or the saved value
+    /// is damaged): it is kept untouched, and `answer` is empty.
+    pub unreadable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,4 +171,9 @@ pub struct AttemptView {
     /// came back.
     pub resumed_answers: Option<u32>,
     pub progress: AttemptProgress,
+    /// Saved answers that cannot be opened on this computer (each question says which).
+    pub unreadable_answers: u32,
+    /// Why: the student's answer key is missing from the OS keychain (a profile reset, or
+    /// a roaming profile not loaded yet). Nothing is changed until it is back.
+    pub key_missing: bool,
 }

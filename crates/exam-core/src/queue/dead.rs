@@ -61,7 +61,8 @@ impl Queue {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, method, path, kind, stream, seq, attempts, created_at, completed_at,
-                        last_error, response_status, response_body, body, idempotency_key
+                        last_error, response_status, response_body, body, idempotency_key,
+                        origin, student
                  FROM queue WHERE status = 'dead'
                    AND (?2 IS NULL OR (origin = ?2 AND student = ?3))
                  ORDER BY completed_at DESC, id DESC LIMIT ?1",
@@ -76,6 +77,13 @@ impl Queue {
                 ],
                 |r| {
                     let key: String = r.get(13)?;
+                    let whose = match (
+                        r.get::<_, Option<String>>(14)?,
+                        r.get::<_, Option<String>>(15)?,
+                    ) {
+                        (Some(origin), Some(student)) => Some(Owner::new(origin, student)),
+                        _ => None,
+                    };
                     Ok(DeadLetter {
                         id: r.get::<_, i64>(0)? as f64,
                         method: r.get(1)?,
@@ -90,10 +98,10 @@ impl Queue {
                         response_status: r
                             .get::<_, Option<i64>>(10)?
                             .and_then(|s| u16::try_from(s).ok()),
-                        response_body: r.get(11)?,
+                        response_body: self.reply_text(whose.as_ref(), &key, r.get(11)?),
                         body: r
                             .get::<_, Option<Vec<u8>>>(12)?
-                            .map(|b| self.readable(&key, &b)),
+                            .map(|b| self.readable(whose.as_ref(), &key, &b)),
                     })
                 },
             )
@@ -101,16 +109,21 @@ impl Queue {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// A body as text for people (dead letters and their export): sealed ones opened when
-    /// the key is at hand.
-    fn readable(&self, key: &str, body: &[u8]) -> String {
+    /// A body as text for people (dead letters and their export): sealed ones opened with
+    /// their student's key when it is at hand.
+    fn readable(&self, owner: Option<&Owner>, key: &str, body: &[u8]) -> String {
         if !is_sealed(body) {
             return String::from_utf8_lossy(body).into_owned();
         }
-        match self.sealer().map(|s| s.open(key.as_bytes(), body)) {
+        match self
+            .sealer_for(owner)
+            .ok()
+            .flatten()
+            .map(|s| s.open(key.as_bytes(), body))
+        {
             Some(Ok(plain)) => String::from_utf8_lossy(&plain).into_owned(),
             Some(Err(error)) => format!("<encrypted: {error}>"),
-            None => "<encrypted: the answer key is not loaded>".into(),
+            None => "<encrypted: this student's answer key is not at hand>".into(),
         }
     }
 

@@ -63,12 +63,14 @@ impl Queue {
             let mut scan = tx
                 .prepare_cached(match owner {
                     None => {
-                        "SELECT id, stream, seq, next_attempt_at, kind, bytes FROM queue
+                        "SELECT id, stream, seq, next_attempt_at, kind, bytes,
+                                COALESCE(scheduled_at, created_at) FROM queue
                          WHERE status = 'pending' AND ?1 IS NULL AND ?2 IS NULL
                          ORDER BY priority, created_at, id"
                     }
                     Some(_) => {
-                        "SELECT id, stream, seq, next_attempt_at, kind, bytes FROM queue
+                        "SELECT id, stream, seq, next_attempt_at, kind, bytes,
+                                COALESCE(scheduled_at, created_at) FROM queue
                          WHERE status = 'pending' AND origin = ?1 AND student = ?2
                          ORDER BY priority, created_at, id"
                     }
@@ -112,7 +114,9 @@ impl Queue {
                 let kind = Kind::from_db(&row.get::<_, String>(4).map_err(|e| self.err(e))?);
                 let bytes =
                     u64::try_from(row.get::<_, i64>(5).map_err(|e| self.err(e))?).unwrap_or(0);
-                if due > now {
+                let scheduled: i64 = row.get(6).map_err(|e| self.err(e))?;
+                // Not due yet — unless it was scheduled on a clock since set back.
+                if due > now && scheduled <= now {
                     continue;
                 }
                 if !accepted.is_empty() && bytes_taken + bytes > max_bytes {
@@ -148,7 +152,7 @@ impl Queue {
                 .prepare_cached(
                     "UPDATE queue SET status = 'in_flight' WHERE id = ?1
                      RETURNING id, method, path, body, idempotency_key, stream, seq, priority,
-                               kind, attempts",
+                               kind, attempts, origin, student",
                 )
                 .map_err(|e| self.err(e))?;
             for id in &accepted {
@@ -165,6 +169,13 @@ impl Queue {
                             priority: Priority::from_db(r.get(7)?),
                             kind: Kind::from_db(&r.get::<_, String>(8)?),
                             attempts: count(r.get(9)?),
+                            owner: match (
+                                r.get::<_, Option<String>>(10)?,
+                                r.get::<_, Option<String>>(11)?,
+                            ) {
+                                (Some(origin), Some(student)) => Some(Owner::new(origin, student)),
+                                _ => None,
+                            },
                         })
                     })
                     .map_err(|e| self.err(e))?;
@@ -191,15 +202,16 @@ impl Queue {
         {
             return Ok(());
         }
-        let sealer = self.sealer();
         let mut kept = Vec::with_capacity(claimed.len());
         for mut c in claimed.drain(..) {
             let Some(body) = c.body.as_deref().filter(|b| is_sealed(b)) else {
                 kept.push(c);
                 continue;
             };
-            let opened = sealer
-                .as_deref()
+            let opened = self
+                .sealer_for(c.owner.as_ref())
+                .ok()
+                .flatten()
                 .map(|s| s.open(c.idempotency_key.as_bytes(), body));
             match opened {
                 Some(Ok(plain)) => {
@@ -209,9 +221,10 @@ impl Queue {
                 None => {
                     tx.execute(
                         "UPDATE queue SET status = 'pending', next_attempt_at = ?2,
+                                scheduled_at = ?3,
                                 last_error = 'waiting for the answer key from the OS keychain'
                          WHERE id = ?1",
-                        params![c.id, now + 60_000],
+                        params![c.id, now + 60_000, now],
                     )
                     .map_err(|e| self.err(e))?;
                 }
@@ -252,6 +265,7 @@ impl Queue {
         for (id, outcome) in results {
             match outcome {
                 Outcome::Done { status, body } => {
+                    let body = self.stored_reply(&tx, *id, body)?;
                     let bytes: Option<i64> = tx
                         .prepare_cached(
                             "UPDATE queue SET status = 'done', response_status = ?2,
@@ -287,11 +301,17 @@ impl Queue {
                         .max(retry_after.unwrap_or_default());
                     tx.prepare_cached(
                         "UPDATE queue SET status = 'pending', attempts = ?2, next_attempt_at = ?3,
-                                last_error = ?4
+                                last_error = ?4, scheduled_at = ?5
                          WHERE id = ?1 AND status = 'in_flight'",
                     )
                     .and_then(|mut s| {
-                        s.execute(params![id, attempts, now.saturating_add(ms(delay)), error])
+                        s.execute(params![
+                            id,
+                            attempts,
+                            now.saturating_add(ms(delay)),
+                            error,
+                            now
+                        ])
                     })
                     .map_err(|e| self.err(e))?;
                 }
@@ -307,6 +327,7 @@ impl Queue {
                     body,
                     error,
                 } => {
+                    let body = self.stored_reply(&tx, *id, body)?;
                     tx.prepare_cached(
                         "UPDATE queue SET status = 'dead', response_status = ?2, response_body = ?3,
                                 last_error = ?4, completed_at = ?5, attempts = attempts + 1
@@ -323,12 +344,15 @@ impl Queue {
     }
 
     /// When `owner`'s next waiting entry is due (ms since the epoch), if any.
+    /// (Now, for one scheduled on a clock since set back.)
     pub fn next_due_ms_for(&self, owner: &Owner) -> Result<Option<i64>, QueueError> {
+        let now = self.now_ms();
         let conn = self.conn()?;
         conn.query_row(
-            "SELECT MIN(next_attempt_at) FROM queue
+            "SELECT MIN(CASE WHEN COALESCE(scheduled_at, created_at) > ?3 THEN ?3
+                             ELSE next_attempt_at END) FROM queue
              WHERE status = 'pending' AND origin = ?1 AND student = ?2",
-            params![owner.origin, owner.student],
+            params![owner.origin, owner.student, now],
             |r| r.get(0),
         )
         .map_err(|e| self.err(e))

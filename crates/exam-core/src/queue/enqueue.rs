@@ -87,11 +87,26 @@ impl Queue {
     ) -> Result<Vec<Enqueued>, QueueError> {
         let now = self.now_ms();
         let limits = *self.inner.limits.lock().unwrap_or_else(|p| p.into_inner());
+        // Answers are sealed with their student's key (looked up before the database is
+        // locked: finding or making a key reads it).
+        let keys = self.keys();
+        let mut sealers = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let sealer = match (&keys, &entry.owner) {
+                (Some(keys), owner) if entry.kind.is_sealed() && entry.body.is_some() => {
+                    let owner = owner.as_ref().ok_or_else(|| {
+                        QueueError::Body("an answer must name its student".into())
+                    })?;
+                    Some(keys.sealer_to_seal(owner)?)
+                }
+                _ => None,
+            };
+            sealers.push(sealer);
+        }
         let mut conn = self.inner.store.lock();
         let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
-        let sealer = self.sealer();
         let mut prepared = Vec::with_capacity(entries.len());
-        for entry in entries {
+        for (entry, sealer) in entries.into_iter().zip(sealers) {
             let id = state.next_id;
             state.next_id += 1;
             prepared.push(prepare(id, entry, &mut state.next_seq, sealer.as_deref())?);
@@ -243,7 +258,7 @@ pub(super) fn prepare(
     // Time-ordered keys append to the unique index instead of landing at random in it.
     let key = uuid::Uuid::now_v7();
     let body = match (body, sealer) {
-        (Some(plain), Some(sealer)) if entry.kind == Kind::Answer => {
+        (Some(plain), Some(sealer)) if entry.kind.is_sealed() => {
             Some(sealer.seal(key.hyphenated().to_string().as_bytes(), &plain))
         }
         (body, _) => body,

@@ -44,6 +44,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Kinds whose bodies are sealed at rest: answers hold what the student wrote, and a
+    /// submission's digest would give multiple-choice answers away to a brute force.
+    pub fn is_sealed(self) -> bool {
+        matches!(self, Self::Answer | Self::Submission)
+    }
+
     pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Attempt => "attempt",
@@ -197,6 +203,8 @@ pub struct Claimed {
     pub priority: Priority,
     pub kind: Kind,
     pub attempts: u32,
+    /// Whose it is (`None`: kept by an earlier version, never sent).
+    pub owner: Option<Owner>,
 }
 
 /// What became of a claimed entry.

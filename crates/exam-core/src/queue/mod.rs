@@ -36,6 +36,31 @@ pub use crate::backoff::Backoff;
 use crate::clock::{Clock, SystemClock};
 use crate::owner::Owner;
 use crate::seal::{is_sealed, Sealer};
+
+/// The answer keys the queue seals and opens bodies with, one per student.
+pub trait Keys: Send + Sync {
+    /// The sealer of `owner`'s data when their key is on this computer (never made here).
+    fn sealer_for(&self, owner: &Owner) -> Option<Arc<dyn Sealer>>;
+    /// The sealer for `owner`'s new data: made if they have none and nothing sealed here.
+    fn sealer_to_seal(&self, owner: &Owner) -> Result<Arc<dyn Sealer>, crate::seal::SealError>;
+}
+
+/// Associated data of a sealed reply: it opens only as the reply to its own request.
+fn reply_ad(idempotency_key: &str) -> Vec<u8> {
+    format!("reply\0{idempotency_key}").into_bytes()
+}
+
+/// One sealer for everyone: tests and tools.
+struct OneKey(Arc<dyn Sealer>);
+
+impl Keys for OneKey {
+    fn sealer_for(&self, _owner: &Owner) -> Option<Arc<dyn Sealer>> {
+        Some(self.0.clone())
+    }
+    fn sealer_to_seal(&self, _owner: &Owner) -> Result<Arc<dyn Sealer>, crate::seal::SealError> {
+        Ok(self.0.clone())
+    }
+}
 use crate::store::{Store, StoreError};
 
 /// Quota limits on the entries not yet delivered (pending, in flight, dead).
@@ -71,6 +96,8 @@ pub enum QueueError {
     NoSuchEntry(i64),
     #[error("the request body cannot be stored: {0}")]
     Body(String),
+    #[error("this answer cannot be stored sealed: {0}")]
+    Seal(#[from] crate::seal::SealError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -118,7 +145,7 @@ struct Inner {
     backoff: Backoff,
     state: Mutex<State>,
     /// Seals answer bodies at rest (see [`crate::seal`]); set once the key is known.
-    sealer: std::sync::RwLock<Option<Arc<dyn Sealer>>>,
+    keys: std::sync::RwLock<Option<Arc<dyn Keys>>>,
     /// Woken whenever work is added (the sync engine waits on it when idle).
     added: Arc<tokio::sync::Notify>,
 }
@@ -172,7 +199,7 @@ impl Queue {
                 limits: Mutex::new(limits),
                 backoff: Backoff::default(),
                 state: Mutex::new(state),
-                sealer: std::sync::RwLock::new(None),
+                keys: std::sync::RwLock::new(None),
                 added: Arc::new(tokio::sync::Notify::new()),
             }),
         };
@@ -189,10 +216,16 @@ impl Queue {
         self.inner.clock.now_ms()
     }
 
-    /// From now on answer saves are queued sealed (their bodies hold what the student
-    /// wrote), and sealed bodies are opened when they are handed out for sending.
+    /// From now on answer saves are queued sealed with their student's key (their bodies
+    /// hold what the student wrote), and sealed bodies are opened with it when they are
+    /// handed out for sending.
+    pub fn set_keys(&self, keys: Arc<dyn Keys>) {
+        *self.inner.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+    }
+
+    /// [`Queue::set_keys`] with one sealer for every student (tests and tools).
     pub fn set_sealer(&self, sealer: Arc<dyn Sealer>) {
-        *self.inner.sealer.write().unwrap_or_else(|p| p.into_inner()) = Some(sealer);
+        self.set_keys(Arc::new(OneKey(sealer)));
     }
 
     /// Notified whenever work is added or made due (a permit is kept if nobody waits).
@@ -200,12 +233,22 @@ impl Queue {
         self.inner.added.clone()
     }
 
-    fn sealer(&self) -> Option<Arc<dyn Sealer>> {
+    fn keys(&self) -> Option<Arc<dyn Keys>> {
         self.inner
-            .sealer
+            .keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The sealer of `owner`'s entries: `Ok(None)` when the queue seals nothing (no keys
+    /// were given), `Err(())` when it does but that student's key is not at hand.
+    fn sealer_for(&self, owner: Option<&Owner>) -> Result<Option<Arc<dyn Sealer>>, ()> {
+        match (self.keys(), owner) {
+            (None, _) => Ok(None),
+            (Some(keys), Some(owner)) => keys.sealer_for(owner).map(Some).ok_or(()),
+            (Some(_), None) => Err(()),
+        }
     }
 
     pub fn set_limits(&self, limits: Limits) {
@@ -324,13 +367,64 @@ impl Queue {
         .map_err(|e| self.err(e))
     }
 
+    /// A server's reply as the database keeps it: sealed with its student's key for the
+    /// kinds whose bodies are sealed (a submission's reply carries the answers' digest).
+    pub(super) fn stored_reply(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: i64,
+        body: &str,
+    ) -> Result<rusqlite::types::Value, QueueError> {
+        let row: Option<(String, Option<String>, Option<String>, String)> = tx
+            .prepare_cached(
+                "SELECT kind, origin, student, idempotency_key FROM queue WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        let plain = rusqlite::types::Value::Text(body.to_string());
+        let Some((kind, origin, student, key)) = row else {
+            return Ok(plain);
+        };
+        let owner = origin.zip(student).map(|(o, s)| Owner::new(o, s));
+        match self.sealer_for(owner.as_ref()) {
+            Ok(Some(sealer)) if Kind::from_db(&kind).is_sealed() => Ok(
+                rusqlite::types::Value::Blob(sealer.seal(&reply_ad(&key), body.as_bytes())),
+            ),
+            _ => Ok(plain),
+        }
+    }
+
+    /// A reply read back from the database: opened with its student's key if sealed.
+    pub(super) fn reply_text(
+        &self,
+        owner: Option<&Owner>,
+        key: &str,
+        stored: rusqlite::types::Value,
+    ) -> Option<String> {
+        match stored {
+            rusqlite::types::Value::Text(text) => Some(text),
+            rusqlite::types::Value::Blob(bytes) if is_sealed(&bytes) => {
+                let sealer = self.sealer_for(owner).ok().flatten()?;
+                String::from_utf8(sealer.open(&reply_ad(key), &bytes).ok()?).ok()
+            }
+            rusqlite::types::Value::Blob(bytes) => String::from_utf8(bytes).ok(),
+            _ => None,
+        }
+    }
+
     /// Where each of `ids` stands, with the server's reply once there is one (entries
     /// pruned or coalesced away are absent).
     pub fn entry_states(&self, ids: &[i64]) -> Result<HashMap<i64, EntryState>, QueueError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
-                "SELECT status, completed_at, response_status, response_body, last_error
+                "SELECT status, completed_at, response_status, response_body, last_error,
+                        origin, student, idempotency_key
                  FROM queue WHERE id = ?1",
             )
             .map_err(|e| self.err(e))?;
@@ -344,7 +438,13 @@ impl Queue {
                         response_status: r
                             .get::<_, Option<i64>>(2)?
                             .and_then(|s| u16::try_from(s).ok()),
-                        response_body: r.get(3)?,
+                        response_body: {
+                            let owner = r
+                                .get::<_, Option<String>>(5)?
+                                .zip(r.get::<_, Option<String>>(6)?)
+                                .map(|(o, s)| Owner::new(o, s));
+                            self.reply_text(owner.as_ref(), &r.get::<_, String>(7)?, r.get(3)?)
+                        },
                         error: r.get(4)?,
                     })
                 })

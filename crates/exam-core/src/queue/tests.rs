@@ -42,7 +42,8 @@ impl Fixture {
 fn rewind_to_schema_3(queue: &Queue) {
     let conn = queue.store().lock();
     conn.execute_batch(
-        "DROP INDEX queue_owner_ready;
+        "ALTER TABLE queue DROP COLUMN scheduled_at;
+         DROP INDEX queue_owner_ready;
          ALTER TABLE queue DROP COLUMN origin; ALTER TABLE queue DROP COLUMN student;
          ALTER TABLE inbox DROP COLUMN origin; ALTER TABLE inbox DROP COLUMN student;
          ALTER TABLE attempts DROP COLUMN origin; ALTER TABLE exam_list DROP COLUMN origin;
@@ -228,6 +229,54 @@ fn a_failed_answer_waits_for_its_retry_without_holding_back_the_others() {
     f.clock.advance(Duration::from_secs(2));
     let next: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
     assert_eq!(next, vec![a1.id]);
+}
+
+#[test]
+fn a_clock_set_back_does_not_hold_back_delivery_for_as_long_as_it_jumped() {
+    let f = fixture(Limits::default());
+    f.clock.advance(Duration::from_secs(10 * 3600));
+    let owner = Owner::new("http://127.0.0.1:8787", "student1");
+    let a = f
+        .queue
+        .enqueue(answer("a1", "q1", "x").owned_by(&owner))
+        .unwrap();
+    let b = f
+        .queue
+        .enqueue(answer("a1", "q2", "y").owned_by(&owner))
+        .unwrap();
+    assert_eq!(f.queue.claim(1).unwrap()[0].id, a.id);
+    f.queue
+        .complete(&[(
+            a.id,
+            Outcome::Retry {
+                error: "connection reset".into(),
+                retry_after: Some(Duration::from_secs(30)),
+            },
+        )])
+        .unwrap();
+    // The clock is set back an hour: the retry scheduled 30 s ahead on the old clock, and
+    // the save queued on it, are due now — not in an hour and 30 s.
+    f.clock.set_back(Duration::from_secs(3600));
+    assert_eq!(
+        f.queue.next_due_ms_for(&owner).unwrap(),
+        Some(f.clock.now_ms())
+    );
+    let mut ids: Vec<i64> = f.queue.claim(10).unwrap().iter().map(|c| c.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![a.id, b.id]);
+    f.queue
+        .complete(&[(
+            a.id,
+            Outcome::Retry {
+                error: "connection reset".into(),
+                retry_after: Some(Duration::from_secs(30)),
+            },
+        )])
+        .unwrap();
+    // Scheduled on the corrected clock, a retry waits its time again.
+    assert!(f.queue.claim(10).unwrap().iter().all(|c| c.id != a.id));
+    f.clock.advance(Duration::from_secs(31));
+    assert!(f.queue.claim(10).unwrap().iter().any(|c| c.id == a.id));
 }
 
 #[test]
@@ -517,8 +566,9 @@ fn answers_are_sealed_at_rest_and_opened_only_to_be_sent() {
     let mut f = fixture(Limits::default());
     let (key, encoded) = AnswerKey::generate();
     f.queue.set_sealer(Arc::new(key));
+    let owner = Owner::new("http://127.0.0.1:8787", "student1");
     f.queue
-        .enqueue(answer("a1", "q1", "bí mật của học sinh"))
+        .enqueue(answer("a1", "q1", "bí mật của học sinh").owned_by(&owner))
         .unwrap();
     f.queue
         .enqueue(NewEntry::telemetry(json!([{"type": "focus_lost"}])))

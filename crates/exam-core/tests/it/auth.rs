@@ -383,3 +383,200 @@ async fn a_refresh_whose_caller_goes_away_still_completes_and_keeps_the_session(
     assert_ne!(memory.refresh_token("student1").unwrap(), after);
     assert_eq!(server.refreshes().await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_expired_on_the_server_is_explained_as_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_at(
+        "127.0.0.1:0".parse().unwrap(),
+        exam_server::Config {
+            session_idle_s: 1,
+            ..crate::support::config(dir.path().join("s.db"), 900)
+        },
+    )
+    .await;
+    let store = Arc::new(MemoryStore::default());
+    let bus = EventBus::default();
+    let m = signed_in(&server, &store, &bus).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let err = m.force_refresh().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AuthError::SessionEnded(exam_core::reason::Reason::SessionExpired)
+        ),
+        "{err:?}"
+    );
+    let snapshot = m.snapshot();
+    assert_eq!(snapshot.status, AuthStatus::SessionEnded);
+    assert_eq!(
+        snapshot.reason,
+        Some(exam_core::reason::Reason::SessionExpired)
+    );
+    assert!(store.refresh_token("student1").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_busy_checking_passwords_is_a_wait_not_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_at(
+        "127.0.0.1:0".parse().unwrap(),
+        exam_server::Config {
+            hash_concurrency: 1,
+            hash_queue: 0,
+            ..crate::support::config(dir.path().join("s.db"), 900)
+        },
+    )
+    .await;
+    let bus = EventBus::default();
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 1..=8 {
+        let m = manager(
+            AuthConfig::new(server.url()),
+            Arc::new(MemoryStore::default()),
+            bus.clone(),
+        );
+        attempts.spawn(async move { m.sign_in(&format!("student{i}"), password()).await });
+    }
+    let results = attempts.join_all().await;
+    let mut waits = 0;
+    for result in &results {
+        match result {
+            Ok(snapshot) => assert_eq!(snapshot.status, AuthStatus::SignedIn),
+            Err(AuthError::Offline(exam_core::reason::Reason::ServerAsksToWait {
+                retry_after_s,
+            })) => {
+                assert!(*retry_after_s >= 1);
+                waits += 1;
+            }
+            Err(other) => panic!("a busy server is not {other:?}"),
+        }
+    }
+    assert!(waits > 0, "eight checks at once on one slot: {results:?}");
+}
+
+/// A keychain that is locked (every write refused) or hangs (every call blocks).
+struct BadKeychain {
+    hangs: bool,
+}
+
+impl SecretStore for BadKeychain {
+    fn get(
+        &self,
+        _key: &str,
+    ) -> Result<Option<Secret<String>>, exam_core::keychain::KeychainError> {
+        if self.hangs {
+            std::thread::sleep(exam_core::auth::KEYCHAIN_TIMEOUT + Duration::from_secs(2));
+        }
+        Ok(None)
+    }
+    fn set(
+        &self,
+        _key: &str,
+        _value: &Secret<String>,
+    ) -> Result<(), exam_core::keychain::KeychainError> {
+        if self.hangs {
+            std::thread::sleep(exam_core::auth::KEYCHAIN_TIMEOUT + Duration::from_secs(2));
+        }
+        Err(exam_core::keychain::KeychainError::Unavailable(
+            "Cannot create an item in a locked collection".into(),
+        ))
+    }
+    fn delete(&self, _key: &str) -> Result<(), exam_core::keychain::KeychainError> {
+        Ok(())
+    }
+}
+
+async fn sign_in_with_a_bad_keychain(hangs: bool) {
+    let server = Server::start(900).await;
+    let m = manager(
+        AuthConfig::new(server.url()),
+        Arc::new(BadKeychain { hangs }),
+        EventBus::default(),
+    );
+    let result = m.sign_in("student3", password()).await;
+    assert!(matches!(result, Err(AuthError::Keychain(_))), "{result:?}");
+    // A clear state: not signed in…
+    let snapshot = m.snapshot();
+    assert!(!snapshot.has_session, "{snapshot:?}");
+    // …and no session left on the server that nobody here can use or end.
+    let audit = server.admin("/v1/admin/audit?user=student3&limit=20").await;
+    let types: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(types.contains(&"login"), "{types:?}");
+    assert!(types.contains(&"revocation"), "{types:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_keychain_fails_sign_in_clearly_and_leaves_no_session_on_the_server() {
+    sign_in_with_a_bad_keychain(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keychain_that_never_answers_times_out_and_leaves_no_session_on_the_server() {
+    sign_in_with_a_bad_keychain(true).await;
+}
+
+/// A keychain whose writes can be made to fail.
+#[derive(Default)]
+struct FlakyKeychain {
+    inner: MemoryStore,
+    refuse_writes: std::sync::atomic::AtomicBool,
+}
+
+impl SecretStore for FlakyKeychain {
+    fn get(&self, key: &str) -> Result<Option<Secret<String>>, exam_core::keychain::KeychainError> {
+        self.inner.get(key)
+    }
+    fn set(
+        &self,
+        key: &str,
+        value: &Secret<String>,
+    ) -> Result<(), exam_core::keychain::KeychainError> {
+        if self.refuse_writes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(exam_core::keychain::KeychainError::Unavailable(
+                "locked for a moment".into(),
+            ));
+        }
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), exam_core::keychain::KeychainError> {
+        self.inner.delete(key)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_the_keychain_refused_is_written_again_and_never_lost() {
+    use std::sync::atomic::Ordering;
+    let server = Server::start(900).await;
+    let keychain = Arc::new(FlakyKeychain::default());
+    let m = manager(
+        AuthConfig::new(server.url()),
+        keychain.clone(),
+        EventBus::default(),
+    );
+    m.sign_in("student4", password()).await.unwrap();
+    // The keychain refuses writes while the token rotates: the session goes on in memory…
+    keychain.refuse_writes.store(true, Ordering::SeqCst);
+    let before = keychain.inner.refresh_token("student4").unwrap();
+    assert!(m.force_refresh().await.is_ok());
+    assert_eq!(keychain.inner.refresh_token("student4").unwrap(), before);
+    assert!(!m.save_unsaved().await, "still refused");
+    // …and once the keychain takes writes again the rotated token is written.
+    keychain.refuse_writes.store(false, Ordering::SeqCst);
+    assert!(m.save_unsaved().await);
+    assert_ne!(keychain.inner.refresh_token("student4").unwrap(), before);
+    // A restart finds a live session (the dead token would have ended it as reuse).
+    let restarted = manager(
+        AuthConfig::new(server.url()),
+        keychain.clone(),
+        EventBus::default(),
+    );
+    assert!(restarted.restore().await.unwrap());
+    let snapshot = restarted.force_refresh().await.unwrap();
+    assert_eq!(snapshot.status, AuthStatus::SignedIn);
+}

@@ -411,3 +411,58 @@ fn signing_out_on_quit_and_after_inactivity_is_on_by_default_and_the_school_can_
     );
     assert_eq!(cfg.settings.session.idle_sign_out_min, 15);
 }
+
+#[test]
+fn the_shipped_managed_configuration_loads_cleanly_and_locks_the_server() {
+    let f = Fixture::new()
+        .env("EXAM_DESKTOP_SERVER", "https://elsewhere.example")
+        .args(&["--server", "http://127.0.0.1:9/"]);
+    f.write(
+        &f.managed(),
+        &fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/managed-config.toml"
+        ))
+        .unwrap(),
+    );
+    f.write(
+        &f.user(),
+        "server_url = \"https://student.example\"\n[session]\nidle_sign_out_min = 0\n",
+    );
+    let cfg = f.load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    assert_eq!(
+        cfg.settings.server_url.as_str(),
+        "https://exams.school.example/"
+    );
+    assert_eq!(cfg.settings.session.idle_sign_out_min, 15);
+    assert!(cfg.settings.session.sign_out_on_quit);
+    for key in [
+        "server_url",
+        "session.sign_out_on_quit",
+        "session.idle_sign_out_min",
+    ] {
+        assert!(cfg.locked.iter().any(|k| k == key), "{key} is not locked");
+    }
+    // What the user layers tried is recorded for IT.
+    assert!(source(&cfg, Layer::User)
+        .ignored_locked
+        .contains(&"server_url".to_string()));
+    assert!(source(&cfg, Layer::CommandLine)
+        .ignored_locked
+        .contains(&"server_url".to_string()));
+}
+
+#[test]
+fn plain_http_to_another_computer_is_refused_with_where_it_came_from() {
+    let f = Fixture::new().env("EXAM_DESKTOP_SERVER", "http://exams.school.example/");
+    let cfg = f.load();
+    let problem = cfg.problems.first().expect("a problem");
+    assert!(problem.message.contains("https://"), "{problem:?}");
+    assert!(
+        problem.origin.contains("EXAM_DESKTOP_SERVER"),
+        "{problem:?}"
+    );
+    // Nothing is sent anywhere: the default server stays.
+    assert_eq!(cfg.settings.server_url.as_str(), config::DEFAULT_SERVER_URL);
+}

@@ -363,9 +363,447 @@ async fn quitting_signs_out_unless_an_exam_is_in_progress() {
     delivered_for(&core, &core.auth().owner().unwrap()).await;
     assert!(core.on_quit().await);
     assert!(!core.auth_snapshot().has_session);
+    // Nothing of theirs is left in the keychain: neither session nor answer key (the key
+    // goes once the receipt has been read back).
+    gone_from_keychain(&secrets, "student28").await;
+}
+
+/// Waits until a restarted app has restored its session from the keychain.
+async fn signed_in_again(core: &Core) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !core.auth_snapshot().has_session {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            core.auth_snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the keychain holds nothing of `student`'s.
+async fn gone_from_keychain(secrets: &MemoryStore, student: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while secrets
+        .keys()
+        .iter()
+        .any(|k| k.ends_with(&format!(" {student}")))
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", secrets.keys());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every sealed value on disk (saved answers and queued bodies) with its associated data.
+fn sealed_on_disk(dir: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(dir.join(exam_core::store::FILE_NAME)).unwrap();
+    let mut out = Vec::new();
+    let mut answers = conn
+        .prepare(
+            "SELECT t.exam_id, a.attempt_id, a.question_id, a.value FROM answers a
+             JOIN attempts t ON t.attempt_id = a.attempt_id WHERE a.value IS NOT NULL",
+        )
+        .unwrap();
+    let rows = answers
+        .query_map([], |r| {
+            let (exam, attempt, question): (String, String, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok((
+                format!("answer\0{exam}\0{attempt}\0{question}").into_bytes(),
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })
+        .unwrap();
+    out.extend(rows.map(Result::unwrap));
+    let mut queued = conn
+        .prepare("SELECT idempotency_key, body FROM queue WHERE body IS NOT NULL")
+        .unwrap();
+    let rows = queued
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?.into_bytes(), r.get::<_, Vec<u8>>(1)?))
+        })
+        .unwrap();
+    out.extend(rows.map(Result::unwrap));
+    out.retain(|(_, value)| exam_core::seal::is_sealed(value));
+    out
+}
+
+/// Every answer key the keychain holds.
+fn keys_in(secrets: &MemoryStore) -> Vec<exam_core::seal::AnswerKey> {
+    use exam_core::keychain::SecretStore;
+    secrets
+        .keys()
+        .iter()
+        .filter_map(|name| secrets.get(name).unwrap())
+        .filter_map(|value| exam_core::seal::AnswerKey::decode(&value).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_cannot_open_the_answers_another_left_here() {
+    use exam_core::seal::Sealer;
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (core, _secrets) = lab_core(&server, dir.path()).await;
+    let a = Owner::of(&server.url(), "student25");
+    let b = Owner::of(&server.url(), "student26");
+    core.sign_in("student25", password()).await.unwrap();
+    core.exams().unwrap().download("demo-mixed").await.unwrap();
+    core.sync_pause().unwrap();
+    let (a_attempt, _) = take_and_submit(&core, "A").await;
+    core.sign_out().await;
+
+    core.sign_in("student26", password()).await.unwrap();
+    let exams = core.exams().unwrap();
+    // Through the app: A's attempt does not exist for B.
+    assert!(matches!(
+        exams.view(&a_attempt),
+        Err(exam_core::exam::ExamError::NotFound(_))
+    ));
+    assert!(exams.current().unwrap().is_none());
+    assert!(core
+        .services()
+        .unwrap()
+        .queue
+        .dead_letters_for(&b, 10)
+        .unwrap()
+        .is_empty());
+    // And underneath: B's key (made for B's first save) opens none of A's sealed values.
+    exams.download("demo-mixed").await.unwrap();
+    take_and_submit(&core, "B").await;
+    let b_key = exams.keys().existing(&b).unwrap().expect("B's key");
+    let a_key = exams
+        .keys()
+        .existing(&a)
+        .unwrap()
+        .expect("A's key, kept for A's waiting work");
+    let sealed = sealed_on_disk(dir.path());
+    let a_values: Vec<_> = sealed
+        .iter()
+        .filter(|(ad, value)| a_key.open(ad, value).is_ok())
+        .collect();
     assert!(
-        !secrets.keys().iter().any(|k| k.contains("student28")),
+        a_values.len() > 10,
+        "A's answers and queued saves are sealed on disk"
+    );
+    for (ad, value) in &a_values {
+        assert!(b_key.open(ad, value).is_err(), "B's key opened A's data");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_a_student_left_and_their_work_was_delivered_nothing_here_opens_their_answers() {
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (core, secrets) = lab_core(&server, dir.path()).await;
+    let a = Owner::of(&server.url(), "student29");
+    core.sign_in("student29", password()).await.unwrap();
+    core.exams().unwrap().download("demo-mixed").await.unwrap();
+    // A answers offline and leaves; B signs in; the network returns and A's work is delivered
+    // without A.
+    core.sync_pause().unwrap();
+    let (a_attempt, a_answers) = take_and_submit(&core, "A").await;
+    // What someone copying the disk now would get: A's sealed answers and saves.
+    let copied = sealed_on_disk(dir.path());
+    assert!(copied.len() >= a_answers);
+    core.sign_out().await;
+    core.sign_in("student30", password()).await.unwrap();
+    core.sync_resume().unwrap();
+    delivered_for(&core, &a).await;
+    let held = admin_attempt(&server, &a_attempt).await;
+    assert_eq!(
+        held["answers"].as_object().unwrap().len(),
+        a_answers,
+        "{held}"
+    );
+
+    // A's key and credential leave the keychain…
+    gone_from_keychain(&secrets, "student29").await;
+    assert!(!secrets.keys().iter().any(|k| k == "answer-key"));
+    // …and no key left on this computer opens anything sealed on its disk that was A's.
+    let keys = keys_in(&secrets);
+    for (ad, value) in copied.into_iter().chain(sealed_on_disk(dir.path())) {
+        for key in &keys {
+            use exam_core::seal::Sealer;
+            assert!(
+                key.open(&ad, &value).is_err(),
+                "a key here still opens a value of A's"
+            );
+        }
+    }
+    // A's attempt, answers and exam list are gone from the disk too.
+    let conn = rusqlite::Connection::open(dir.path().join(exam_core::store::FILE_NAME)).unwrap();
+    let left: i64 = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM attempts WHERE username = 'student29')
+                  + (SELECT COUNT(*) FROM exam_list WHERE username = 'student29')
+                  + (SELECT COUNT(*) FROM queue WHERE student = 'student29' AND body IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    assert!(core.exams().unwrap().keys().existing(&a).unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_key_is_reported_and_nothing_is_changed_until_it_is_back() {
+    use exam_core::keychain::SecretStore;
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = Arc::new(MemoryStore::default());
+    let start = || {
+        CoreBuilder::new(
+            LoadedConfig::from_settings(Settings::new(server.url(), dir.path().to_path_buf())),
+            secrets.clone(),
+        )
+        .start()
+        .unwrap()
+    };
+    let core = start();
+    let a = Owner::of(&server.url(), "student19");
+    core.sign_in("student19", password()).await.unwrap();
+    let exams = core.exams().unwrap().clone();
+    exams.download("demo-mixed").await.unwrap();
+    core.sync_pause().unwrap();
+    let view = exams.start("demo-mixed").await.unwrap();
+    let all = answers(&view, "A");
+    for (question, value) in all.iter().take(3) {
+        exams
+            .save_answer(&view.attempt_id, question, value.clone())
+            .unwrap();
+    }
+    core.shutdown(Duration::from_secs(5));
+    drop(exams);
+    drop(core);
+
+    // The keychain loses the key (a profile reset); the app starts again.
+    let entry = exam_core::keys::entry_of(&a);
+    let kept = secrets.get(&entry).unwrap().unwrap();
+    secrets.delete(&entry).unwrap();
+    let core = start();
+    signed_in_again(&core).await;
+    let exams = core.exams().unwrap().clone();
+    let sealed_before = exams.keys().sealed_count(&a).unwrap();
+    assert!(sealed_before >= 3);
+    let view = exams.current().unwrap().expect("the attempt resumes");
+    // The view degrades answer by answer; the student and IT are told why.
+    assert_eq!(view.unreadable_answers, 3);
+    assert!(view.key_missing);
+    assert_eq!(view.questions.iter().filter(|q| q.unreadable).count(), 3);
+    assert!(view
+        .questions
+        .iter()
+        .filter(|q| !q.unreadable)
+        .all(|q| q.answer.is_none()));
+    // No new key is made over the old data, and nothing is changed.
+    let (question, value) = &all[3];
+    match exams.save_answer(&view.attempt_id, question, value.clone()) {
+        Err(exam_core::exam::ExamError::Key(exam_core::seal::SealError::KeyMissing { sealed })) => {
+            assert_eq!(sealed, sealed_before)
+        }
+        other => panic!("saved over a lost key: {other:?}"),
+    }
+    assert!(secrets.get(&entry).unwrap().is_none(), "a new key was made");
+    assert_eq!(exams.keys().sealed_count(&a).unwrap(), sealed_before);
+    // IT sees it in the diagnostics window.
+    let findings: Vec<_> = core
+        .health()
+        .findings
+        .into_iter()
+        .map(|f| f.observation)
+        .collect();
+    assert!(
+        findings.contains(&exam_core::auth::health::Observation::AnswerKeyMissing {
+            sealed: u32::try_from(sealed_before).unwrap()
+        }),
+        "{findings:?}"
+    );
+
+    // The key comes back (the profile loaded): everything reads again.
+    secrets.set(&entry, &kept).unwrap();
+    exams.keys().recheck();
+    let view = exams.view(&view.attempt_id).unwrap();
+    assert_eq!(view.unreadable_answers, 0);
+    assert!(!view.key_missing);
+    assert_eq!(
+        view.questions.iter().filter(|q| q.answer.is_some()).count(),
+        3
+    );
+    exams
+        .save_answer(&view.attempt_id, question, value.clone())
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_key_of_an_earlier_version_becomes_each_students_own() {
+    use exam_core::keychain::SecretStore;
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = Arc::new(MemoryStore::default());
+    let start = || {
+        CoreBuilder::new(
+            LoadedConfig::from_settings(Settings::new(server.url(), dir.path().to_path_buf())),
+            secrets.clone(),
+        )
+        .start()
+        .unwrap()
+    };
+    let core = start();
+    let a = Owner::of(&server.url(), "student18");
+    core.sign_in("student18", password()).await.unwrap();
+    let exams = core.exams().unwrap().clone();
+    exams.download("demo-mixed").await.unwrap();
+    core.sync_pause().unwrap();
+    let view = exams.start("demo-mixed").await.unwrap();
+    for (question, value) in answers(&view, "A").iter().take(4) {
+        exams
+            .save_answer(&view.attempt_id, question, value.clone())
+            .unwrap();
+    }
+    core.shutdown(Duration::from_secs(5));
+    drop(exams);
+    drop(core);
+    // As an earlier version left it: one key for the OS account.
+    let entry = exam_core::keys::entry_of(&a);
+    let key = secrets.get(&entry).unwrap().unwrap();
+    secrets.delete(&entry).unwrap();
+    secrets.set(exam_core::seal::KEYCHAIN_ENTRY, &key).unwrap();
+
+    let core = start();
+    signed_in_again(&core).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while secrets
+        .get(exam_core::seal::KEYCHAIN_ENTRY)
+        .unwrap()
+        .is_some()
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", secrets.keys());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        secrets.get(&entry).unwrap().is_some(),
         "{:?}",
         secrets.keys()
+    );
+    let view = core.exams().unwrap().view(&view.attempt_id).unwrap();
+    assert_eq!(view.unreadable_answers, 0);
+    assert_eq!(
+        view.questions.iter().filter(|q| q.answer.is_some()).count(),
+        4
+    );
+}
+
+/// A database damaged by `damage` (in `dir`): the app starts, sets it aside for IT, works
+/// on a new one, and says so.
+async fn starts_over_a_damaged_database(damage: impl FnOnce(&std::path::Path)) {
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(exam_core::store::FILE_NAME);
+    damage(&db);
+    let (core, _secrets) = lab_core(&server, dir.path()).await;
+    let damaged = core.damaged_database().expect("set aside");
+    assert!(
+        std::path::Path::new(&damaged.kept_as).exists(),
+        "{damaged:?}"
+    );
+    assert_eq!(
+        core.sync_status().unwrap().damaged_database,
+        Some(damaged.clone())
+    );
+    assert!(core.health().findings.iter().any(|f| f.observation
+        == exam_core::auth::health::Observation::DatabaseSetAside {
+            kept_as: damaged.kept_as.clone()
+        }));
+    // The exams work on the new database.
+    core.sign_in("student17", password()).await.unwrap();
+    let exams = core.exams().unwrap();
+    assert!(!exams.list().await.unwrap().exams.is_empty());
+    let view = exams.start("demo-mixed").await.unwrap();
+    let (question, value) = answers(&view, "A").remove(0);
+    exams
+        .save_answer(&view.attempt_id, &question, value)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_database_file_is_set_aside_and_the_exams_still_work() {
+    starts_over_a_damaged_database(|db| std::fs::write(db, vec![0x42; 64 * 1024]).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_database_is_set_aside_and_the_exams_still_work() {
+    starts_over_a_damaged_database(|db| {
+        let store = exam_core::store::Store::open(db).unwrap();
+        store
+            .lock()
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+                 INSERT INTO counters SELECT 'filler' || i, i FROM n;
+                 CREATE TABLE filler (x BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+                 INSERT INTO filler SELECT randomblob(2000) FROM n;
+                 PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .unwrap();
+        drop(store);
+        let bytes = std::fs::read(db).unwrap();
+        std::fs::write(db, &bytes[..bytes.len() / 3]).unwrap();
+    })
+    .await;
+}
+
+/// Every byte of the database files (the database, its WAL).
+fn on_disk(dir: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal"] {
+        let path = dir.join(format!("{}{suffix}", exam_core::store::FILE_NAME));
+        bytes.extend(std::fs::read(path).unwrap_or_default());
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answers_digest_is_never_kept_in_clear() {
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (core, _secrets) = lab_core(&server, dir.path()).await;
+    let a = Owner::of(&server.url(), "student16");
+    core.sign_in("student16", password()).await.unwrap();
+    let exams = core.exams().unwrap().clone();
+    exams.download("demo-mixed").await.unwrap();
+    // Submitted offline: the digest is in the queued submission and on the attempt.
+    core.sync_pause().unwrap();
+    let (attempt, _) = take_and_submit(&core, "A").await;
+    let submission = exams.progress(&attempt).unwrap().submission.unwrap();
+    let digest = submission.local_digest.clone();
+    assert_eq!(digest.len(), 64, "{submission:?}");
+    assert!(
+        !contains(&on_disk(dir.path()), &digest),
+        "the digest is on disk in clear"
+    );
+    // Delivered: the receipt's digest (the same) is shown, and still not kept in clear.
+    core.sync_resume().unwrap();
+    delivered_for(&core, &a).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let receipt = loop {
+        let submission = exams.progress(&attempt).unwrap().submission.unwrap();
+        if submission.state == SubmissionState::Delivered {
+            break submission;
+        }
+        assert!(std::time::Instant::now() < deadline, "{submission:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(receipt.receipt_digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(receipt.local_digest, digest);
+    assert!(
+        !contains(&on_disk(dir.path()), &digest),
+        "the digest is on disk in clear"
     );
 }
