@@ -133,6 +133,27 @@ describe("App", () => {
     expect((await screen.findByTestId("sign-out-what")).textContent).toContain(
       "Everything you did is on the Exam Bank server.",
     );
+    await user.click(screen.getByTestId("cancel-sign-out"));
+    // Once the exam is submitted, it is not "open" any more.
+    progress.submission = {
+      state: "delivered",
+      submitted_at: "2025-03-12T04:00:00Z",
+      answer_count: 1,
+      local_digest: "ab",
+      receipt_id: "r-1",
+      receipt_digest: "ab",
+      delivered_at: "2025-03-12T04:00:01Z",
+      late: false,
+      error: null,
+      refusal: null,
+    };
+    try {
+      await user.click(screen.getByTestId("sign-out"));
+      const what = await screen.findByRole("alertdialog", { name: "Sign out?" });
+      expect(what.textContent).not.toContain("Your exam stays open");
+    } finally {
+      progress.submission = null;
+    }
   });
 
   it("the connection button opens the sync drawer; Escape closes it and returns focus", async () => {

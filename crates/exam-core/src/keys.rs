@@ -180,6 +180,7 @@ impl AnswerKeys {
                 "SELECT origin, username FROM attempts WHERE origin IS NOT NULL
                  UNION SELECT origin, student FROM queue
                        WHERE origin IS NOT NULL AND student IS NOT NULL
+                         AND (status <> 'done' OR body IS NOT NULL OR response_body IS NOT NULL)
                  UNION SELECT origin, username FROM exam_list WHERE origin IS NOT NULL",
             )
             .map_err(|e| self.inner.store.error(e))?;
@@ -224,7 +225,8 @@ impl AnswerKeys {
         let queued_bodies = tx
             .execute(
                 "UPDATE queue SET body = NULL, response_body = NULL
-                 WHERE origin = ?1 AND student = ?2 AND status = 'done'",
+                 WHERE origin = ?1 AND student = ?2 AND status = 'done'
+                   AND (body IS NOT NULL OR response_body IS NOT NULL)",
                 params![owner.origin, owner.student],
             )
             .map_err(store_error)?;

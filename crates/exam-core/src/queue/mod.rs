@@ -367,8 +367,8 @@ impl Queue {
         .map_err(|e| self.err(e))
     }
 
-    /// A server's reply as the database keeps it: sealed with its student's key for the
-    /// kinds whose bodies are sealed (a submission's reply carries the answers' digest).
+    /// A server's reply as the database keeps it: a submission's, which carries the answers'
+    /// digest, sealed with its student's key (an answer save's reply says only its `seq`).
     pub(super) fn stored_reply(
         &self,
         tx: &rusqlite::Transaction<'_>,
@@ -392,7 +392,7 @@ impl Queue {
         };
         let owner = origin.zip(student).map(|(o, s)| Owner::new(o, s));
         match self.sealer_for(owner.as_ref()) {
-            Ok(Some(sealer)) if Kind::from_db(&kind).is_sealed() => Ok(
+            Ok(Some(sealer)) if Kind::from_db(&kind) == Kind::Submission => Ok(
                 rusqlite::types::Value::Blob(sealer.seal(&reply_ad(&key), body.as_bytes())),
             ),
             _ => Ok(plain),
