@@ -255,6 +255,10 @@ impl Services {
                     bus.clone(),
                     Some(queue.store().clone()),
                 ));
+                let who = auth.clone();
+                monitor.note_outages_for(Arc::new(move || {
+                    who.owner().filter(|_| who.snapshot().has_session)
+                }));
                 let view = monitor.view();
                 (Some(monitor), view)
             }
@@ -464,9 +468,15 @@ impl Core {
                 Some(owner) => services.queue.counts_for(&owner)?,
                 None => Default::default(),
             },
-            outages: crate::network::outages(services.queue.store(), 5).map_err(|e| {
-                QueueError::from(StoreError::sqlite(services.queue.store().path(), e))
-            })?,
+            outages: crate::network::outages_for(
+                services.queue.store(),
+                self.auth
+                    .owner()
+                    .filter(|_| self.auth.snapshot().has_session)
+                    .as_ref(),
+                5,
+            )
+            .map_err(|e| QueueError::from(StoreError::sqlite(services.queue.store().path(), e)))?,
             damaged_database: services.queue.store().quarantined().cloned(),
         })
     }

@@ -88,7 +88,12 @@ impl MonitorConfig {
 
 struct Shared {
     wake: Notify,
+    /// Who is signed in, asked when an outage begins: the note is theirs.
+    signed_in: std::sync::RwLock<Option<SignedIn>>,
 }
+
+/// Who is signed in now (`None`: nobody).
+pub type SignedIn = Arc<dyn Fn() -> Option<crate::owner::Owner> + Send + Sync>;
 
 /// The running monitor: a worker of [`Workers`], stopped when they shut down.
 pub struct NetworkMonitor {
@@ -145,6 +150,7 @@ impl NetworkMonitor {
         let (reports, incoming) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             wake: Notify::new(),
+            signed_in: std::sync::RwLock::new(None),
         });
         {
             let reports = reports.clone();
@@ -197,6 +203,15 @@ impl NetworkMonitor {
     }
 
     /// The view the sync engine works with.
+    /// Tells the monitor how to learn who is signed in, so each outage note is theirs.
+    pub fn note_outages_for(&self, signed_in: SignedIn) {
+        *self
+            .shared
+            .signed_in
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(signed_in);
+    }
+
     pub fn view(self: &Arc<Self>) -> NetworkView {
         let monitor = self.clone();
         NetworkView {
@@ -226,7 +241,14 @@ impl Driver {
 
     fn publish(&self, change: Option<Change>) {
         let Some(change) = change else { return };
-        record_outage(self.store.as_deref(), &change);
+        let signed_in = self
+            .shared
+            .signed_in
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let owner = signed_in.and_then(|f| f());
+        record_outage(self.store.as_deref(), &change, owner.as_ref());
         tracing::info!(
             state = change.status.state.as_str(),
             reason = change
@@ -317,13 +339,18 @@ impl Driver {
     }
 }
 
-fn record_outage(store: Option<&Store>, change: &Change) {
+fn record_outage(store: Option<&Store>, change: &Change, owner: Option<&crate::owner::Owner>) {
     let Some(store) = store else { return };
     let conn = store.lock();
     let result = if let Some((state, start)) = change.outage_started {
         conn.execute(
-            "INSERT INTO outages (state, started_at) VALUES (?1, ?2)",
-            rusqlite::params![state.as_str(), start],
+            "INSERT INTO outages (state, started_at, origin, student) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                state.as_str(),
+                start,
+                owner.map(|o| o.origin.as_str()),
+                owner.map(|o| o.student.as_str())
+            ],
         )
         .map(|_| ())
     } else if let Some((start, end)) = change.outage_ended {
@@ -351,14 +378,43 @@ pub struct Outage {
     pub duration_ms: Option<f64>,
 }
 
-/// The newest outages first.
+/// The newest outages first: every one (tools, tests; see [`outages_for`]).
 pub fn outages(store: &Store, limit: u32) -> rusqlite::Result<Vec<Outage>> {
+    outages_of(store, None, limit)
+}
+
+/// The newest outages first that `owner` may see: those noted while they were signed in,
+/// and those while nobody was (shared lab computers: another student's are not shown).
+pub fn outages_for(
+    store: &Store,
+    owner: Option<&crate::owner::Owner>,
+    limit: u32,
+) -> rusqlite::Result<Vec<Outage>> {
+    outages_of(store, Some(owner), limit)
+}
+
+fn outages_of(
+    store: &Store,
+    owner: Option<Option<&crate::owner::Owner>>,
+    limit: u32,
+) -> rusqlite::Result<Vec<Outage>> {
     let conn = store.lock();
     let mut stmt = conn.prepare_cached(
         "SELECT state, started_at, ended_at, duration_ms FROM outages
+         WHERE ?2 = 0 OR student IS NULL OR (origin = ?3 AND student = ?4)
          ORDER BY started_at DESC, id DESC LIMIT ?1",
     )?;
-    let rows = stmt.query_map([limit], |r| {
+    let (filtered, whose) = match owner {
+        None => (false, None),
+        Some(owner) => (true, owner),
+    };
+    let params = rusqlite::params![
+        limit,
+        filtered,
+        whose.map(|o| o.origin.as_str()),
+        whose.map(|o| o.student.as_str())
+    ];
+    let rows = stmt.query_map(params, |r| {
         Ok(Outage {
             state: r.get(0)?,
             started_at_ms: r.get::<_, i64>(1)? as f64,

@@ -807,3 +807,43 @@ async fn the_answers_digest_is_never_kept_in_clear() {
         "the digest is on disk in clear"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_noted_while_a_student_was_signed_in_is_theirs_alone() {
+    use exam_core::network::NetState;
+    let mut server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (core, _secrets) = lab_core(&server, dir.path()).await;
+    let state = |core: &Core| core.sync_status().unwrap().network.map(|n| n.state);
+    let until = |what: NetState| {
+        let core = &core;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while state(core) != Some(what) {
+                assert!(std::time::Instant::now() < deadline, "never {what:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    until(NetState::Online).await;
+    core.sign_in("student11", password()).await.unwrap();
+    // The server goes away while A is signed in, and comes back.
+    let addr = server.addr;
+    let db_dir = server.stop().await.unwrap();
+    until(NetState::ServerDown).await;
+    let _server = Server::start_at(
+        addr,
+        crate::support::config(db_dir.path().join("s.db"), 900),
+    )
+    .await;
+    until(NetState::Online).await;
+    assert_eq!(
+        core.sync_status().unwrap().outages.len(),
+        1,
+        "A sees the outage"
+    );
+    // B, at the same computer, does not see A's.
+    core.sign_out().await;
+    core.sign_in("student10", password()).await.unwrap();
+    assert!(core.sync_status().unwrap().outages.is_empty());
+}
