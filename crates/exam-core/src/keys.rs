@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::params;
 
-use crate::keychain::SecretStore;
+use crate::keychain::{KeychainError, SecretStore};
 use crate::owner::Owner;
 use crate::queue::Keys;
 use crate::seal::{AnswerKey, SealError, Sealer, KEYCHAIN_ENTRY};
@@ -73,6 +73,30 @@ impl AnswerKeys {
         }
     }
 
+    /// A keychain call that gives up after [`crate::auth::KEYCHAIN_TIMEOUT`]: a keychain that
+    /// hangs (a locked collection waiting for a prompt nobody sees) is an error to report,
+    /// not a frozen exam screen. (The call itself finishes on its own thread.)
+    fn keychain<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn SecretStore) -> Result<T, KeychainError> + Send + 'static,
+    ) -> Result<T, SealError> {
+        let secrets = self.inner.secrets.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("keychain".into())
+            .spawn(move || {
+                let _ = tx.send(call(secrets.as_ref()));
+            })
+            .map_err(|e| SealError::Keychain(KeychainError::Unavailable(e.to_string())))?;
+        match rx.recv_timeout(crate::auth::KEYCHAIN_TIMEOUT) {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(SealError::Keychain(KeychainError::Unavailable(format!(
+                "it did not answer within {} s",
+                crate::auth::KEYCHAIN_TIMEOUT.as_secs()
+            )))),
+        }
+    }
+
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<Owner, Known>> {
         self.inner.known.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -84,10 +108,9 @@ impl AnswerKeys {
             Some(Known::Missing(since)) if since.elapsed() < MISSING_FOR => return Ok(None),
             _ => {}
         }
+        let entry = entry_of(owner);
         let found = self
-            .inner
-            .secrets
-            .get(&entry_of(owner))?
+            .keychain(move |secrets| secrets.get(&entry))?
             .map(|stored| AnswerKey::decode(&stored).map(Arc::new))
             .transpose()?;
         self.known().insert(
@@ -120,7 +143,8 @@ impl AnswerKeys {
             return Err(SealError::KeyMissing { sealed });
         }
         let (key, encoded) = AnswerKey::generate();
-        self.inner.secrets.set(&entry_of(owner), &encoded)?;
+        let entry = entry_of(owner);
+        self.keychain(move |secrets| secrets.set(&entry, &encoded))?;
         let key = Arc::new(key);
         self.known().insert(owner.clone(), Known::Key(key.clone()));
         tracing::info!("a new answer key for a student was stored in the OS keychain");
@@ -198,7 +222,8 @@ impl AnswerKeys {
     /// a failure in between leaves data without a key (unreadable: the point) rather than a
     /// key without a reason to exist. The caller has checked [`AnswerKeys::still_needed`].
     pub fn retire(&self, owner: &Owner) -> Result<Retired, SealError> {
-        self.inner.secrets.delete(&entry_of(owner))?;
+        let entry = entry_of(owner);
+        self.keychain(move |secrets| secrets.delete(&entry))?;
         self.known().remove(owner);
         let store_error =
             |e: rusqlite::Error| SealError::Store(self.inner.store.error(e).to_string());
@@ -320,5 +345,63 @@ impl Keys for AnswerKeys {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    /// A keychain that never answers (a locked collection waiting for a prompt).
+    struct Hangs;
+
+    impl SecretStore for Hangs {
+        fn get(&self, _key: &str) -> Result<Option<Secret<String>>, KeychainError> {
+            std::thread::sleep(crate::auth::KEYCHAIN_TIMEOUT * 2);
+            Ok(None)
+        }
+        fn set(&self, _key: &str, _value: &Secret<String>) -> Result<(), KeychainError> {
+            std::thread::sleep(crate::auth::KEYCHAIN_TIMEOUT * 2);
+            Ok(())
+        }
+        fn delete(&self, _key: &str) -> Result<(), KeychainError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_keychain_that_never_answers_is_an_error_not_a_frozen_exam() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in(dir.path()).unwrap());
+        let keys = AnswerKeys::new(Arc::new(Hangs), store);
+        let owner = Owner::new("https://exam.example", "student1");
+        match keys.for_sealing(&owner) {
+            Err(SealError::Keychain(error)) => {
+                assert!(error.to_string().contains("did not answer"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_are_made_once_per_student_and_differ_between_students() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in(dir.path()).unwrap());
+        let secrets = Arc::new(crate::testing::MemoryStore::default());
+        let keys = AnswerKeys::new(secrets.clone(), store);
+        let a = Owner::new("https://exam.example", "student1");
+        let b = Owner::new("https://exam.example", "student2");
+        let sealed = keys.for_sealing(&a).unwrap().seal(b"ad", b"A's answer");
+        assert_eq!(
+            keys.for_sealing(&a).unwrap().open(b"ad", &sealed).unwrap(),
+            b"A's answer"
+        );
+        assert!(keys.for_sealing(&b).unwrap().open(b"ad", &sealed).is_err());
+        assert_eq!(
+            secrets.keys(),
+            vec![entry_of(&a), entry_of(&b)],
+            "one entry per student, named for them"
+        );
     }
 }
