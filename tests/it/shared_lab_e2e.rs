@@ -27,6 +27,27 @@ fn take_exam(session: &support::Session, answers: &[(&str, &str)]) -> Result<()>
     Ok(())
 }
 
+/// `user` signs in and downloads the exam; the link goes; they answer and submit, and the
+/// screen says it is submitted on this computer.
+fn submit_offline(
+    session: &support::Session,
+    link: &fault_proxy::FaultProxy,
+    user: &str,
+    answers: &[(&str, &str)],
+) -> Result<()> {
+    session.sign_in(user, "demo")?;
+    session.click("[data-testid=download-demo-mixed]")?;
+    session.wait_text("[data-testid=exam-ready-demo-mixed]", WAIT, |t| {
+        !t.is_empty()
+    })?;
+    link.set_link(Link::Refuse);
+    take_exam(session, answers)?;
+    session.wait_text("[data-testid=submission-state]", WAIT, |t| {
+        t.contains("Submitted on this computer")
+    })?;
+    Ok(())
+}
+
 fn only_attempt(server: &support::ExamServer, user: &str) -> Result<Option<String>> {
     let attempts = server.admin(&format!("/v1/admin/users/{user}/attempts"))?;
     let list = attempts
@@ -47,19 +68,12 @@ fn work_of_a_student_whose_session_was_ended_reaches_their_own_account_never_the
     let session = harness.session()?;
 
     // A downloads the exam, then the network goes; A answers and submits offline.
-    session.sign_in("student15", "demo")?;
-    session.click("[data-testid=download-demo-mixed]")?;
-    session.wait_text("[data-testid=exam-ready-demo-mixed]", WAIT, |t| {
-        !t.is_empty()
-    })?;
-    link.set_link(Link::Refuse);
-    take_exam(
+    submit_offline(
         &session,
+        &link,
+        "student15",
         &[("q03", "A's short answer"), ("q04", "A's essay")],
     )?;
-    session.wait_text("[data-testid=submission-state]", WAIT, |t| {
-        t.contains("Submitted on this computer")
-    })?;
 
     // The school ends A's session; the network returns. A's screen goes to sign-in.
     server.revoke_sessions("student15")?;
@@ -131,19 +145,12 @@ fn work_of_a_student_who_quit_without_signing_out_reaches_their_account_while_th
 
     // A downloads the exam; the network goes; A answers, submits, and quits the app (closes
     // its window) without signing out.
-    session.sign_in("student13", "demo")?;
-    session.click("[data-testid=download-demo-mixed]")?;
-    session.wait_text("[data-testid=exam-ready-demo-mixed]", WAIT, |t| {
-        !t.is_empty()
-    })?;
-    link.set_link(Link::Refuse);
-    take_exam(
+    submit_offline(
         &session,
+        &link,
+        "student13",
         &[("q03", "A's short answer"), ("q04", "A's other answer")],
     )?;
-    session.wait_text("[data-testid=submission-state]", WAIT, |t| {
-        t.contains("Submitted on this computer")
-    })?;
     support::close_app(&harness.display)?;
     drop(session);
     assert!(only_attempt(&server, "student13")?.is_none());

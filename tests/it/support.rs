@@ -580,7 +580,12 @@ pub fn kill_app() -> Result<()> {
     if !status.success() {
         bail!("no running app to kill ({status})");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    until_the_app_is_gone(Duration::from_secs(10), "after SIGKILL")
+}
+
+/// Waits until no process of the app is left.
+fn until_the_app_is_gone(within: Duration, after: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + within;
     while Command::new("pgrep")
         .args(["-f", APP])
         .output()?
@@ -588,7 +593,7 @@ pub fn kill_app() -> Result<()> {
         .success()
     {
         if std::time::Instant::now() > deadline {
-            bail!("the app is still running after SIGKILL");
+            bail!("the app is still running {after}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -607,19 +612,7 @@ pub fn close_app(display: &str) -> Result<()> {
     if !status.success() {
         bail!("could not close the app's window ({status})");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while Command::new("pgrep")
-        .args(["-f", APP])
-        .output()?
-        .status
-        .success()
-    {
-        if std::time::Instant::now() > deadline {
-            bail!("the app did not quit within 30 s of its window closing");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
+    until_the_app_is_gone(Duration::from_secs(30), "30 s after its window closed")
 }
 
 /// Everything one launch of the app needs, torn down in reverse order.

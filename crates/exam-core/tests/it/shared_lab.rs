@@ -368,6 +368,38 @@ async fn quitting_signs_out_unless_an_exam_is_in_progress() {
     gone_from_keychain(&secrets, "student28").await;
 }
 
+/// The app's core on a lab computer whose keychain outlives it (a restart is another call).
+fn restartable(server: &Server, dir: &std::path::Path, secrets: &Arc<MemoryStore>) -> Core {
+    CoreBuilder::new(
+        LoadedConfig::from_settings(Settings::new(server.url(), dir.to_path_buf())),
+        secrets.clone(),
+    )
+    .start()
+    .unwrap()
+}
+
+/// `student` signs in, starts `demo-mixed` with nothing sent, saves `n` answers, and the app
+/// stops; the attempt as it was, and every answer the helper would give.
+async fn answered_offline_then_quit(
+    core: Core,
+    student: &str,
+    n: usize,
+) -> (AttemptView, Vec<(String, AnswerValue)>) {
+    core.sign_in(student, password()).await.unwrap();
+    let exams = core.exams().unwrap().clone();
+    exams.download("demo-mixed").await.unwrap();
+    core.sync_pause().unwrap();
+    let view = exams.start("demo-mixed").await.unwrap();
+    let all = answers(&view, "A");
+    for (question, value) in all.iter().take(n) {
+        exams
+            .save_answer(&view.attempt_id, question, value.clone())
+            .unwrap();
+    }
+    core.shutdown(Duration::from_secs(5));
+    (view, all)
+}
+
 /// Waits until a restarted app has restored its session from the keychain.
 async fn signed_in_again(core: &Core) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -552,30 +584,9 @@ async fn a_lost_answer_key_is_reported_and_nothing_is_changed_until_it_is_back()
     let server = Server::start(900).await;
     let dir = tempfile::tempdir().unwrap();
     let secrets = Arc::new(MemoryStore::default());
-    let start = || {
-        CoreBuilder::new(
-            LoadedConfig::from_settings(Settings::new(server.url(), dir.path().to_path_buf())),
-            secrets.clone(),
-        )
-        .start()
-        .unwrap()
-    };
-    let core = start();
+    let start = || restartable(&server, dir.path(), &secrets);
     let a = Owner::of(&server.url(), "student19");
-    core.sign_in("student19", password()).await.unwrap();
-    let exams = core.exams().unwrap().clone();
-    exams.download("demo-mixed").await.unwrap();
-    core.sync_pause().unwrap();
-    let view = exams.start("demo-mixed").await.unwrap();
-    let all = answers(&view, "A");
-    for (question, value) in all.iter().take(3) {
-        exams
-            .save_answer(&view.attempt_id, question, value.clone())
-            .unwrap();
-    }
-    core.shutdown(Duration::from_secs(5));
-    drop(exams);
-    drop(core);
+    let (_, all) = answered_offline_then_quit(start(), "student19", 3).await;
 
     // The keychain loses the key (a profile reset); the app starts again.
     let entry = exam_core::keys::entry_of(&a);
@@ -641,29 +652,9 @@ async fn the_one_key_of_an_earlier_version_becomes_each_students_own() {
     let server = Server::start(900).await;
     let dir = tempfile::tempdir().unwrap();
     let secrets = Arc::new(MemoryStore::default());
-    let start = || {
-        CoreBuilder::new(
-            LoadedConfig::from_settings(Settings::new(server.url(), dir.path().to_path_buf())),
-            secrets.clone(),
-        )
-        .start()
-        .unwrap()
-    };
-    let core = start();
+    let start = || restartable(&server, dir.path(), &secrets);
     let a = Owner::of(&server.url(), "student18");
-    core.sign_in("student18", password()).await.unwrap();
-    let exams = core.exams().unwrap().clone();
-    exams.download("demo-mixed").await.unwrap();
-    core.sync_pause().unwrap();
-    let view = exams.start("demo-mixed").await.unwrap();
-    for (question, value) in answers(&view, "A").iter().take(4) {
-        exams
-            .save_answer(&view.attempt_id, question, value.clone())
-            .unwrap();
-    }
-    core.shutdown(Duration::from_secs(5));
-    drop(exams);
-    drop(core);
+    let (view, _) = answered_offline_then_quit(start(), "student18", 4).await;
     // As an earlier version left it: one key for the OS account.
     let entry = exam_core::keys::entry_of(&a);
     let key = secrets.get(&entry).unwrap().unwrap();

@@ -8,18 +8,9 @@ use tokio::process::Command;
 #[tokio::test]
 async fn the_binary_listens_where_told_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exam-server"))
-        .args(["--listen", "127.0.0.1:0", "--demo", "--db"])
-        .arg(dir.path().join("server.db"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().unwrap();
-    let url = first.strip_prefix("listening on ").unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    let db = dir.path().join("server.db");
+    let (mut child, url) = start(&["--db".as_ref(), db.as_os_str()]).await;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
     let response = reqwest::get(format!("{url}/healthz")).await.unwrap();
     assert_eq!(response.status(), 204);
