@@ -56,8 +56,9 @@ start_server() {
     --lockout-user-failures 1000000 --lockout-ip-failures 1000000 \
     --admin-lockout-failures 1000000 >"$work/$name.out" 2>"$work/$name.log" &
   pids+=("$!")
-  for _ in $(seq 100); do
-    url=$(sed -n 's/^listening on //p' "$work/$name.out")
+  # (The output file may not exist yet right after the server was started.)
+  for _ in $(seq 300); do
+    url=$(sed -n 's/^listening on //p' "$work/$name.out" 2>/dev/null || true)
     [ -n "$url" ] && return 0
     sleep 0.1
   done

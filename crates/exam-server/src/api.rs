@@ -8,7 +8,6 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use exam_contract::rules;
 pub use exam_contract::{answers_digest, canonical_json};
@@ -20,15 +19,34 @@ pub const MAX_EVENTS: usize = 500;
 pub const MAX_EVENT_ID_CHARS: usize = 255;
 
 /// Parses a JSON body: 400 `malformed_body` for bad JSON, 400 `invalid_body` for JSON of the
-/// wrong shape, both saying where.
+/// wrong shape, both saying where. Every body of the API is a JSON object: serde would read a
+/// struct from an array too (`[null, null]` as two absent fields), so anything else is refused.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
+    let parsed = serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::bad_request(
             "invalid_body",
             format!("the body does not have the expected fields and types: {e}"),
         ),
         _ => ApiError::bad_request("malformed_body", format!("the body is not valid JSON: {e}")),
-    })
+    })?;
+    // Valid JSON, so it starts with a value after optional whitespace.
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    if body.get(start) != Some(&b'{') {
+        let line = 1 + body[..start].iter().filter(|b| **b == b'\n').count();
+        let column = 1 + start
+            - body[..start]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |n| n + 1);
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("the body must be a JSON object at line {line} column {column}"),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// A whole number as JSON Schema counts one (the OpenAPI document's `"type": "integer"`):
@@ -75,91 +93,33 @@ pub struct QOption {
     pub id: String,
 }
 
-struct Exam {
-    id: String,
-    title: String,
-    version: i64,
-    opens_at: String,
-    closes_at: String,
-    duration_s: i64,
-    instructions: String,
-    questions: String,
-}
-
-fn load_exam(tx: &Connection, exam_id: &str) -> Result<Exam, ApiError> {
-    tx.query_row(
-        "SELECT id, title, version, opens_at, closes_at, duration_s, instructions, questions
-         FROM exams WHERE id = ?1",
-        [exam_id],
-        |r| {
-            Ok(Exam {
-                id: r.get(0)?,
-                title: r.get(1)?,
-                version: r.get(2)?,
-                opens_at: r.get(3)?,
-                closes_at: r.get(4)?,
-                duration_s: r.get(5)?,
-                instructions: r.get(6)?,
-                questions: r.get(7)?,
-            })
-        },
-    )
-    .optional()?
-    .ok_or_else(|| ApiError::not_found(format!("there is no exam `{exam_id}`")))
-}
-
-/// `GET /v1/exams`: exams that have not closed yet.
+/// `GET /v1/exams`: exams that have not closed yet, with when each package may be fetched
+/// (`available_from`) and whether it is `sealed`. Nothing of the questions but their number.
 pub fn list_exams(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let mut stmt = tx.prepare(
-        "SELECT id, title, version, opens_at, closes_at, duration_s, json_array_length(questions)
+        "SELECT id, title, version, opens_at, closes_at, duration_s, json_array_length(questions),
+                sealed, available_from
          FROM exams WHERE closes_at > ?1 ORDER BY opens_at, id",
     )?;
     let exams = stmt
         .query_map([crate::rfc3339(ctx.now)], |r| {
+            let opens_at: String = r.get(3)?;
+            let sealed: bool = r.get(7)?;
+            let available_from: Option<String> = r.get(8)?;
             Ok(json!({
                 "id": r.get::<_, String>(0)?,
                 "title": r.get::<_, String>(1)?,
                 "version": r.get::<_, i64>(2)?,
-                "opens_at": r.get::<_, String>(3)?,
+                "available_from": crate::packages::available_from(sealed, available_from.as_deref(), &opens_at),
+                "opens_at": opens_at,
                 "closes_at": r.get::<_, String>(4)?,
                 "duration_s": r.get::<_, i64>(5)?,
                 "question_count": r.get::<_, i64>(6)?,
+                "sealed": sealed,
             }))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Reply::ok(Value::Array(exams)))
-}
-
-/// `GET /v1/exams/{exam_id}/package` with `ETag` and `If-None-Match`.
-pub fn exam_package(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
-    let exam = load_exam(tx, ctx.param("exam_id"))?;
-    let questions: Value = serde_json::from_str(&exam.questions).unwrap_or(Value::Array(vec![]));
-    let package = json!({
-        "id": exam.id,
-        "version": exam.version,
-        "title": exam.title,
-        "duration_s": exam.duration_s,
-        "instructions": exam.instructions,
-        "questions": questions,
-    });
-    let body = package.to_string();
-    let etag = format!(
-        "\"{}\"",
-        &hex::encode(Sha256::digest(body.as_bytes()))[..32]
-    );
-    let matches = ctx.if_none_match.is_some_and(|header| {
-        header
-            .split(',')
-            .map(str::trim)
-            .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
-    });
-    let mut reply = if matches {
-        Reply::new(StatusCode::NOT_MODIFIED, Value::Null)
-    } else {
-        Reply::ok(package)
-    };
-    reply.etag = Some(etag);
-    Ok(reply)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,7 +133,7 @@ struct AttemptCreate {
 /// attempt that began offline.
 pub fn create_attempt(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let user_id = ctx.user_id()?;
-    let exam = load_exam(tx, ctx.param("exam_id"))?;
+    let exam = crate::packages::load(tx, ctx.param("exam_id"))?;
     let body: AttemptCreate = if ctx.body.iter().all(u8::is_ascii_whitespace) {
         AttemptCreate::default()
     } else {
@@ -187,6 +147,12 @@ pub fn create_attempt(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
             .map_err(|_| ApiError::validation(format!("attempt_id `{id}` is not a UUID")))?
             .to_string(),
         None => uuid::Uuid::new_v4().to_string(),
+    };
+    // Checked before anything else, a retry of an existing attempt included: a malformed
+    // time is refused however the request would end.
+    let client_start = match &body.started_at {
+        Some(t) => Some(parse_time(t, "started_at")?),
+        None => None,
     };
     let existing: Option<(i64, String, String, String)> = tx
         .query_row(
@@ -209,11 +175,8 @@ pub fn create_attempt(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
     }
 
     // A client start time is trusted inside the open window and not in the future.
-    let client_start = match &body.started_at {
-        Some(t) => Some(parse_time(t, "started_at")?),
-        None => None,
-    }
-    .filter(|t| *t >= opens && *t <= closes && *t <= ctx.now + Duration::seconds(60));
+    let client_start = client_start
+        .filter(|t| *t >= opens && *t <= closes && *t <= ctx.now + Duration::seconds(60));
     let started = client_start.unwrap_or(ctx.now);
     // The start window as the client's core checks it (`exam_contract::rules::may_start`).
     match rules::may_start(

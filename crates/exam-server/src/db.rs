@@ -26,6 +26,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../migrations/0001_init.sql")),
         M::up(include_str!("../migrations/0002_events_per_student.sql")),
+        M::up(include_str!("../migrations/0003_sealed.sql")),
     ])
 }
 

@@ -1,5 +1,6 @@
-//! Demo data: students `student1` … `student30` (password `demo`) and two exams, so the
-//! client can be tried and tested end to end.
+//! Demo data: students `student1` … `student30` (password `demo`), two unsealed exams open
+//! now, and four sealed ones around their start (open, opening in minutes, opening tomorrow,
+//! closed), so the client can be tried and tested end to end.
 
 use chrono::Duration;
 use serde_json::{json, Value};
@@ -10,6 +11,14 @@ pub const DEMO_PASSWORD: &str = "demo";
 pub const STUDENTS: usize = 30;
 pub const MIXED_EXAM: &str = "demo-mixed";
 pub const ESSAY_EXAM: &str = "demo-essay";
+/// Sealed, open now, available since yesterday.
+pub const SEALED_OPEN_EXAM: &str = "demo-sealed-open";
+/// Sealed, opens five minutes after seeding, available since yesterday.
+pub const SEALED_SOON_EXAM: &str = "demo-sealed-soon";
+/// Sealed, opens tomorrow, available from seeding on.
+pub const SEALED_TOMORROW_EXAM: &str = "demo-sealed-tomorrow";
+/// Sealed and closed.
+pub const SEALED_CLOSED_EXAM: &str = "demo-sealed-closed";
 
 fn options(texts: &[&str]) -> Value {
     Value::Array(
@@ -100,6 +109,27 @@ fn mixed_questions() -> Value {
     Value::Array(questions)
 }
 
+/// A short question set for a sealed exam: the first `n` of the mixed exam's, with prompts
+/// that name the exam, so a test can tell them apart from every other exam's.
+fn sealed_questions(exam_id: &str, n: usize) -> Value {
+    let mixed = mixed_questions();
+    Value::Array(
+        mixed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(n)
+            .map(|q| {
+                let mut q = q.clone();
+                if let Some(prompt) = q.get("prompt").and_then(Value::as_str) {
+                    q["prompt"] = Value::String(format!("[{exam_id}] {prompt}"));
+                }
+                q
+            })
+            .collect(),
+    )
+}
+
 fn essay_questions() -> Value {
     json!([
         {"id": "e1", "kind": "essay", "prompt": "Describe the causes of the First World War.", "max_length": 10000},
@@ -144,6 +174,60 @@ pub fn seed(db: &Db) -> anyhow::Result<()> {
             "INSERT OR IGNORE INTO exams (id, title, version, opens_at, closes_at, duration_s, instructions, questions)
              VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7)",
             (id, title, &opens, &closes, duration, instructions, questions.to_string()),
+        )?;
+    }
+    let at = |d: Duration| crate::rfc3339(now + d);
+    // (id, title, available_from, opens_at, closes_at, questions)
+    let sealed = [
+        (
+            SEALED_OPEN_EXAM,
+            "Sealed exam — open now",
+            at(-Duration::days(1)),
+            at(-Duration::hours(1)),
+            closes.clone(),
+            4,
+        ),
+        (
+            SEALED_SOON_EXAM,
+            "Sealed exam — opens in five minutes",
+            at(-Duration::days(1)),
+            at(Duration::minutes(5)),
+            at(Duration::days(1)),
+            4,
+        ),
+        (
+            SEALED_TOMORROW_EXAM,
+            "Sealed exam — opens tomorrow",
+            at(Duration::zero()),
+            at(Duration::days(1)),
+            at(Duration::days(2)),
+            4,
+        ),
+        (
+            SEALED_CLOSED_EXAM,
+            "Sealed exam — closed",
+            at(-Duration::days(3)),
+            at(-Duration::days(2)),
+            at(-Duration::days(1)),
+            2,
+        ),
+    ];
+    for (id, title, available_from, opens_at, closes_at, n) in sealed {
+        // The package itself is sealed when first asked for (Argon2id is slow on purpose).
+        conn.execute(
+            "INSERT OR IGNORE INTO exams (id, title, version, opens_at, closes_at, duration_s, instructions,
+                                          questions, sealed, available_from, start_code)
+             VALUES (?1, ?2, 1, ?3, ?4, 1800, ?5, ?6, 1, ?7, ?8)",
+            (
+                id,
+                title,
+                &opens_at,
+                &closes_at,
+                "The questions open with the start code your proctor announces, or online once the exam opens.",
+                sealed_questions(id, n).to_string(),
+                &available_from,
+                crate::seal::new_start_code(),
+            ),
         )?;
     }
     Ok(())

@@ -13,9 +13,11 @@ pub mod db;
 pub mod demo;
 pub mod http;
 pub mod idempotency;
+pub mod packages;
 pub mod problem;
 pub mod ratelimit;
 pub mod routes;
+pub mod seal;
 pub mod stats;
 
 use std::collections::{HashMap, HashSet};

@@ -4,18 +4,26 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use exam_server::{Config, RateSpec};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "The reference Exam Bank server (API v1)")]
 struct Args {
+    /// Without a command: serve.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on; port 0 picks a free one (printed at start).
     #[arg(long, default_value = "127.0.0.1:8787", env = "EXAM_SERVER_LISTEN")]
     listen: SocketAddr,
     /// SQLite database, created and migrated at start.
-    #[arg(long, default_value = "exam-server.db", env = "EXAM_SERVER_DB")]
+    #[arg(
+        long,
+        default_value = "exam-server.db",
+        env = "EXAM_SERVER_DB",
+        global = true
+    )]
     db: PathBuf,
     /// Bearer token of the administration API (disabled without one; at least 20
     /// characters). Prefer the environment or --admin-token-file: other users of this
@@ -37,7 +45,8 @@ struct Args {
     /// Lifetime of access tokens, in seconds.
     #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     access_ttl: u64,
-    /// Seed demo students student1…student30 (password `demo`) and two exams.
+    /// Seed demo students student1…student30 (password `demo`), two open exams and four sealed
+    /// ones (demo-sealed-open, -soon, -tomorrow, -closed).
     #[arg(long)]
     demo: bool,
     /// Requests per second allowed per user (0 turns the limit off).
@@ -76,6 +85,40 @@ struct Args {
     session_idle: u64,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the start code of a sealed exam (for the proctor), with its version and opening
+    /// time; the view is audited like one through the admin API.
+    StartCode {
+        /// The exam's id.
+        exam_id: String,
+    },
+}
+
+/// `exam-server start-code EXAM_ID [--db PATH]`.
+fn print_start_code(db: &std::path::Path, exam_id: &str) -> anyhow::Result<()> {
+    // Never create an empty database here: a wrong path is an error, not "no such exam".
+    anyhow::ensure!(db.is_file(), "there is no database at {}", db.display());
+    let db = exam_server::Db::open(db)?;
+    let mut conn = db.lock();
+    let tx = conn.transaction()?;
+    let view =
+        exam_server::packages::view_start_code(&tx, exam_id, exam_server::now(), None, "cli")
+            .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    tx.commit()?;
+    let field = |name: &str| {
+        view[name]
+            .as_str()
+            .map_or_else(|| view[name].to_string(), str::to_string)
+    };
+    println!("start_code: {}", field("start_code"));
+    println!("exam_id: {}", field("exam_id"));
+    println!("version: {}", field("version"));
+    println!("opens_at: {}", field("opens_at"));
+    println!("available_from: {}", field("available_from"));
+    Ok(())
+}
+
 fn at_least_one(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
@@ -93,6 +136,14 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(Command::StartCode { exam_id }) = &args.command {
+        // A clear one-line error and a non-zero exit, without a backtrace.
+        if let Err(error) = print_start_code(&args.db, exam_id) {
+            eprintln!("exam-server start-code: {error:#}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     if std::env::args().any(|a| a == "--admin-token" || a.starts_with("--admin-token=")) {
         tracing::warn!(
             "the admin token is on the command line, where other users of this computer can \

@@ -8,7 +8,7 @@ use axum::http::Method;
 use rusqlite::{Connection, Transaction};
 
 use crate::problem::{ApiError, Reply};
-use crate::{admin, api, idempotency, AppState};
+use crate::{admin, api, idempotency, packages, AppState};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +95,8 @@ pub const BATCH: &str = "/v1/batch";
 /// Every `/v1` operation but the batch.
 pub static ROUTES: &[Route] = &[
     route!(GET "/v1/exams" Student api::list_exams),
-    route!(GET "/v1/exams/{exam_id}/package" Student api::exam_package),
+    route!(GET "/v1/exams/{exam_id}/package" Student packages::exam_package),
+    route!(POST "/v1/exams/{exam_id}/key" Student packages::exam_key),
     route!(POST "/v1/exams/{exam_id}/attempts" Student api::create_attempt),
     route!(PUT "/v1/attempts/{attempt_id}/answers/{question_id}" Student api::put_answer),
     route!(POST "/v1/attempts/{attempt_id}/submit" Student api::submit),
@@ -108,6 +109,8 @@ pub static ROUTES: &[Route] = &[
     route!(DELETE "/v1/admin/ip-blocks/{id}" Admin admin::delete_ip_block),
     route!(GET "/v1/admin/audit" Admin admin::audit),
     route!(GET "/v1/admin/stats" Admin admin::stats),
+    route!(GET "/v1/admin/exams/{exam_id}/start-code" Admin packages::admin_start_code),
+    route!(POST "/v1/admin/exams/{exam_id}/start-code/rotate" Admin packages::admin_rotate_start_code),
 ];
 
 /// Matches a path (without query) against a template; returns the parameters.

@@ -205,3 +205,30 @@ async fn event_ids_are_limited_in_characters() {
         assert_eq!((status, body["code"].as_str()), (422, Some("validation")));
     }
 }
+
+/// Serde reads a struct from an array too (`[null, null]` as two absent fields): every body of
+/// the API is a JSON object, and anything else is refused where it starts.
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_refused() {
+    let server = TestServer::start().await;
+    let s = Student::login(&server, "student1").await;
+    for body in ["[null, null]", " \n [null]", "null"] {
+        let response = s
+            .request(Method::POST, "/v1/exams/demo-mixed/attempts")
+            .header("Idempotency-Key", crate::new_key())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, problem) = status_json(response).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (400, Some("invalid_body")),
+            "{body}: {problem}"
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains("line"),
+            "{problem}"
+        );
+    }
+}

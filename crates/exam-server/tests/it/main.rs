@@ -12,6 +12,7 @@ mod openapi;
 mod process;
 mod properties;
 mod routes;
+mod sealed;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
-//! The real binary: listens where `--listen` says and stops cleanly on SIGTERM.
+//! The real binary: listens where `--listen` says and stops cleanly on SIGTERM; prints start
+//! codes for proctors.
 
 use std::process::Stdio;
 
@@ -145,5 +146,80 @@ async fn a_short_admin_token_is_refused_at_start() {
     assert!(
         !stderr.contains("short\""),
         "the token itself is not printed: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_start_code_command_prints_the_code_and_audits_the_view() {
+    let server = crate::TestServer::start().await;
+    let (status, view) = server
+        .admin(
+            reqwest::Method::GET,
+            "/v1/admin/exams/demo-sealed-soon/start-code",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_exam-server"))
+        .args(["start-code", "demo-sealed-soon", "--db"])
+        .arg(&server.db)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let code = view["start_code"].as_str().unwrap();
+    assert!(stdout.contains(&format!("start_code: {code}")), "{stdout}");
+    assert!(stdout.contains("version: 1"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("opens_at: {}", view["opens_at"].as_str().unwrap())),
+        "{stdout}"
+    );
+    let (_, audit) = server
+        .admin(
+            reqwest::Method::GET,
+            "/v1/admin/audit?type=start_code_viewed",
+            None,
+        )
+        .await;
+    let via: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"]["via"].as_str().unwrap())
+        .collect();
+    assert_eq!(via, ["cli", "api"]);
+
+    for (exam, says) in [
+        ("nope", "there is no exam `nope`"),
+        ("demo-mixed", "not sealed"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_exam-server"))
+            .args(["start-code", exam, "--db"])
+            .arg(&server.db)
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success(), "{exam}");
+        assert!(output.stdout.is_empty(), "{exam}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    let missing = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_exam-server"))
+        .args(["start-code", "demo-sealed-soon", "--db"])
+        .arg(missing.path().join("none.db"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        !missing.path().join("none.db").exists(),
+        "no database is created"
     );
 }
