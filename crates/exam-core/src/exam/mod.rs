@@ -16,6 +16,7 @@ mod package;
 mod reconcile;
 mod refusals;
 mod requests;
+pub mod sealed;
 mod views;
 
 use std::collections::{HashMap, HashSet};

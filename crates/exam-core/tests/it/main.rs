@@ -11,6 +11,7 @@ mod network;
 mod queue;
 mod real_networks;
 mod rules;
+mod sealed;
 mod shared_lab;
 mod support;
 mod sync;
