@@ -5,24 +5,22 @@
 use base64::Engine as _;
 use exam_core::exam::sealed::{ExamKey, Refused, SealedPackage};
 
-use crate::support::Server;
+use std::sync::Arc;
 
+use exam_core::auth::AuthConfig;
+use exam_core::bus::EventBus;
+
+use crate::support::{manager, password, MemoryStore, Server};
+
+/// A student's access token, from the app's own sign-in.
 async fn student_token(server: &Server) -> String {
-    let reply: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}oauth/token", server.url()))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "student1"),
-            ("password", "demo"),
-            ("client_id", "exam-desktop"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    reply["access_token"].as_str().unwrap().to_string()
+    let m = manager(
+        AuthConfig::new(server.url()),
+        Arc::new(MemoryStore::default()),
+        EventBus::default(),
+    );
+    m.sign_in("student1", password()).await.unwrap();
+    m.access_token().await.unwrap().expose().clone()
 }
 
 async fn package_bytes(server: &Server, token: &str, exam: &str) -> Vec<u8> {
