@@ -210,7 +210,7 @@ describe("ExamTaking", () => {
   });
 
   it("says when saved answers are locked because their key is missing, and offers to try again", () => {
-    const locked = view({ unreadable_answers: 2, key_missing: true });
+    const locked = view({ unreadable_answers: 2, key_missing: true, resumed_answers: 2 });
     locked.questions[0].unreadable = true;
     setup(locked);
     const banner = screen.getByTestId("answers-unreadable");
@@ -219,6 +219,8 @@ describe("ExamTaking", () => {
     expect(banner.textContent).toContain("Nothing was deleted.");
     expect(screen.getByTestId("retry-key").textContent).toContain("Try again");
     expect(screen.getByTestId("answer-unreadable").textContent).toContain("It has not been deleted.");
+    // "Nothing was lost" never stands next to it.
+    expect(screen.queryByTestId("resumed")).toBeNull();
   });
 
   it("says when saved answers are damaged, without offering a key retry", () => {
