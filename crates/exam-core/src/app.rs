@@ -256,9 +256,7 @@ impl Services {
                     Some(queue.store().clone()),
                 ));
                 let who = auth.clone();
-                monitor.note_outages_for(Arc::new(move || {
-                    who.owner().filter(|_| who.snapshot().has_session)
-                }));
+                monitor.note_outages_for(Arc::new(move || who.signed_in_owner()));
                 let view = monitor.view();
                 (Some(monitor), view)
             }
@@ -434,8 +432,7 @@ impl Core {
                 kept_as: damaged.kept_as,
             });
         }
-        let signed_in = self.auth.owner().filter(|_| report.snapshot.has_session);
-        if let (Ok(services), Some(owner)) = (self.services(), signed_in) {
+        if let (Ok(services), Some(owner)) = (self.services(), self.auth.signed_in_owner()) {
             let keys = services.exams.keys();
             if let Ok(None) = keys.existing(&owner) {
                 match keys.sealed_count(&owner) {
@@ -460,24 +457,17 @@ impl Core {
             stats: services.engine.stats(),
             // The signed-in student's; others' waiting work is only counted
             // (`progress.others_waiting`).
-            queue: match self
-                .auth
-                .owner()
-                .filter(|_| self.auth.snapshot().has_session)
-            {
+            queue: match self.auth.signed_in_owner() {
                 Some(owner) => services.queue.counts_for(&owner)?,
                 None => Default::default(),
             },
             outages: crate::network::outages_for(
                 services.queue.store(),
-                self.auth
-                    .owner()
-                    .filter(|_| self.auth.snapshot().has_session)
-                    .as_ref(),
+                self.auth.signed_in_owner().as_ref(),
                 5,
             )
             .map_err(|e| QueueError::from(StoreError::sqlite(services.queue.store().path(), e)))?,
-            damaged_database: services.queue.store().quarantined().cloned(),
+            damaged_database: self.damaged_database(),
         })
     }
 
@@ -524,8 +514,7 @@ impl Core {
     pub fn export_dead_letters(&self) -> Result<PathBuf, CoreError> {
         let owner = self
             .auth
-            .owner()
-            .filter(|_| self.auth.snapshot().has_session)
+            .signed_in_owner()
             .ok_or(CoreError::Auth(AuthError::NotSignedIn))?;
         let json = self.services()?.queue.export_dead_for(&owner)?;
         let dir = self.config.settings.data_dir.join("exports");

@@ -254,6 +254,17 @@ impl TokenManager {
         Some(Owner::of(&self.inner.config.server, &user))
     }
 
+    /// The student signed in now — with a session, read in one look at the state — of this
+    /// server: whose work is shown and sent with this manager's tokens.
+    pub fn signed_in_owner(&self) -> Option<Owner> {
+        let s = self.state();
+        if !s.status.has_session() {
+            return None;
+        }
+        let user = s.user.clone()?;
+        Some(Owner::of(&self.inner.config.server, &user))
+    }
+
     pub fn http(&self) -> &HttpClient {
         &self.inner.http
     }

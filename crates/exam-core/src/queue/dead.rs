@@ -77,13 +77,7 @@ impl Queue {
                 ],
                 |r| {
                     let key: String = r.get(13)?;
-                    let whose = match (
-                        r.get::<_, Option<String>>(14)?,
-                        r.get::<_, Option<String>>(15)?,
-                    ) {
-                        (Some(origin), Some(student)) => Some(Owner::new(origin, student)),
-                        _ => None,
-                    };
+                    let whose = owner_at(r, 14)?;
                     Ok(DeadLetter {
                         id: r.get::<_, i64>(0)? as f64,
                         method: r.get(1)?,

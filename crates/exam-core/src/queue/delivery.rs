@@ -169,13 +169,7 @@ impl Queue {
                             priority: Priority::from_db(r.get(7)?),
                             kind: Kind::from_db(&r.get::<_, String>(8)?),
                             attempts: count(r.get(9)?),
-                            owner: match (
-                                r.get::<_, Option<String>>(10)?,
-                                r.get::<_, Option<String>>(11)?,
-                            ) {
-                                (Some(origin), Some(student)) => Some(Owner::new(origin, student)),
-                                _ => None,
-                            },
+                            owner: owner_at(r, 10)?,
                         })
                     })
                     .map_err(|e| self.err(e))?;
@@ -372,13 +366,8 @@ impl Queue {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                let origin: Option<String> = r.get(0)?;
-                let student: Option<String> = r.get(1)?;
                 let n: i64 = r.get(2)?;
-                Ok((
-                    origin.zip(student).map(|(o, s)| Owner::new(o, s)),
-                    u64::try_from(n).unwrap_or(0),
-                ))
+                Ok((owner_at(r, 0)?, u64::try_from(n).unwrap_or(0)))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))

@@ -45,6 +45,14 @@ pub trait Keys: Send + Sync {
     fn sealer_to_seal(&self, owner: &Owner) -> Result<Arc<dyn Sealer>, crate::seal::SealError>;
 }
 
+/// The owner a row names in its `origin` and `student` columns, at `at` and `at + 1` (none
+/// for a row an earlier version kept without one).
+fn owner_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Owner>> {
+    let origin: Option<String> = r.get(at)?;
+    let student: Option<String> = r.get(at + 1)?;
+    Ok(origin.zip(student).map(|(o, s)| Owner::new(o, s)))
+}
+
 /// Associated data of a sealed reply: it opens only as the reply to its own request.
 fn reply_ad(idempotency_key: &str) -> Vec<u8> {
     format!("reply\0{idempotency_key}").into_bytes()
@@ -375,22 +383,19 @@ impl Queue {
         id: i64,
         body: &str,
     ) -> Result<rusqlite::types::Value, QueueError> {
-        let row: Option<(String, Option<String>, Option<String>, String)> = tx
+        let row: Option<(String, Option<Owner>, String)> = tx
             .prepare_cached(
                 "SELECT kind, origin, student, idempotency_key FROM queue WHERE id = ?1",
             )
             .and_then(|mut s| {
-                s.query_row(params![id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .optional()
+                s.query_row(params![id], |r| Ok((r.get(0)?, owner_at(r, 1)?, r.get(3)?)))
+                    .optional()
             })
             .map_err(|e| self.err(e))?;
         let plain = rusqlite::types::Value::Text(body.to_string());
-        let Some((kind, origin, student, key)) = row else {
+        let Some((kind, owner, key)) = row else {
             return Ok(plain);
         };
-        let owner = origin.zip(student).map(|(o, s)| Owner::new(o, s));
         match self.sealer_for(owner.as_ref()) {
             Ok(Some(sealer)) if Kind::from_db(&kind) == Kind::Submission => Ok(
                 rusqlite::types::Value::Blob(sealer.seal(&reply_ad(&key), body.as_bytes())),
@@ -438,13 +443,11 @@ impl Queue {
                         response_status: r
                             .get::<_, Option<i64>>(2)?
                             .and_then(|s| u16::try_from(s).ok()),
-                        response_body: {
-                            let owner = r
-                                .get::<_, Option<String>>(5)?
-                                .zip(r.get::<_, Option<String>>(6)?)
-                                .map(|(o, s)| Owner::new(o, s));
-                            self.reply_text(owner.as_ref(), &r.get::<_, String>(7)?, r.get(3)?)
-                        },
+                        response_body: self.reply_text(
+                            owner_at(r, 5)?.as_ref(),
+                            &r.get::<_, String>(7)?,
+                            r.get(3)?,
+                        ),
                         error: r.get(4)?,
                     })
                 })

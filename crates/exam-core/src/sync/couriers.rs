@@ -110,7 +110,7 @@ pub(super) async fn claim_next(ctx: &Ctx, max: usize) -> Result<Result<Next, Idl
             next_due = Some(next_due.map_or(due, |d: i64| d.min(due)));
         }
     };
-    let current = ctx.auth.owner().filter(|_| ctx.signed_in());
+    let current = ctx.auth.signed_in_owner();
     if let Some(owner) = &current {
         let claimed = ctx.queue.claim_for(owner, max, BATCH_BYTES)?;
         if !claimed.is_empty() {

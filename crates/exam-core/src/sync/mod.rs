@@ -233,7 +233,7 @@ impl Ctx {
             *last = Some(Instant::now());
         }
         let all = self.queue.remaining().unwrap_or(0);
-        let (remaining, refused) = match self.auth.owner().filter(|_| self.signed_in()) {
+        let (remaining, refused) = match self.auth.signed_in_owner() {
             Some(owner) => (
                 self.queue.remaining_for(&owner).unwrap_or(0),
                 self.queue.dead_count_for(&owner).unwrap_or(0),
