@@ -162,12 +162,16 @@ impl CoreBuilder {
         let auth = TokenManager::new(auth_config, http, self.secrets.clone(), bus.clone());
         // 2.
         let restoring = auth.clone();
+        // Who is signed in is known once the restore has looked: nothing decides "this
+        // student left" before that.
+        let (restored, looked) = tokio::sync::watch::channel(false);
         workers.spawn("session restore", move |_stop| async move {
             match restoring.restore().await {
                 Ok(true) => tracing::info!("session restored from the keychain"),
                 Ok(false) => {}
                 Err(error) => tracing::error!(%error, "could not read the keychain"),
             }
+            restored.send_replace(true);
         });
         auth.spawn_worker(&workers);
         // 3.
@@ -204,7 +208,13 @@ impl CoreBuilder {
                     u64::from(settings.session.idle_sign_out_min) * 60,
                 )),
             );
-            crate::presence::spawn_departures(&workers, auth.clone(), services.exams.clone(), &bus);
+            crate::presence::spawn_departures(
+                &workers,
+                auth.clone(),
+                services.exams.clone(),
+                &bus,
+                looked,
+            );
         }
         Ok(Core {
             config: self.config,

@@ -126,15 +126,23 @@ const DEPARTURES_EVERY: Duration = Duration::from_secs(30);
 /// Looks for students who left: at start, when a sign-in or an attempt changes (a receipt
 /// read back after the last of a student's work was delivered, say), and every
 /// [`DEPARTURES_EVERY`]. First, the one answer key of an earlier version becomes each
-/// student's own.
+/// student's own. Nothing is looked at before `restored` says the session of the student
+/// signed in here has been read from the keychain: until then everyone looks departed.
 pub(crate) fn spawn_departures(
     workers: &Workers,
     auth: TokenManager,
     exams: ExamService,
     bus: &crate::bus::EventBus,
+    mut restored: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut events = bus.subscribe();
     workers.spawn("departures", move |stop| async move {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            // A restore that ended either way sends `true`; a dropped sender (the restore
+            // task stopped first) ends the wait too.
+            _ = restored.wait_for(|looked| *looked) => {}
+        }
         let legacy = exams.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(error) = legacy.keys().adopt_legacy() {

@@ -838,3 +838,85 @@ async fn an_outage_noted_while_a_student_was_signed_in_is_theirs_alone() {
     core.sign_in("student10", password()).await.unwrap();
     assert!(core.sync_status().unwrap().outages.is_empty());
 }
+
+/// A keychain that takes its time to read (a desktop session still unlocking it at login).
+struct SlowToRead {
+    inner: Arc<MemoryStore>,
+    delay: Duration,
+}
+
+impl exam_core::keychain::SecretStore for SlowToRead {
+    fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<exam_core::secret::Secret<String>>, exam_core::keychain::KeychainError> {
+        std::thread::sleep(self.delay);
+        self.inner.get(key)
+    }
+    fn set(
+        &self,
+        key: &str,
+        value: &exam_core::secret::Secret<String>,
+    ) -> Result<(), exam_core::keychain::KeychainError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), exam_core::keychain::KeychainError> {
+        self.inner.delete(key)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_keychain_at_start_never_makes_the_signed_in_student_look_departed() {
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (core, secrets) = lab_core(&server, dir.path()).await;
+    let owner = Owner::of(&server.url(), "student3");
+    core.sign_in("student3", password()).await.unwrap();
+    core.exams().unwrap().download("demo-mixed").await.unwrap();
+    let (attempt, _) = take_and_submit(&core, "A").await;
+    delivered_for(&core, &owner).await;
+    // Everything of theirs is delivered: only being signed in keeps their key and data here.
+    let db = dir.path().join(exam_core::store::FILE_NAME);
+    let receipt_read = |db: &std::path::Path| -> bool {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM attempts WHERE attempt_id = ?1 AND receipt_id IS NOT NULL",
+            [&attempt],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !receipt_read(&db) {
+        assert!(std::time::Instant::now() < deadline, "no receipt read back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    core.shutdown(Duration::from_secs(5));
+    drop(core);
+
+    // The app starts again while the keychain answers slowly: the session is restored late.
+    let slow = Arc::new(SlowToRead {
+        inner: secrets.clone(),
+        delay: Duration::from_millis(700),
+    });
+    let again = CoreBuilder::new(
+        LoadedConfig::from_settings(Settings::new(server.url(), dir.path().to_path_buf())),
+        slow,
+    )
+    .start()
+    .unwrap();
+    signed_in_again(&again).await;
+    // Long enough for a look at who left, at start and after the sign-in came back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        secrets.keys().contains(&exam_core::keys::entry_of(&owner)),
+        "the signed-in student's answer key was removed: {:?}",
+        secrets.keys()
+    );
+    assert!(
+        receipt_read(&db),
+        "the signed-in student's attempt was removed"
+    );
+    again.shutdown(Duration::from_secs(5));
+}
