@@ -29,6 +29,7 @@ fn main() {
             "exam_list",
             "download_exam",
             "start_attempt",
+            "start_attempt_with_code",
             "current_attempt",
             "attempt_view",
             "save_answer",

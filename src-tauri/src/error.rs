@@ -61,9 +61,10 @@ pub enum IpcError {
     /// An answer saved on this computer cannot be read back (the detail is in the log).
     #[error("the saved answer to {question} cannot be read")]
     UnreadableAnswer { question: String },
-    /// The exam's package from the server cannot be used (the detail is in the log).
-    #[error("the package of exam {exam_id} cannot be used")]
-    BadPackage { exam_id: String },
+    /// The exam's package from the server cannot be used: `detail` says what and where (for
+    /// IT, English; also in the log).
+    #[error("the package of exam {exam_id} cannot be used: {detail}")]
+    BadPackage { exam_id: String, detail: String },
     /// The key that protects answers on this computer cannot be used.
     #[error("the answer key cannot be used")]
     AnswerKey,
@@ -72,6 +73,24 @@ pub enum IpcError {
     /// profile or keychain; the answers read again once it is back).
     #[error("the answer key is missing while {sealed} sealed values are here")]
     AnswerKeyMissing { sealed: u32 },
+    /// The exam's package is sealed and its key cannot be fetched now (no network): the
+    /// start code the proctor reads out opens it.
+    #[error("exam {exam_id} needs its start code")]
+    StartCodeNeeded { exam_id: String, title: String },
+    /// The start code typed does not open the exam (wrong, another exam's, or the copy here
+    /// was altered); the next try may be made in `retry_in_ms`.
+    #[error("the start code does not open exam {exam_id}")]
+    StartCodeRefused {
+        exam_id: String,
+        title: String,
+        retry_in_ms: u32,
+    },
+    /// Wrong start codes were typed on this computer: the next try waits `retry_in_ms`.
+    #[error("wait {retry_in_ms} ms before the next start code")]
+    StartCodeWait { exam_id: String, retry_in_ms: u32 },
+    /// The exam's package does not open with the key from the server, even downloaded again.
+    #[error("the package of exam {exam_id} does not open with the server's key")]
+    PackageDoesNotOpen { exam_id: String, title: String },
     /// The exam may not start now; the UI words `block`.
     #[error("the exam may not start now: {block:?}")]
     StartRefused { block: StartBlock },
@@ -124,6 +143,32 @@ impl From<ExamError> for IpcError {
             .logged(detail),
             E::BadPackage(ref bad) => Self::BadPackage {
                 exam_id: bad.exam.clone(),
+                detail: bad.reason.clone(),
+            }
+            .logged(&error),
+            E::StartCodeNeeded { exam_id, title } => Self::StartCodeNeeded { exam_id, title },
+            E::StartCodeRefused {
+                exam_id,
+                title,
+                retry_in_ms,
+            } => Self::StartCodeRefused {
+                exam_id,
+                title,
+                retry_in_ms: u32::try_from(retry_in_ms).unwrap_or(u32::MAX),
+            },
+            E::StartCodeWait {
+                exam_id,
+                retry_in_ms,
+            } => Self::StartCodeWait {
+                exam_id,
+                retry_in_ms: u32::try_from(retry_in_ms).unwrap_or(u32::MAX),
+            },
+            E::PackageDoesNotOpen {
+                ref exam_id,
+                ref title,
+            } => Self::PackageDoesNotOpen {
+                exam_id: exam_id.clone(),
+                title: title.clone(),
             }
             .logged(&error),
             E::Key(exam_core::seal::SealError::KeyMissing { sealed }) => Self::AnswerKeyMissing {

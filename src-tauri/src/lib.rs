@@ -52,6 +52,7 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::exam::exam_list,
             commands::exam::download_exam,
             commands::exam::start_attempt,
+            commands::exam::start_attempt_with_code,
             commands::exam::current_attempt,
             commands::exam::attempt_view,
             commands::exam::save_answer,

@@ -151,16 +151,22 @@ pub struct ExamServer {
 
 impl ExamServer {
     pub fn start() -> Result<Self> {
+        Self::start_with(|_| {})
+    }
+
+    /// The server with demo data, its configuration changed by `change` first.
+    pub fn start_with(change: impl FnOnce(&mut exam_server::Config)) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?;
         let dir = tempfile::tempdir()?;
-        let config = exam_server::Config {
+        let mut config = exam_server::Config {
             demo: true,
             admin_token: Some(ADMIN_TOKEN.into()),
             ..exam_server::Config::new(dir.path().join("server.db"))
         };
+        change(&mut config);
         let server = runtime.block_on(exam_server::Server::bind("127.0.0.1:0".parse()?, config))?;
         let addr = server.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -707,7 +713,18 @@ pub fn behind_a_cuttable_link() -> Result<(
     tempfile::TempDir,
     Harness,
 )> {
-    let server = ExamServer::start()?;
+    behind_a_cuttable_link_to(ExamServer::start()?)
+}
+
+/// [`behind_a_cuttable_link`] to a server of the test's.
+pub fn behind_a_cuttable_link_to(
+    server: ExamServer,
+) -> Result<(
+    ExamServer,
+    fault_proxy::FaultProxy,
+    tempfile::TempDir,
+    Harness,
+)> {
     let link = fault_proxy::FaultProxy::start(server.addr)?;
     let data_dir = tempfile::tempdir()?;
     let harness = Harness::start(&[

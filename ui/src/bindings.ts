@@ -48,6 +48,11 @@ export const commands = {
 	downloadExam: (examId: string) => typedError<ExamSummary, IpcError>(__TAURI_INVOKE("download_exam", { examId })),
 	startAttempt: (examId: string) => typedError<AttemptView, IpcError>(__TAURI_INVOKE("start_attempt", { examId })),
 	/**
+	 *  Starts an attempt whose sealed package opens with the start code the proctor read out
+	 *  (a room without a network).
+	 */
+	startAttemptWithCode: (examId: string, code: string) => typedError<AttemptView, IpcError>(__TAURI_INVOKE("start_attempt_with_code", { examId, code })),
+	/**
 	 *  The attempt to come back to after a restart (in progress, or submitted and not yet
 	 *  closed), if any.
 	 */
@@ -306,6 +311,24 @@ export type ExamSummary = {
 	 *  it may; an attempt on this computer can always be reopened).
 	 */
 	start_block: StartBlock | null,
+	/**  Its package is sealed: the questions are unreadable until the exam opens. */
+	sealed: boolean,
+	/**
+	 *  The package cannot be downloaded before this time (the server's `available_from`,
+	 *  while it lies ahead on the server's clock).
+	 */
+	download_from: string | null,
+	/**
+	 *  In how many ms the exam opens, on the server's clock (while it lies ahead): the
+	 *  list counts down from it.
+	 */
+	opens_in_ms: number | null,
+	/**
+	 *  What the start needs on this computer: nothing more (`Nothing`), or — for a sealed
+	 *  exam not opened here yet — the key from the server, or the start code the proctor
+	 *  reads out when the server cannot be reached.
+	 */
+	opening: Opening,
 };
 
 /**  One finding of the health report: how bad, and what (worded by the status window). */
@@ -346,8 +369,11 @@ export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; ret
 { kind: "answer_rejected"; problem: AnswerProblem } | 
 /**  An answer saved on this computer cannot be read back (the detail is in the log). */
 { kind: "unreadable_answer"; question: string } | 
-/**  The exam's package from the server cannot be used (the detail is in the log). */
-{ kind: "bad_package"; exam_id: string } | 
+/**
+ *  The exam's package from the server cannot be used: `detail` says what and where (for
+ *  IT, English; also in the log).
+ */
+{ kind: "bad_package"; exam_id: string; detail: string } | 
 /**  The key that protects answers on this computer cannot be used. */
 { kind: "answer_key" } | 
 /**
@@ -356,6 +382,20 @@ export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; ret
  *  profile or keychain; the answers read again once it is back).
  */
 { kind: "answer_key_missing"; sealed: number } | 
+/**
+ *  The exam's package is sealed and its key cannot be fetched now (no network): the
+ *  start code the proctor reads out opens it.
+ */
+{ kind: "start_code_needed"; exam_id: string; title: string } | 
+/**
+ *  The start code typed does not open the exam (wrong, another exam's, or the copy here
+ *  was altered); the next try may be made in `retry_in_ms`.
+ */
+{ kind: "start_code_refused"; exam_id: string; title: string; retry_in_ms: number } | 
+/**  Wrong start codes were typed on this computer: the next try waits `retry_in_ms`. */
+{ kind: "start_code_wait"; exam_id: string; retry_in_ms: number } | 
+/**  The exam's package does not open with the key from the server, even downloaded again. */
+{ kind: "package_does_not_open"; exam_id: string; title: string } | 
 /**  The exam may not start now; the UI words `block`. */
 { kind: "start_refused"; block: StartBlock } | 
 /**  The offline queue, sync and exams could not start (the main window shows why). */
@@ -442,6 +482,16 @@ export type Observation =
 { code: "database_set_aside"; kept_as: string } | 
 /**  Sign-in and tokens are healthy. */
 { code: "healthy" };
+
+/**  What opening an exam's questions needs on this computer. */
+export type Opening = 
+/**  Nothing: not sealed, or already opened by this student here. */
+"nothing" | 
+/**
+ *  The exam key, fetched from the server at the start (a few seconds of network), or
+ *  the proctor's start code when the server cannot be reached.
+ */
+"key_or_start_code";
 
 /**  An outage as recorded. */
 export type Outage = {

@@ -205,7 +205,8 @@ impl AnswerKeys {
                  UNION SELECT origin, student FROM queue
                        WHERE origin IS NOT NULL AND student IS NOT NULL
                          AND (status <> 'done' OR body IS NOT NULL OR response_body IS NOT NULL)
-                 UNION SELECT origin, username FROM exam_list WHERE origin IS NOT NULL",
+                 UNION SELECT origin, username FROM exam_list WHERE origin IS NOT NULL
+                 UNION SELECT origin, username FROM opened_packages",
             )
             .map_err(|e| self.inner.store.error(e))?;
         let rows = stmt
@@ -218,7 +219,8 @@ impl AnswerKeys {
     }
 
     /// Removes `owner`'s key from the keychain and everything of theirs it opened from the
-    /// database (attempts, answers, exam list, the bodies of sent saves) — in that order, so
+    /// database (attempts, answers, exam list, exam packages they opened, the bodies of sent
+    /// saves) — in that order, so
     /// a failure in between leaves data without a key (unreadable: the point) rather than a
     /// key without a reason to exist. The caller has checked [`AnswerKeys::still_needed`].
     pub fn retire(&self, owner: &Owner) -> Result<Retired, SealError> {
@@ -244,6 +246,11 @@ impl AnswerKeys {
             .map_err(store_error)?;
         tx.execute(
             "DELETE FROM exam_list WHERE origin = ?1 AND username = ?2",
+            params![owner.origin, owner.student],
+        )
+        .map_err(store_error)?;
+        tx.execute(
+            "DELETE FROM opened_packages WHERE origin = ?1 AND username = ?2",
             params![owner.origin, owner.student],
         )
         .map_err(store_error)?;

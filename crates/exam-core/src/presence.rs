@@ -107,9 +107,11 @@ pub(crate) fn spawn_idle_sign_out(
 /// here ([`crate::keys`]): never the signed-in student's. SQLite and the keychain: call it
 /// off the async threads.
 pub(crate) fn retire_departed(auth: &TokenManager, exams: &ExamService) {
+    let signed_in = auth.signed_in_owner();
+    exams.forget_opened_except(signed_in.as_ref());
     match exams
         .keys()
-        .retire_departed(auth.signed_in_owner().as_ref(), exams.server_now_ms())
+        .retire_departed(signed_in.as_ref(), exams.server_now_ms())
     {
         Ok(0) => {}
         Ok(n) => tracing::info!(

@@ -30,12 +30,13 @@ fn migrations() -> Migrations<'static> {
             derive_owners,
         ),
         M::up(include_str!("../../../migrations/0005_retry_clock.sql")),
+        M::up(include_str!("../../../migrations/0006_sealed_packages.sql")),
     ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> usize {
-    5
+    6
 }
 
 /// Gives every queued row of an earlier version the student of the attempt it belongs to

@@ -13,7 +13,8 @@ pub const MIXED_EXAM: &str = "demo-mixed";
 pub const ESSAY_EXAM: &str = "demo-essay";
 /// Sealed, open now, available since yesterday.
 pub const SEALED_OPEN_EXAM: &str = "demo-sealed-open";
-/// Sealed, opens five minutes after seeding, available since yesterday.
+/// Sealed, opens a few minutes after seeding (`--demo-opens-in`, 5 by default), available
+/// since yesterday.
 pub const SEALED_SOON_EXAM: &str = "demo-sealed-soon";
 /// Sealed, opens tomorrow, available from seeding on.
 pub const SEALED_TOMORROW_EXAM: &str = "demo-sealed-tomorrow";
@@ -139,7 +140,7 @@ fn essay_questions() -> Value {
 }
 
 /// Adds what is missing; keeps what is there (answers from earlier demo runs survive).
-pub fn seed(db: &Db) -> anyhow::Result<()> {
+pub fn seed(db: &Db, soon_s: u64) -> anyhow::Result<()> {
     // One hash for every demo student: it is demo data, and hashing is slow.
     let hash = crate::auth::hash_password(DEMO_PASSWORD)
         .map_err(|e| anyhow::anyhow!("cannot hash the demo password: {e}"))?;
@@ -189,9 +190,12 @@ pub fn seed(db: &Db) -> anyhow::Result<()> {
         ),
         (
             SEALED_SOON_EXAM,
-            "Sealed exam — opens in five minutes",
+            "Sealed exam — opens soon",
             at(-Duration::days(1)),
-            at(Duration::minutes(5)),
+            // At most a year ahead (a larger number is a typo, not a plan).
+            at(Duration::seconds(
+                i64::try_from(soon_s.min(365 * 86_400)).unwrap_or(300),
+            )),
             at(Duration::days(1)),
             4,
         ),

@@ -68,6 +68,8 @@ pub struct Config {
     pub session_idle_s: u64,
     /// Seeds demo students and exams.
     pub demo: bool,
+    /// The demo's sealed exam "opening soon" opens this many seconds after seeding.
+    pub demo_opens_in_s: u64,
 }
 
 impl Config {
@@ -92,6 +94,7 @@ impl Config {
             session_absolute_s: 12 * 3600,
             session_idle_s: 8 * 3600,
             demo: false,
+            demo_opens_in_s: 300,
         }
     }
 }
@@ -142,7 +145,7 @@ impl AppState {
             None => auth::JwtKeys::load_or_create(&db)?,
         };
         if config.demo {
-            demo::seed(&db)?;
+            demo::seed(&db, config.demo_opens_in_s)?;
         }
         idempotency::purge_expired(&db)?;
         let blocks = RwLock::new(admin::load_blocks(&db)?);

@@ -49,6 +49,10 @@ struct Args {
     /// ones (demo-sealed-open, -soon, -tomorrow, -closed).
     #[arg(long)]
     demo: bool,
+    /// With --demo: the sealed exam "opening soon" (demo-sealed-soon) opens this many seconds
+    /// after the demo data is first seeded.
+    #[arg(long, default_value_t = 300, requires = "demo")]
+    demo_opens_in: u64,
     /// Requests per second allowed per user (0 turns the limit off).
     #[arg(long, default_value_t = 20.0)]
     user_rate: f64,
@@ -182,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
         session_absolute_s: args.session_lifetime,
         session_idle_s: args.session_idle,
         demo: args.demo,
+        demo_opens_in_s: args.demo_opens_in,
         ..Config::new(&args.db)
     };
     if config.admin_token.is_none() {

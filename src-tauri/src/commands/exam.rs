@@ -37,6 +37,18 @@ pub async fn start_attempt(
     Ok(exams(&state)?.start(&exam_id).await?)
 }
 
+/// Starts an attempt whose sealed package opens with the start code the proctor read out
+/// (a room without a network).
+#[tauri::command]
+#[specta::specta]
+pub async fn start_attempt_with_code(
+    state: tauri::State<'_, AppState>,
+    exam_id: String,
+    code: String,
+) -> Result<AttemptView, IpcError> {
+    Ok(exams(&state)?.start_with_code(&exam_id, &code).await?)
+}
+
 /// The attempt to come back to after a restart (in progress, or submitted and not yet
 /// closed), if any.
 #[tauri::command]

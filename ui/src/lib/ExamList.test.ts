@@ -7,12 +7,14 @@ import type { ExamList as List, ExamSummary } from "../bindings";
 const examList = vi.fn();
 const downloadExam = vi.fn();
 const startAttempt = vi.fn();
+const startAttemptWithCode = vi.fn();
 const attemptView = vi.fn();
 vi.mock("../bindings", () => ({
   commands: {
     examList: () => examList(),
     downloadExam: (id: string) => downloadExam(id),
     startAttempt: (id: string) => startAttempt(id),
+    startAttemptWithCode: (id: string, code: string) => startAttemptWithCode(id, code),
     attemptView: (id: string) => attemptView(id),
   },
   events: {},
@@ -35,6 +37,10 @@ const exam = (over: Partial<ExamSummary>): ExamSummary => ({
   active_attempt_id: null,
   submitted: false,
   start_block: null,
+  sealed: false,
+  download_from: null,
+  opens_in_ms: null,
+  opening: "nothing",
   ...over,
 });
 const list = (exams: ExamSummary[], over: Partial<List> = {}): { status: "ok"; data: List } => ({
@@ -53,7 +59,7 @@ async function setup(result: ReturnType<typeof list>) {
 describe("ExamList", () => {
   beforeEach(() => {
     i18n.lang = "en";
-    for (const f of [examList, downloadExam, startAttempt, attemptView]) f.mockReset();
+    for (const f of [examList, downloadExam, startAttempt, startAttemptWithCode, attemptView]) f.mockReset();
   });
   afterEach(cleanup);
 
@@ -169,5 +175,85 @@ describe("ExamList", () => {
     await setup(list([exam({ submitted: true, downloaded_version: 3, start_block: { reason: "already_submitted" } })]));
     expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(true);
     expect(screen.getByTestId("exam-math").textContent).toContain("You have already submitted this exam.");
+  });
+
+  describe("sealed exams", () => {
+    const sealed = (over: Partial<ExamSummary>) =>
+      exam({ id: "final", title: "Final exam", sealed: true, opening: "key_or_start_code", ...over });
+
+    it("downloaded ahead: ready, when it opens, a countdown, and what the start will need", async () => {
+      vi.useFakeTimers({ toFake: ["setTimeout", "setInterval", "performance"] });
+      try {
+        const opens_at = new Date(Date.now() + 5 * 60_000).toISOString();
+        examList.mockResolvedValue(
+          list([
+            sealed({
+              opens_at,
+              opens_in_ms: 5 * 60_000,
+              downloaded_version: 1,
+              start_block: { reason: "not_yet_open", opens_at },
+            }),
+          ]),
+        );
+        render(ExamList, { onOpen: vi.fn() });
+        await vi.advanceTimersByTimeAsync(0);
+        expect(screen.getByTestId("exam-sealed-final").textContent).toContain("Sealed until it opens");
+        expect(screen.getByTestId("exam-ready-final").textContent).toMatch(/Ready — opens at \d\d:\d\d/);
+        expect(screen.getByTestId("opens-in-final").textContent?.trim()).toBe("Opens in 5:00");
+        await vi.advanceTimersByTimeAsync(61_000);
+        expect(screen.getByTestId("opens-in-final").textContent?.trim()).toBe("Opens in 3:59");
+        expect(screen.getByTestId("exam-needs-final").textContent).toContain("nothing to type");
+        expect((screen.getByTestId("start-final") as HTMLButtonElement).disabled).toBe(true);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
+    it("cannot be downloaded before the server allows it, and says from when", async () => {
+      const download_from = new Date(Date.now() + 24 * hour).toISOString();
+      await setup(list([sealed({ download_from })]));
+      expect((screen.getByTestId("download-final") as HTMLButtonElement).disabled).toBe(true);
+      expect(screen.getByTestId("exam-final").textContent).toContain("It can be downloaded from");
+    });
+
+    it("offline and open: asks for the start code, formats it, and opens the exam with it", async () => {
+      const onOpen = await setup(
+        list([sealed({ downloaded_version: 1 })], { offline_reason: { code: "no_network" } }),
+      );
+      expect(screen.getByTestId("exam-needs-final").textContent).toContain("type the start code");
+      expect(screen.queryByTestId("start-final")).toBeNull();
+      const input = screen.getByTestId("start-code-final") as HTMLInputElement;
+      const open = screen.getByTestId("open-with-code-final") as HTMLButtonElement;
+      expect(open.disabled).toBe(true);
+      const user = userEvent.setup();
+      await user.type(input, "abcd efgh jk23");
+      expect(input.value).toBe("ABCD-EFGH-JK23");
+      startAttemptWithCode.mockResolvedValue({ status: "ok", data: { attempt_id: "att-1" } });
+      await user.click(open);
+      expect(startAttemptWithCode).toHaveBeenCalledWith("final", "ABCD-EFGH-JK23");
+      expect(onOpen).toHaveBeenCalledWith({ attempt_id: "att-1" });
+    });
+
+    it("a start that cannot fetch the key asks for the code; a wrong code says so and waits", async () => {
+      await setup(list([sealed({ downloaded_version: 1 })]));
+      startAttempt.mockResolvedValue({
+        status: "error",
+        error: { kind: "start_code_needed", exam_id: "final", title: "Final exam" },
+      });
+      const user = userEvent.setup();
+      await user.click(screen.getByTestId("start-final"));
+      expect((await screen.findByRole("alert")).textContent).toContain(
+        "“Final exam” is sealed and the Exam Bank server cannot be reached for its key",
+      );
+      await user.type(screen.getByTestId("start-code-final"), "AAAABBBBCCCC");
+      startAttemptWithCode.mockResolvedValue({
+        status: "error",
+        error: { kind: "start_code_refused", exam_id: "final", title: "Final exam", retry_in_ms: 4000 },
+      });
+      await user.click(screen.getByTestId("open-with-code-final"));
+      expect((await screen.findByRole("alert")).textContent).toContain("This start code does not open “Final exam”");
+      expect((screen.getByTestId("open-with-code-final") as HTMLButtonElement).disabled).toBe(true);
+      expect(screen.getByTestId("start-code-form-final").textContent).toContain("You can try again in 4 s.");
+    });
   });
 });

@@ -26,7 +26,15 @@ const EVERY_ERROR: Record<IpcError["kind"], IpcError> = {
   not_yet_delivered: { kind: "not_yet_delivered" },
   answer_rejected: { kind: "answer_rejected", problem: { problem: "too_long", chars: 12, max: 10 } },
   unreadable_answer: { kind: "unreadable_answer", question: "q3" },
-  bad_package: { kind: "bad_package", exam_id: "demo-mixed" },
+  bad_package: {
+    kind: "bad_package",
+    exam_id: "demo-mixed",
+    detail: "question 3 (`q3`): it has 1 options (2 to 50 allowed)",
+  },
+  start_code_needed: { kind: "start_code_needed", exam_id: "final", title: "Final exam" },
+  start_code_refused: { kind: "start_code_refused", exam_id: "final", title: "Final exam", retry_in_ms: 2000 },
+  start_code_wait: { kind: "start_code_wait", exam_id: "final", retry_in_ms: 3500 },
+  package_does_not_open: { kind: "package_does_not_open", exam_id: "final", title: "Final exam" },
   answer_key: { kind: "answer_key" },
   answer_key_missing: { kind: "answer_key_missing", sealed: 12 },
   start_refused: { kind: "start_refused", block: { reason: "already_submitted" } },
@@ -140,5 +148,13 @@ describe("auth snapshots", () => {
   it("come from auth_changed events only", () => {
     expect(snapshotOf({ type: "auth_changed", snapshot: snap(5) })?.version).toBe(5);
     expect(snapshotOf({ type: "refresh_started", version: 6 })).toBeNull();
+  });
+});
+
+describe("an error that is not the core's", () => {
+  it("is still put in words", () => {
+    i18n.lang = "en";
+    const foreign = "command start_attempt_with_code not allowed" as unknown as IpcError;
+    expect(describeError(foreign)).toBe(en["errors.internal"]);
   });
 });

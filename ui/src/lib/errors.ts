@@ -59,7 +59,15 @@ export function describeError(error: IpcError): string {
     case "unreadable_answer":
       return t("errors.unreadable_answer");
     case "bad_package":
-      return t("errors.bad_package");
+      return t("errors.bad_package", { exam: error.exam_id, detail: error.detail });
+    case "start_code_needed":
+      return t("errors.start_code_needed", { title: error.title });
+    case "start_code_refused":
+      return t("errors.start_code_refused", { title: error.title });
+    case "start_code_wait":
+      return t("errors.start_code_wait", { n: Math.ceil(error.retry_in_ms / 1000) });
+    case "package_does_not_open":
+      return t("errors.package_does_not_open", { title: error.title });
     case "answer_key":
       return t("errors.answer_key");
     case "answer_key_missing":
@@ -75,4 +83,6 @@ export function describeError(error: IpcError): string {
     case "internal":
       return t("errors.internal");
   }
+  // Not an error of the core's (a command the window may not call, say): still words.
+  return t("errors.internal");
 }

@@ -13,7 +13,7 @@ impl ExamService {
     pub fn view(&self, attempt_id: &str) -> Result<AttemptView, ExamError> {
         self.reconcile(attempt_id)?;
         let attempt = self.attempt(attempt_id)?;
-        let package = self.package(&attempt.exam_id, Some(attempt.exam_version))?;
+        let package = self.package(&attempt.owner, &attempt.exam_id, Some(attempt.exam_version))?;
         // A key that cannot be read costs the answers it seals, one by one, never the view.
         let key = match self.inner.keys.existing(&attempt.owner) {
             Ok(key) => key,
@@ -192,7 +192,7 @@ impl ExamService {
         if attempt.status != "in_progress" {
             return Err(ExamError::AlreadySubmitted);
         }
-        let package = self.package(&attempt.exam_id, Some(attempt.exam_version))?;
+        let package = self.package(&attempt.owner, &attempt.exam_id, Some(attempt.exam_version))?;
         let question = package.question(question_id).ok_or_else(|| {
             ExamError::NotFound(Missing::Question {
                 id: question_id.to_string(),

@@ -3,21 +3,19 @@
 //! server's clock learned from the replies' `Date` headers.
 
 use crate::clock::since_boot_ms;
-use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
-use super::package::{self, Package};
+use super::opening::Kept;
 use exam_contract::rules;
 
 use super::{
     local_now_ms, parse_ms, rfc3339, ExamError, ExamInfo, ExamList, ExamService, ExamSummary,
-    StartBlock,
+    Opening, StartBlock,
 };
 use crate::auth::AuthError;
 use crate::owner::Owner;
-use crate::queue::segment;
 use crate::reason::{Reason, Refusal};
 
 impl ExamService {
@@ -53,7 +51,7 @@ impl ExamService {
         );
     }
 
-    fn url(&self, path: &str) -> Result<url::Url, ExamError> {
+    pub(super) fn url(&self, path: &str) -> Result<url::Url, ExamError> {
         self.inner.auth.server().join(path).map_err(|e| {
             tracing::warn!(path, error = %e, "cannot make a URL of the server address");
             ExamError::Offline(Reason::BadAddress)
@@ -63,7 +61,7 @@ impl ExamService {
     /// Reads the server's reply up to `max` bytes; one that is not the server's (a portal's
     /// page, a proxy's) is reported to the network monitor and read as "offline", and its
     /// `Date` is not believed.
-    async fn server_body(
+    pub(super) async fn server_body(
         &self,
         response: reqwest::Response,
         max: usize,
@@ -97,7 +95,7 @@ impl ExamService {
         Ok(body)
     }
 
-    async fn refused(response: reqwest::Response) -> ExamError {
+    pub(super) async fn refused(response: reqwest::Response) -> ExamError {
         let status = response.status().as_u16();
         let body = Self::body(response, 64 * 1024).await.unwrap_or_default();
         ExamError::Refused(Refusal::from_reply(
@@ -147,7 +145,13 @@ impl ExamService {
         let now = self.server_now_ms();
         let changes_in_ms = exams
             .iter()
-            .flat_map(|e| [parse_ms(&e.opens_at), parse_ms(&e.closes_at)])
+            .flat_map(|e| {
+                [
+                    parse_ms(&e.opens_at),
+                    parse_ms(&e.closes_at),
+                    e.download_from.as_deref().and_then(parse_ms),
+                ]
+            })
             .flatten()
             .filter(|t| *t > now)
             .min()
@@ -218,7 +222,10 @@ impl ExamService {
                           ORDER BY a.rowid DESC LIMIT 1),
                         EXISTS (SELECT 1 FROM attempts a WHERE a.exam_id = l.exam_id
                                   AND a.username = l.username AND a.origin = l.origin
-                                  AND a.status <> 'in_progress')
+                                  AND a.status <> 'in_progress'),
+                        EXISTS (SELECT 1 FROM opened_packages o WHERE o.exam_id = l.exam_id
+                                  AND o.username = l.username AND o.origin = l.origin
+                                  AND o.version = p.version)
                  FROM exam_list l LEFT JOIN exam_packages p ON p.exam_id = l.exam_id
                  WHERE l.origin = ?1 AND l.username = ?2 ORDER BY l.position",
             )
@@ -232,17 +239,22 @@ impl ExamService {
                     r.get::<_, Option<u32>>(2)?,
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, bool>(4)?,
+                    r.get::<_, bool>(5)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
+        let now = self.server_now_ms();
         let mut out = Vec::new();
         for row in rows {
-            let (summary, fetched_at, downloaded, active, submitted) =
+            let (summary, fetched_at, downloaded, active, submitted, opened) =
                 row.map_err(|e| self.err(e))?;
             fetched = Some(fetched_at);
             let Ok(info) = serde_json::from_str::<ExamInfo>(&summary) else {
                 continue;
             };
+            let opens_in_ms = parse_ms(&info.opens_at)
+                .filter(|t| *t > now)
+                .map(|t| (t - now) as f64);
             let mut summary = ExamSummary {
                 update_available: downloaded.is_some_and(|v| v != info.version),
                 downloaded_version: downloaded,
@@ -256,6 +268,16 @@ impl ExamService {
                 duration_s: info.duration_s,
                 question_count: info.question_count,
                 start_block: None,
+                sealed: info.sealed,
+                download_from: info
+                    .available_from
+                    .filter(|from| parse_ms(from).is_some_and(|t| t > now)),
+                opens_in_ms,
+                opening: if info.sealed && !opened {
+                    Opening::KeyOrStartCode
+                } else {
+                    Opening::Nothing
+                },
             };
             summary.start_block = self.start_block(&summary);
             out.push(summary);
@@ -265,135 +287,48 @@ impl ExamService {
 
     /// Downloads an exam's package for offline use (or confirms the one kept is current:
     /// `If-None-Match`). A package that fails the checks is refused and the one kept stays.
+    /// A sealed package is kept as it came, its questions unreadable until the exam opens.
     pub async fn download(&self, exam_id: &str) -> Result<ExamSummary, ExamError> {
         let owner = self.owner()?;
-        let etag: Option<String> = self
-            .inner
-            .store
-            .lock()
-            .query_row(
-                "SELECT etag FROM exam_packages WHERE exam_id = ?1",
-                params![exam_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?
-            .flatten();
-        let url = self.url(&format!("/v1/exams/{}/package", segment(exam_id)))?;
-        let response = self
-            .inner
-            .auth
-            .send_authorized(|c| {
-                let request = c.get(url.clone());
-                match &etag {
-                    Some(etag) => request.header(reqwest::header::IF_NONE_MATCH, etag),
-                    None => request,
-                }
-            })
-            .await?;
-        let now = local_now_ms();
-        if response.status() == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
-            self.observe_date(&response);
-            self.inner
-                .store
-                .lock()
-                .execute(
-                    "UPDATE exam_packages SET checked_at = ?2 WHERE exam_id = ?1",
-                    params![exam_id, now],
-                )
-                .map_err(|e| self.err(e))?;
-        } else if response.status().is_success() {
-            let new_etag = response
-                .headers()
-                .get(reqwest::header::ETAG)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let body = self
-                .server_body(response, package::MAX_PACKAGE_BYTES)
-                .await?;
-            let parsed = Package::parse(exam_id, &body)?;
-            let text = String::from_utf8_lossy(&body).into_owned();
-            self.inner
-                .store
-                .lock()
-                .execute(
-                    "INSERT INTO exam_packages (exam_id, version, etag, package, downloaded_at, checked_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-                     ON CONFLICT (exam_id) DO UPDATE SET version = ?2, etag = ?3, package = ?4,
-                         downloaded_at = ?5, checked_at = ?5",
-                    params![exam_id, parsed.version, new_etag, text, now],
-                )
-                .map_err(|e| self.err(e))?;
-            tracing::info!(
-                exam = exam_id,
-                version = parsed.version,
-                "exam package downloaded"
-            );
-        } else {
-            return Err(Self::refused(response).await);
-        }
+        self.fetch_package(exam_id, true).await?;
         let (exams, _) = self.kept_list(&owner)?;
         if let Some(summary) = exams.into_iter().find(|e| e.id == exam_id) {
             return Ok(summary);
         }
-        let package = self.package(exam_id, None)?;
+        // Not in the list kept here: what the package itself says.
+        let kept = self.kept(exam_id)?;
+        let (title, duration_s, question_count, sealed) = match &kept {
+            Kept::Open(p) => (
+                p.title.clone(),
+                p.duration_s,
+                u32::try_from(p.questions.len()).unwrap_or(u32::MAX),
+                false,
+            ),
+            Kept::Sealed(s) => (s.title.clone(), s.duration_s, s.question_count, true),
+        };
         Ok(ExamSummary {
-            id: package.id.clone(),
-            title: package.title.clone(),
-            version: package.version,
+            id: exam_id.to_string(),
+            title,
+            version: kept.version(),
             opens_at: String::new(),
             closes_at: String::new(),
-            duration_s: package.duration_s,
-            question_count: u32::try_from(package.questions.len()).unwrap_or(u32::MAX),
-            downloaded_version: Some(package.version),
+            duration_s,
+            question_count,
+            downloaded_version: Some(kept.version()),
             update_available: false,
             active_attempt_id: None,
             submitted: false,
             start_block: None,
+            sealed,
+            download_from: None,
+            opens_in_ms: None,
+            opening: if sealed && self.opened_here(&owner, exam_id, kept.version())? {
+                Opening::Nothing
+            } else if sealed {
+                Opening::KeyOrStartCode
+            } else {
+                Opening::Nothing
+            },
         })
-    }
-
-    /// The package kept for `exam_id` (a given version, or the one downloaded last).
-    pub(super) fn package(
-        &self,
-        exam_id: &str,
-        version: Option<u32>,
-    ) -> Result<Arc<Package>, ExamError> {
-        if let Some(v) = version {
-            let cached = self
-                .inner
-                .packages
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&(exam_id.to_string(), v))
-                .cloned();
-            if let Some(p) = cached {
-                return Ok(p);
-            }
-        }
-        let text: Option<String> = self
-            .inner
-            .store
-            .lock()
-            .query_row(
-                "SELECT package FROM exam_packages WHERE exam_id = ?1",
-                params![exam_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        let text = text.ok_or_else(|| ExamError::NotDownloaded(exam_id.to_string()))?;
-        let package = Arc::new(Package::parse(exam_id, text.as_bytes())?);
-        if version.is_some_and(|v| v != package.version) {
-            // Attempts are taken with the package they began with; a newer download
-            // replaced it. The questions are matched by id.
-            tracing::warn!(exam = exam_id, "attempt began with another package version");
-        }
-        self.inner
-            .packages
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((exam_id.to_string(), package.version), package.clone());
-        Ok(package)
     }
 }

@@ -51,6 +51,25 @@ pub enum ExamError {
     Store(#[from] StoreError),
     #[error("the session: {0}")]
     Auth(AuthError),
+    /// The exam's package is sealed and the key cannot be fetched from the server now: the
+    /// start code the proctor reads out opens it.
+    #[error("exam `{exam_id}` is sealed and the server cannot be reached for its key: the start code is needed")]
+    StartCodeNeeded { exam_id: String, title: String },
+    /// The start code does not open the exam's package (a wrong code, another exam's, or a
+    /// copy here that was altered); the next try waits `retry_in_ms`.
+    #[error("the start code does not open exam `{exam_id}`")]
+    StartCodeRefused {
+        exam_id: String,
+        title: String,
+        retry_in_ms: u64,
+    },
+    /// Wrong start codes were typed on this computer: the next try waits `retry_in_ms`.
+    #[error("wrong start codes were typed: the next try on this computer waits {retry_in_ms} ms")]
+    StartCodeWait { exam_id: String, retry_in_ms: u64 },
+    /// The exam's package does not open with the key from the server, even downloaded
+    /// again (the copy here or on the way was altered); it is kept as it is.
+    #[error("the package of exam `{exam_id}` does not open with the key from the server")]
+    PackageDoesNotOpen { exam_id: String, title: String },
     /// The exam may not start now (not open yet, closed, already submitted).
     #[error("{0:?}")]
     StartRefused(StartBlock),

@@ -12,6 +12,7 @@
 mod attempt;
 mod catalog;
 mod error;
+mod opening;
 mod package;
 mod reconcile;
 mod refusals;
@@ -48,6 +49,9 @@ fn answer_ad(exam: &str, attempt: &str, question: &str) -> Vec<u8> {
     format!("answer\0{exam}\0{attempt}\0{question}").into_bytes()
 }
 
+/// An opened package in memory: (whose — none for one in clear —, exam, version).
+type PackageId = (Option<Owner>, String, u32);
+
 struct Inner {
     store: Arc<Store>,
     queue: Queue,
@@ -59,7 +63,11 @@ struct Inner {
     /// right through a jump of this computer's clock; `true` when a re-learned offset is
     /// still to be saved.
     clock: Mutex<(ServerClock, bool)>,
-    packages: Mutex<HashMap<(String, u32), Arc<Package>>>,
+    /// Packages opened (exam, version): in clear for everyone (no owner), or sealed ones
+    /// opened by their student.
+    packages: Mutex<HashMap<PackageId, Arc<Package>>>,
+    /// Start codes are tried one at a time (the wait after wrong ones is per computer).
+    code_tries: tokio::sync::Mutex<()>,
     /// Attempts opened since this process started (to tell a resumed one).
     opened: Mutex<HashSet<String>>,
 }
@@ -209,6 +217,7 @@ impl ExamService {
                 bus,
                 clock: Mutex::new((ServerClock::new(offset.unwrap_or(0)), false)),
                 packages: Mutex::new(HashMap::new()),
+                code_tries: tokio::sync::Mutex::new(()),
                 opened: Mutex::new(HashSet::new()),
             }),
         })
@@ -338,8 +347,29 @@ impl ExamService {
 
     /// Starts an attempt — on this computer first, so it works offline: the attempt gets
     /// its id here and is created on the server through the queue (before any answer of
-    /// it). An attempt already open for this exam is resumed instead.
+    /// it). An attempt already open for this exam is resumed instead. A sealed package is
+    /// opened with the key from the server; with the server out of reach this is
+    /// [`ExamError::StartCodeNeeded`] ([`Self::start_with_code`]).
     pub async fn start(&self, exam_id: &str) -> Result<AttemptView, ExamError> {
+        self.start_opening(exam_id, None).await
+    }
+
+    /// Starts an attempt whose sealed package opens with the start code the proctor read
+    /// out (a room without a network). A wrong code is [`ExamError::StartCodeRefused`];
+    /// after a few, tries wait a little ([`ExamError::StartCodeWait`]).
+    pub async fn start_with_code(
+        &self,
+        exam_id: &str,
+        code: &str,
+    ) -> Result<AttemptView, ExamError> {
+        self.start_opening(exam_id, Some(code)).await
+    }
+
+    async fn start_opening(
+        &self,
+        exam_id: &str,
+        code: Option<&str>,
+    ) -> Result<AttemptView, ExamError> {
         let owner = self.owner()?;
         if let Some(open) = self.open_attempt_of(&owner, Some(exam_id))? {
             return self.view(&open);
@@ -354,20 +384,8 @@ impl ExamService {
         if let Some(block) = summary.as_ref().and_then(|s| self.start_block(s)) {
             return Err(ExamError::StartRefused(block));
         }
-        let package = match self.package(exam_id, None) {
-            Ok(p) => p,
-            Err(ExamError::NotDownloaded(_)) => {
-                match self.download(exam_id).await {
-                    Ok(_) => {}
-                    Err(ExamError::Offline(_)) => {
-                        return Err(ExamError::NotDownloaded(exam_id.to_string()))
-                    }
-                    Err(e) => return Err(e),
-                }
-                self.package(exam_id, None)?
-            }
-            Err(e) => return Err(e),
-        };
+        // The timer starts now, when the questions are open — not at the download.
+        let package = self.ready_package(&owner, exam_id, code).await?;
         self.inner.keys.for_sealing(&owner)?;
         let closes_ms = summary.and_then(|e| parse_ms(&e.closes_at));
         let attempt_id = uuid::Uuid::new_v4().to_string();

@@ -71,9 +71,10 @@ impl ExamService {
             .stream
             .strip_prefix("attempt:")
             .and_then(|id| self.attempt(id).ok());
-        let package = attempt
-            .as_ref()
-            .and_then(|a| self.package(&a.exam_id, Some(a.exam_version)).ok());
+        let package = attempt.as_ref().and_then(|a| {
+            self.package(&a.owner, &a.exam_id, Some(a.exam_version))
+                .ok()
+        });
         let question_number = (what == RefusedWhat::Answer)
             .then(|| question_of(&letter.path))
             .flatten()

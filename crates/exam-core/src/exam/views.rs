@@ -16,6 +16,12 @@ pub struct ExamInfo {
     pub closes_at: String,
     pub duration_s: u32,
     pub question_count: u32,
+    /// When its package may be downloaded (a sealed exam: days ahead of `opens_at`).
+    #[serde(default)]
+    pub available_from: Option<String>,
+    /// Its package is sealed: its questions open with the exam key once the exam opens.
+    #[serde(default)]
+    pub sealed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,6 +54,30 @@ pub struct ExamSummary {
     /// Why a new attempt may not start now, by the shared rule on the server's clock (none:
     /// it may; an attempt on this computer can always be reopened).
     pub start_block: Option<StartBlock>,
+    /// Its package is sealed: the questions are unreadable until the exam opens.
+    pub sealed: bool,
+    /// The package cannot be downloaded before this time (the server's `available_from`,
+    /// while it lies ahead on the server's clock).
+    pub download_from: Option<String>,
+    /// In how many ms the exam opens, on the server's clock (while it lies ahead): the
+    /// list counts down from it.
+    pub opens_in_ms: Option<f64>,
+    /// What the start needs on this computer: nothing more (`Nothing`), or — for a sealed
+    /// exam not opened here yet — the key from the server, or the start code the proctor
+    /// reads out when the server cannot be reached.
+    pub opening: Opening,
+}
+
+/// What opening an exam's questions needs on this computer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum Opening {
+    /// Nothing: not sealed, or already opened by this student here.
+    Nothing,
+    /// The exam key, fetched from the server at the start (a few seconds of network), or
+    /// the proctor's start code when the server cannot be reached.
+    KeyOrStartCode,
 }
 
 /// Why an exam may not start now.

@@ -38,11 +38,14 @@ impl Fixture {
     }
 }
 
-/// Undoes migration 4 (owners), as a database of schema 3 was.
+/// Undoes migrations 6 (sealed packages), 5 (retry clock) and 4 (owners), as a database of
+/// schema 3 was.
 fn rewind_to_schema_3(queue: &Queue) {
     let conn = queue.store().lock();
     conn.execute_batch(
-        "ALTER TABLE queue DROP COLUMN scheduled_at;
+        "DROP TABLE opened_packages; DROP TABLE start_code_failures;
+         ALTER TABLE exam_packages DROP COLUMN sealed;
+         ALTER TABLE queue DROP COLUMN scheduled_at;
          DROP INDEX queue_owner_ready;
          ALTER TABLE queue DROP COLUMN origin; ALTER TABLE queue DROP COLUMN student;
          ALTER TABLE inbox DROP COLUMN origin; ALTER TABLE inbox DROP COLUMN student;

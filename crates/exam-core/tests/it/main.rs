@@ -12,6 +12,7 @@ mod queue;
 mod real_networks;
 mod rules;
 mod sealed;
+mod sealed_exam;
 mod shared_lab;
 mod support;
 mod sync;

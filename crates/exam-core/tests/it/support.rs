@@ -59,6 +59,11 @@ impl Server {
         self._dir.take()
     }
 
+    /// The server's database file (a test may change what it serves).
+    pub fn db(&self) -> PathBuf {
+        self._dir.as_ref().unwrap().path().join("s.db")
+    }
+
     pub fn url(&self) -> url::Url {
         format!("http://{}/", self.addr).parse().unwrap()
     }
