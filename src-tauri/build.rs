@@ -30,6 +30,7 @@ fn main() {
             "download_exam",
             "start_attempt",
             "start_attempt_with_code",
+            "security_status",
             "current_attempt",
             "attempt_view",
             "save_answer",

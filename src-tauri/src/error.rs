@@ -91,6 +91,12 @@ pub enum IpcError {
     /// The exam's package does not open with the key from the server, even downloaded again.
     #[error("the package of exam {exam_id} does not open with the server's key")]
     PackageDoesNotOpen { exam_id: String, title: String },
+    /// Programs the policy does not allow at the start are running: each finding names one;
+    /// the start goes on once they are closed.
+    #[error("programs not allowed at the start are running")]
+    DeviceNotReady {
+        findings: Vec<exam_core::security::Finding>,
+    },
     /// The exam may not start now; the UI words `block`.
     #[error("the exam may not start now: {block:?}")]
     StartRefused { block: StartBlock },
@@ -134,6 +140,7 @@ impl From<ExamError> for IpcError {
             E::AnswerRejected(problem) => Self::AnswerRejected { problem },
             E::Refused(refusal) => Self::Refused { refusal },
             E::StartRefused(block) => Self::StartRefused { block },
+            E::DeviceNotReady(findings) => Self::DeviceNotReady { findings },
             E::UnreadableAnswer {
                 ref question,
                 ref detail,

@@ -41,6 +41,7 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::windows::ack_event,
             commands::windows::open_status_window,
             commands::sync::sync_status,
+            commands::security::security_status,
             commands::sync::sync_pause,
             commands::sync::sync_resume,
             commands::sync::sync_now,
@@ -108,12 +109,29 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
                 .status_window_opener
                 .set(windows::opener(app.handle().clone()));
             notify::watch(app.handle().clone(), &state.core, state.language.clone());
+            watch_displays(app.handle().clone());
             let handle = app.handle().clone();
             state.probe.set_windows(Box::new(move || {
                 handle.webview_windows().into_keys().collect()
             }));
             Ok(())
         })
+}
+
+/// Counts the displays every 2 s for the device checks (the core has no window system).
+fn watch_displays<R: Runtime>(app: tauri::AppHandle<R>) {
+    tauri::async_runtime::spawn(async move {
+        loop {
+            if let Ok(monitors) = app.available_monitors() {
+                if let Ok(services) = app.state::<AppState>().core.services() {
+                    services
+                        .security
+                        .set_displays(u32::try_from(monitors.len()).unwrap_or(u32::MAX));
+                }
+            }
+            tokio::time::sleep(exam_core::security::monitor::CHECK_EVERY).await;
+        }
+    });
 }
 
 /// The OS keychain entries of this app (tokens, the answer key).

@@ -190,13 +190,15 @@ fn a_window_that_lagged_gets_a_full_snapshot() {
                 CoreEvent::NetworkChanged { .. } => "network",
                 CoreEvent::SyncProgress { .. } => "sync",
                 CoreEvent::ExamChanged { .. } => "exam",
+                CoreEvent::SecurityChanged { .. } => "security",
                 _ => "other",
             })
             .collect()
     };
     let lagged = crate::events::to_windows(Err(RecvError::Lagged(7)), &snapshot).unwrap();
-    // No monitor in this app and no attempt yet: the sign-in and sync progress.
-    assert_eq!(kinds(lagged), ["auth", "sync"]);
+    // No monitor in this app and no attempt yet: the sign-in, sync progress and the device
+    // checks.
+    assert_eq!(kinds(lagged), ["auth", "sync", "security"]);
     let ping = CoreEvent::Ping {
         id: 1,
         sent_ms: 0.0,

@@ -32,6 +32,7 @@ vi.mock("./bindings", () => ({
     currentAttempt: () => currentAttempt(),
     examList: async () => ok({ exams: [], fetched_at: null, offline_reason: null, changes_in_ms: null }),
     syncStatus: async () => ok(syncStatus),
+    securityStatus: async () => ok({ now: { findings: [], checked_at: null }, reports: [] }),
     deadLetters: async () => ok([]),
     // Called after the test module has run, so `progress` (below) is set by then.
     attemptProgress: async () => ok(progress),

@@ -26,6 +26,7 @@ export const commands = {
 	/**  Opens another status window; its label. See [`crate::windows::open_status_window`]. */
 	openStatusWindow: () => typedError<string, IpcError>(__TAURI_INVOKE("open_status_window")),
 	syncStatus: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_status")),
+	securityStatus: () => typedError<SecurityStatus, IpcError>(__TAURI_INVOKE("security_status")),
 	/**  Pauses sending; work keeps being saved on this computer. */
 	syncPause: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_pause")),
 	syncResume: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_resume")),
@@ -202,6 +203,16 @@ export type AuthStatus = "signed_out" | "signed_in" |
  */
 "session_ended";
 
+/**  What a category does before an attempt starts. */
+export type BeforeStart = 
+/**
+ *  The exam does not start while such a program runs (checked again live: it starts as
+ *  soon as the program is closed).
+ */
+"refuse" | 
+/**  The student is told; the exam starts. */
+"warn";
+
 /**  A malformed piece of configuration: what and where. */
 export type ConfigProblem = {
 	origin: string,
@@ -239,6 +250,8 @@ export type CoreEvent =
  *  for its progress.
  */
 { type: "exam_changed"; attempt_id: string } | 
+/**  The device checks found something new, or something stopped. */
+{ type: "security_changed"; security: SecuritySnapshot } | 
 /**
  *  A delivery probe: every window answers it at once, so the core can measure how long
  *  its events take to reach the windows (the diagnostics window and the benchmark).
@@ -396,6 +409,11 @@ export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; ret
 { kind: "start_code_wait"; exam_id: string; retry_in_ms: number } | 
 /**  The exam's package does not open with the key from the server, even downloaded again. */
 { kind: "package_does_not_open"; exam_id: string; title: string } | 
+/**
+ *  Programs the policy does not allow at the start are running: each finding names one;
+ *  the start goes on once they are closed.
+ */
+{ kind: "device_not_ready"; findings: SecurityFinding[] } | 
 /**  The exam may not start now; the UI words `block`. */
 { kind: "start_refused"; block: StartBlock } | 
 /**  The offline queue, sync and exams could not start (the main window shows why). */
@@ -500,6 +518,15 @@ export type Outage = {
 	ended_at_ms: number | null,
 	duration_ms: number | null,
 };
+
+/**  A group of prohibited programs. */
+export type ProgramCategory = 
+/**  Someone else can see or drive this computer. */
+"remote_control" | 
+/**  Meetings, calls and chat. */
+"meetings_chat" | 
+/**  Screen recording and streaming. */
+"screen_recording";
 
 /**  A damaged database set aside at start. */
 export type Quarantined = {
@@ -635,6 +662,84 @@ export type RefusedItem = {
 export type RefusedWhat = "answer" | 
 /**  Starting the attempt. */
 "start" | "submission" | "other";
+
+/**  Why a finding was made. */
+export type SecurityCode = 
+/**  A program of a prohibited category runs. */
+"prohibited_program" | 
+/**  More displays than the policy allows. */
+"extra_display" | 
+/**  The app runs in a remote session. */
+"remote_session" | 
+/**  The machine's fingerprint changed while a student was signed in. */
+"fingerprint_changed" | 
+/**  This computer's clock jumped. */
+"clock_jump" | 
+/**  Firmware or network cards of a virtual machine. */
+"virtual_machine" | 
+/**  The CPU reports a hypervisor (also true of ordinary PCs with Hyper-V). */
+"hypervisor_flag";
+
+export type SecurityConfidence = "low" | "medium" | "high";
+
+/**  One finding. */
+export type SecurityFinding = {
+	code: SecurityCode,
+	severity: SecuritySeverity,
+	confidence: SecurityConfidence,
+	/**  What it is about, for the student's words: a program's name, a number of displays. */
+	subject: string | null,
+	category: ProgramCategory | null,
+	/**  What was seen, for the proctor and IT (English). */
+	evidence: string,
+	/**  An attempt may not start while this holds (policy `refuse`). */
+	blocks_start: boolean,
+};
+
+/**  The policy in force. */
+export type SecurityPolicy = {
+	/**  Prohibited programs by category (normalised names). */
+	programs: Partial<{ [key in ProgramCategory]: string[] }>,
+	/**  Programs allowed whatever the lists say (normalised names). */
+	allowed: string[],
+	/**  What each category does before an attempt. */
+	before_start: Partial<{ [key in ProgramCategory]: BeforeStart }>,
+	/**  Whether more than one display is reported. */
+	one_display: boolean,
+};
+
+/**  One report of a finding about a student on this computer. */
+export type SecurityReport = {
+	at: string,
+	/**  `security.<code>`, or `security.cleared` when it stopped. */
+	event_type: string,
+	finding: SecurityFinding,
+	attempt_id: string | null,
+};
+
+export type SecuritySeverity = 
+/**  Reported, shown in the Security panel; nothing to do. */
+"info" | 
+/**  The student is told what was seen and what to do. */
+"warning";
+
+/**  What the windows show: the findings now, and when the device was last checked. */
+export type SecuritySnapshot = {
+	findings: SecurityFinding[],
+	/**  RFC 3339; none before the first check. */
+	checked_at: string | null,
+};
+
+/**  Everything the Security panel shows. */
+export type SecurityStatus = {
+	now: SecuritySnapshot,
+	policy: SecurityPolicy,
+	/**  What was reported about the signed-in student on this computer, newest first. */
+	reports: SecurityReport[],
+	/**  How long a process scan takes here (µs, p50 and p99). */
+	scan_p50_us: number | null,
+	scan_p99_us: number | null,
+};
 
 export type Severity = "ok" | "warning" | "problem";
 

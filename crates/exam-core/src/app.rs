@@ -85,6 +85,8 @@ pub struct CoreBuilder {
     network: Option<Network>,
     sync: Option<SyncConfig>,
     idle_sign_out: Option<Duration>,
+    security_policy: Option<crate::security::SecurityPolicy>,
+    device_checks: bool,
     bus: EventBus,
 }
 
@@ -100,6 +102,8 @@ impl CoreBuilder {
             network: None,
             sync: None,
             idle_sign_out: None,
+            security_policy: None,
+            device_checks: true,
             bus: EventBus::default(),
         }
     }
@@ -137,6 +141,19 @@ impl CoreBuilder {
     /// Signs out after `after` without activity instead of the settings' minutes (tests).
     pub fn idle_sign_out(mut self, after: Duration) -> Self {
         self.idle_sign_out = Some(after);
+        self
+    }
+
+    /// Whether the device is checked every 2 s and before each start (on by default; off
+    /// for tests whose point is elsewhere and which count what is queued).
+    pub fn device_checks(mut self, on: bool) -> Self {
+        self.device_checks = on;
+        self
+    }
+
+    /// The device checks' policy (by default the shipped one).
+    pub fn security_policy(mut self, policy: crate::security::SecurityPolicy) -> Self {
+        self.security_policy = Some(policy);
         self
     }
 
@@ -185,7 +202,17 @@ impl CoreBuilder {
                 batch_max: settings.sync.batch_max as usize,
                 ..SyncConfig::default()
             });
-            Services::start(&workers, settings, network, sync, &auth, &bus, self.secrets)
+            Services::start(
+                &workers,
+                settings,
+                network,
+                sync,
+                &auth,
+                &bus,
+                self.secrets,
+                self.security_policy.unwrap_or_default(),
+                self.device_checks,
+            )
         } else {
             Err(
                 "the settings on this computer have a problem; nothing is sent until it is fixed"
@@ -233,9 +260,12 @@ pub struct Services {
     pub monitor: Option<Arc<NetworkMonitor>>,
     pub engine: SyncEngine,
     pub exams: ExamService,
+    /// The device checks (every 2 s), and what they found.
+    pub security: crate::security::SecurityMonitor,
 }
 
 impl Services {
+    #[allow(clippy::too_many_arguments)]
     fn start(
         workers: &Workers,
         settings: &crate::config::Settings,
@@ -244,6 +274,8 @@ impl Services {
         auth: &TokenManager,
         bus: &EventBus,
         secrets: Arc<dyn SecretStore>,
+        security_policy: crate::security::SecurityPolicy,
+        device_checks: bool,
     ) -> Result<Self, String> {
         let path = settings.data_dir.join(crate::store::FILE_NAME);
         let limits = Limits {
@@ -283,11 +315,22 @@ impl Services {
         let exams = ExamService::new(queue.clone(), auth.clone(), secrets, bus.clone())
             .map_err(|e| format!("cannot open the exams on this computer: {e}"))?;
         exams.spawn_watcher(workers);
+        let security = crate::security::SecurityMonitor::new(
+            security_policy,
+            bus.clone(),
+            auth.clone(),
+            queue.clone(),
+        );
+        if device_checks {
+            exams.set_security(security.clone());
+            security.spawn(workers);
+        }
         Ok(Self {
             queue,
             monitor,
             engine,
             exams,
+            security,
         })
     }
 }
@@ -558,6 +601,9 @@ impl Core {
             }
             events.push(CoreEvent::SyncProgress {
                 progress: services.engine.progress(),
+            });
+            events.push(CoreEvent::SecurityChanged {
+                security: services.security.snapshot(),
             });
             if let Ok(Some(attempt_id)) = services.exams.current_id() {
                 events.push(CoreEvent::ExamChanged { attempt_id });

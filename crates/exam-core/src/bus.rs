@@ -50,6 +50,10 @@ pub enum CoreEvent {
     ExamChanged {
         attempt_id: String,
     },
+    /// The device checks found something new, or something stopped.
+    SecurityChanged {
+        security: crate::security::SecuritySnapshot,
+    },
     /// A delivery probe: every window answers it at once, so the core can measure how long
     /// its events take to reach the windows (the diagnostics window and the benchmark).
     Ping {

@@ -52,6 +52,9 @@ struct Inner {
     secrets: Arc<dyn SecretStore>,
     store: Arc<Store>,
     known: Mutex<HashMap<Owner, Known>>,
+    /// Grows whenever a key is stored or forgotten: a "missing" learnt by a look that began
+    /// before is not believed (the key may have been stored in between).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// What [`AnswerKeys::retire`] removed.
@@ -69,6 +72,7 @@ impl AnswerKeys {
                 secrets,
                 store,
                 known: Mutex::new(HashMap::new()),
+                generation: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -97,6 +101,20 @@ impl AnswerKeys {
         }
     }
 
+    fn generation(&self) -> u64 {
+        self.inner
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Forgets what was learnt of `owner`'s key (it was stored or removed just now).
+    fn forget(&self, owner: &Owner) {
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.known().remove(owner);
+    }
+
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<Owner, Known>> {
         self.inner.known.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -109,17 +127,22 @@ impl AnswerKeys {
             _ => {}
         }
         let entry = entry_of(owner);
+        let began = self.generation();
         let found = self
             .keychain(move |secrets| secrets.get(&entry))?
             .map(|stored| AnswerKey::decode(&stored).map(Arc::new))
             .transpose()?;
-        self.known().insert(
-            owner.clone(),
-            match &found {
-                Some(key) => Known::Key(key.clone()),
-                None => Known::Missing(Instant::now()),
-            },
-        );
+        let mut known = self.known();
+        match &found {
+            Some(key) => {
+                known.insert(owner.clone(), Known::Key(key.clone()));
+            }
+            // Only if no key was stored or forgotten while the keychain was asked.
+            None if self.generation() == began => {
+                known.insert(owner.clone(), Known::Missing(Instant::now()));
+            }
+            None => {}
+        }
         Ok(found)
     }
 
@@ -146,6 +169,7 @@ impl AnswerKeys {
         let entry = entry_of(owner);
         self.keychain(move |secrets| secrets.set(&entry, &encoded))?;
         let key = Arc::new(key);
+        self.forget(owner);
         self.known().insert(owner.clone(), Known::Key(key.clone()));
         tracing::info!("a new answer key for a student was stored in the OS keychain");
         Ok(key)
@@ -154,6 +178,9 @@ impl AnswerKeys {
     /// Forgets what was learnt of the keychain, so the next use asks it again (after IT
     /// restored a profile, say).
     pub fn recheck(&self) {
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.known()
             .retain(|_, known| matches!(known, Known::Key(_)));
     }
@@ -226,7 +253,7 @@ impl AnswerKeys {
     pub fn retire(&self, owner: &Owner) -> Result<Retired, SealError> {
         let entry = entry_of(owner);
         self.keychain(move |secrets| secrets.delete(&entry))?;
-        self.known().remove(owner);
+        self.forget(owner);
         let store_error =
             |e: rusqlite::Error| SealError::Store(self.inner.store.error(e).to_string());
         let mut conn = self.inner.store.lock();
@@ -323,7 +350,7 @@ impl AnswerKeys {
             if sealed > 0 && self.inner.secrets.get(&entry_of(owner))?.is_none() {
                 self.inner.secrets.set(&entry_of(owner), &shared)?;
                 // Whoever looked before now finds it.
-                self.known().remove(owner);
+                self.forget(owner);
             }
         }
         self.inner.secrets.delete(KEYCHAIN_ENTRY)?;

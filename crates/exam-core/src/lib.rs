@@ -25,6 +25,7 @@ pub mod queue;
 pub mod reason;
 pub mod seal;
 pub mod secret;
+pub mod security;
 pub mod store;
 pub mod sync;
 #[cfg(feature = "test-util")]

@@ -139,12 +139,8 @@ pub(crate) fn spawn_departures(
 ) {
     let mut events = bus.subscribe();
     workers.spawn("departures", move |stop| async move {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            // A restore that ended either way sends `true`; a dropped sender (the restore
-            // task stopped first) ends the wait too.
-            _ = restored.wait_for(|looked| *looked) => {}
-        }
+        // First (it needs nobody signed in, and must come before a restored session's
+        // work looks for its student's key).
         let legacy = exams.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(error) = legacy.keys().adopt_legacy() {
@@ -152,6 +148,12 @@ pub(crate) fn spawn_departures(
             }
         })
         .await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            // A restore that ended either way sends `true`; a dropped sender (the restore
+            // task stopped first) ends the wait too.
+            _ = restored.wait_for(|looked| *looked) => {}
+        }
         loop {
             let (auth, exams) = (auth.clone(), exams.clone());
             let _ = tokio::task::spawn_blocking(move || retire_departed(&auth, &exams)).await;

@@ -31,12 +31,15 @@ fn migrations() -> Migrations<'static> {
         ),
         M::up(include_str!("../../../migrations/0005_retry_clock.sql")),
         M::up(include_str!("../../../migrations/0006_sealed_packages.sql")),
+        M::up(include_str!(
+            "../../../migrations/0007_security_reports.sql"
+        )),
     ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> usize {
-    6
+    7
 }
 
 /// Gives every queued row of an earlier version the student of the attempt it belongs to
@@ -357,14 +360,14 @@ mod tests {
         let path = dir.path().join(FILE_NAME);
         {
             let conn = Connection::open(&path).unwrap();
-            conn.pragma_update(None, "user_version", 7).unwrap();
+            conn.pragma_update(None, "user_version", 99).unwrap();
             conn.execute_batch("CREATE TABLE future (x)").unwrap();
         }
         let before = std::fs::read(&path).unwrap();
         let error = Store::open(&path).err().unwrap();
         let message = error.to_string();
         assert!(message.contains("newer version"), "{message}");
-        assert!(message.contains("schema 7"), "{message}");
+        assert!(message.contains("schema 99"), "{message}");
         assert!(message.contains(&path.display().to_string()), "{message}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

@@ -3,5 +3,6 @@
 pub mod app;
 pub mod auth;
 pub mod exam;
+pub mod security;
 pub mod sync;
 pub mod windows;

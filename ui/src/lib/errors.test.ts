@@ -35,6 +35,20 @@ const EVERY_ERROR: Record<IpcError["kind"], IpcError> = {
   start_code_refused: { kind: "start_code_refused", exam_id: "final", title: "Final exam", retry_in_ms: 2000 },
   start_code_wait: { kind: "start_code_wait", exam_id: "final", retry_in_ms: 3500 },
   package_does_not_open: { kind: "package_does_not_open", exam_id: "final", title: "Final exam" },
+  device_not_ready: {
+    kind: "device_not_ready",
+    findings: [
+      {
+        code: "prohibited_program",
+        severity: "warning",
+        confidence: "high",
+        subject: "anydesk",
+        category: "remote_control",
+        evidence: "process `anydesk` (pid 4242) is remote_control program `anydesk`",
+        blocks_start: true,
+      },
+    ],
+  },
   answer_key: { kind: "answer_key" },
   answer_key_missing: { kind: "answer_key_missing", sealed: 12 },
   start_refused: { kind: "start_refused", block: { reason: "already_submitted" } },

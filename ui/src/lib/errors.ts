@@ -6,6 +6,7 @@ import { blockReason } from "./exams";
 import { t } from "./i18n.svelte";
 import { describeReason, reasonSentence } from "./reasons";
 import { refusalReason } from "./refusals";
+import { findingSentence } from "./security";
 
 function answerProblem(p: AnswerProblem): string {
   switch (p.problem) {
@@ -72,6 +73,8 @@ export function describeError(error: IpcError): string {
       return t("errors.answer_key");
     case "answer_key_missing":
       return t("errors.answer_key_missing", { n: error.sealed });
+    case "device_not_ready":
+      return t("errors.device_not_ready", { what: error.findings.map(findingSentence).join(" ") });
     case "start_refused": {
       const r = blockReason(error.block);
       return t(r.key, r.params);

@@ -70,6 +70,10 @@ pub enum ExamError {
     /// again (the copy here or on the way was altered); it is kept as it is.
     #[error("the package of exam `{exam_id}` does not open with the key from the server")]
     PackageDoesNotOpen { exam_id: String, title: String },
+    /// Programs the school's policy does not allow at the start of an exam are running
+    /// (each finding names one and says why); the start goes on once they are closed.
+    #[error("programs not allowed at the start of an exam are running: {}", .0.iter().map(|f| f.evidence.as_str()).collect::<Vec<_>>().join("; "))]
+    DeviceNotReady(Vec<crate::security::Finding>),
     /// The exam may not start now (not open yet, closed, already submitted).
     #[error("{0:?}")]
     StartRefused(StartBlock),

@@ -66,6 +66,8 @@ struct Inner {
     /// Packages opened (exam, version): in clear for everyone (no owner), or sealed ones
     /// opened by their student.
     packages: Mutex<HashMap<PackageId, Arc<Package>>>,
+    /// The device checks: what stops an attempt from starting (set once by the core).
+    security: std::sync::OnceLock<crate::security::SecurityMonitor>,
     /// Start codes are tried one at a time (the wait after wrong ones is per computer).
     code_tries: tokio::sync::Mutex<()>,
     /// Attempts opened since this process started (to tell a resumed one).
@@ -218,6 +220,7 @@ impl ExamService {
                 clock: Mutex::new((ServerClock::new(offset.unwrap_or(0)), false)),
                 packages: Mutex::new(HashMap::new()),
                 code_tries: tokio::sync::Mutex::new(()),
+                security: std::sync::OnceLock::new(),
                 opened: Mutex::new(HashSet::new()),
             }),
         })
@@ -242,6 +245,11 @@ impl ExamService {
         row.local_digest = row.local_digest.take().or(local);
         row.receipt_digest = row.receipt_digest.take().or(receipt);
         row
+    }
+
+    /// Sets the device checks that may stop an attempt from starting.
+    pub fn set_security(&self, security: crate::security::SecurityMonitor) {
+        let _ = self.inner.security.set(security);
     }
 
     /// The students' answer keys.
@@ -383,6 +391,21 @@ impl ExamService {
             .find(|e| e.id == exam_id);
         if let Some(block) = summary.as_ref().and_then(|s| self.start_block(s)) {
             return Err(ExamError::StartRefused(block));
+        }
+        // Programs the policy refuses, checked afresh: the start goes on once they are
+        // closed. (An attempt in progress was resumed above: nothing stops that.)
+        if let Some(security) = self.inner.security.get().cloned() {
+            let refusals = tokio::task::spawn_blocking(move || security.start_refusals())
+                .await
+                .map_err(|e| ExamError::Unexpected(format!("checking the device: {e}")))?;
+            if !refusals.is_empty() {
+                tracing::warn!(
+                    exam = exam_id,
+                    findings = refusals.len(),
+                    "start refused by the device checks"
+                );
+                return Err(ExamError::DeviceNotReady(refusals));
+            }
         }
         // The timer starts now, when the questions are open — not at the download.
         let package = self.ready_package(&owner, exam_id, code).await?;

@@ -329,6 +329,24 @@ impl ExamService {
         Ok((reply.key_id, ExamKey::from_base64(exam_id, &reply.key)?))
     }
 
+    /// [`Self::fetch_key`], at the very opening: this computer's idea of the server's time
+    /// (learnt from `Date` headers, whole seconds) may run up to a few seconds ahead, so an
+    /// "exam not open" is asked again, a second apart, three times.
+    async fn fetch_key_at_opening(&self, exam_id: &str) -> Result<(String, ExamKey), ExamError> {
+        let mut tries = 0;
+        loop {
+            match self.fetch_key(exam_id).await {
+                Err(ExamError::Refused(refusal))
+                    if refusal.code.as_deref() == Some("exam_not_open") && tries < 3 =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Opens `sealed` with the key from the server. A key for another version (the exam was
     /// sealed again: its start code changed) or a copy here that does not open is
     /// downloaded again, once. With the server out of reach: the start code is needed.
@@ -338,7 +356,7 @@ impl ExamService {
     ) -> Result<Arc<Package>, ExamError> {
         let exam_id = sealed.id.clone();
         for again in [false, true] {
-            let (key_id, key) = match self.fetch_key(&exam_id).await {
+            let (key_id, key) = match self.fetch_key_at_opening(&exam_id).await {
                 Ok(key) => key,
                 Err(ExamError::Offline(reason)) => {
                     tracing::info!(exam = %exam_id, %reason, "the exam key cannot be fetched; the start code is needed");

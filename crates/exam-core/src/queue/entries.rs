@@ -136,6 +136,22 @@ impl NewEntry {
         }
     }
 
+    /// Security events (findings and their clearing): delivered in order, never evicted
+    /// by the telemetry quota.
+    pub fn security_events(events: serde_json::Value) -> Self {
+        Self {
+            method: "POST".into(),
+            path: "/v1/events".into(),
+            body: Some(serde_json::json!({ "events": events })),
+            stream: "security".into(),
+            priority: Priority::Normal,
+            kind: Kind::Event,
+            coalesce_key: None,
+            stamp_seq: false,
+            owner: None,
+        }
+    }
+
     /// The same entry, belonging to `owner`.
     pub fn owned_by(mut self, owner: &Owner) -> Self {
         self.owner = Some(owner.clone());

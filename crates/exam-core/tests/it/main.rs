@@ -13,6 +13,7 @@ mod real_networks;
 mod rules;
 mod sealed;
 mod sealed_exam;
+mod security;
 mod shared_lab;
 mod support;
 mod sync;

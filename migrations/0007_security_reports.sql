@@ -1,0 +1,14 @@
+-- Security findings reported about a student on this computer (device integrity), so the
+-- student can read everything that was reported about them here. The report itself
+-- travels to the server through the queue (`entry_id`).
+CREATE TABLE security_reports (
+    id          TEXT PRIMARY KEY,   -- the event's id (the server deduplicates by it)
+    origin      TEXT NOT NULL,
+    student     TEXT NOT NULL,
+    at          TEXT NOT NULL,      -- RFC 3339
+    event_type  TEXT NOT NULL,      -- security.<code>, or security.cleared
+    finding     TEXT NOT NULL,      -- the finding as JSON (code, evidence, confidence …)
+    attempt_id  TEXT,
+    entry_id    INTEGER
+);
+CREATE INDEX security_reports_owner ON security_reports (origin, student, at);
