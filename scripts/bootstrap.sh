@@ -40,7 +40,7 @@ fi
 # --- Toolchains ------------------------------------------------------------------------
 command -v cargo >/dev/null || die "Rust is missing: install it with rustup (https://rustup.rs); Debian's rustc is too old"
 rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
-[ "$rust_minor" -ge 90 ] || die "Rust 1.90 or newer is needed (found $(rustc --version)): run 'rustup update'"
+[ "$rust_minor" -ge 95 ] || die "Rust 1.95 or newer is needed (found $(rustc --version)): run 'rustup update'"
 node_major=$(node --version | sed -E 's/^v([0-9]+).*/\1/')
 [ "$node_major" -ge 18 ] || die "Node.js 18 or newer is needed (found $(node --version))"
 for component in rustfmt clippy; do

@@ -6,5 +6,6 @@ mod e2e;
 mod exam_e2e;
 mod network_e2e;
 mod sealed_e2e;
+mod security_e2e;
 mod shared_lab_e2e;
 mod support;

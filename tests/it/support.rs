@@ -185,6 +185,11 @@ impl ExamServer {
         format!("http://{}/", self.addr)
     }
 
+    /// The server's database (a test reads what it holds that the admin API does not show).
+    pub fn db(&self) -> std::path::PathBuf {
+        self._dir.path().join("server.db")
+    }
+
     /// A GET of the admin API (what an examiner sees).
     pub fn admin(&self, path: &str) -> Result<Value> {
         let response = reqwest::blocking::Client::new()

@@ -210,7 +210,9 @@ impl CoreBuilder {
                 &auth,
                 &bus,
                 self.secrets,
-                self.security_policy.unwrap_or_default(),
+                self.security_policy.unwrap_or_else(|| {
+                    crate::security::SecurityPolicy::from_settings(&settings.security)
+                }),
                 self.device_checks,
             )
         } else {

@@ -19,6 +19,7 @@ pub(super) struct Partial {
     pub(super) sync: Option<PartialSync>,
     pub(super) network: Option<PartialNetwork>,
     pub(super) session: Option<PartialSession>,
+    pub(super) security: Option<PartialSecurity>,
     pub(super) locked: Option<toml::Spanned<Vec<KnownKey>>>,
 }
 
@@ -48,6 +49,78 @@ pub(super) struct PartialNetwork {
 pub(super) struct PartialSession {
     pub(super) sign_out_on_quit: Option<bool>,
     pub(super) idle_sign_out_min: Option<Ranged<0, 480>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartialSecurity {
+    pub(super) refuse_before_start: Option<Vec<CategoryName>>,
+    pub(super) add_programs:
+        Option<std::collections::BTreeMap<CategoryName, Bounded<ProgramName, 500>>>,
+    pub(super) remove_programs: Option<Bounded<ProgramName, 500>>,
+    pub(super) allow_programs: Option<Bounded<ProgramName, 500>>,
+    pub(super) one_display: Option<bool>,
+}
+
+/// A category of prohibited programs, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct CategoryName(pub(super) crate::security::Category);
+
+impl TryFrom<String> for CategoryName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        crate::security::Category::parse(&value)
+            .map(CategoryName)
+            .ok_or_else(|| {
+                format!(
+                    "\"{value}\" is not a category of programs (remote_control, meetings_chat, \
+                     screen_recording)"
+                )
+            })
+    }
+}
+
+/// A program's file name: 1 to 100 characters, no directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct ProgramName(pub(super) String);
+
+impl TryFrom<String> for ProgramName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() || trimmed.chars().count() > 100 {
+            Err(format!(
+                "\"{value}\": a program is named by its file name, 1 to 100 characters"
+            ))
+        } else if trimmed.contains(['/', '\\']) {
+            Err(format!(
+                "\"{value}\": a program is named by its file name, without a directory"
+            ))
+        } else {
+            Ok(ProgramName(trimmed.to_string()))
+        }
+    }
+}
+
+/// A list of at most `MAX` items.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "Vec<T>")]
+pub(super) struct Bounded<T, const MAX: usize>(pub(super) Vec<T>);
+
+impl<T, const MAX: usize> TryFrom<Vec<T>> for Bounded<T, MAX> {
+    type Error = String;
+    fn try_from(value: Vec<T>) -> Result<Self, String> {
+        if value.len() > MAX {
+            Err(format!(
+                "{} entries; at most {MAX} are allowed",
+                value.len()
+            ))
+        } else {
+            Ok(Bounded(value))
+        }
+    }
 }
 
 /// An integer within `MIN..=MAX`.

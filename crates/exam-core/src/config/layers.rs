@@ -25,6 +25,11 @@ pub(super) struct Values {
     pub(super) network_probe_timeout_max_ms: Option<u32>,
     pub(super) session_sign_out_on_quit: Option<bool>,
     pub(super) session_idle_sign_out_min: Option<u32>,
+    pub(super) security_refuse_before_start: Option<Vec<crate::security::Category>>,
+    pub(super) security_add_programs: Option<BTreeMap<crate::security::Category, Vec<String>>>,
+    pub(super) security_remove_programs: Option<Vec<String>>,
+    pub(super) security_allow_programs: Option<Vec<String>>,
+    pub(super) security_one_display: Option<bool>,
 }
 
 impl From<Partial> for Values {
@@ -34,6 +39,10 @@ impl From<Partial> for Values {
         let sync = p.sync.unwrap_or_default();
         let network = p.network.unwrap_or_default();
         let session = p.session.unwrap_or_default();
+        let security = p.security.unwrap_or_default();
+        let names = |list: super::file::Bounded<super::file::ProgramName, 500>| {
+            list.0.into_iter().map(|n| n.0).collect::<Vec<_>>()
+        };
         let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         Values {
             server_url: p.server_url.map(|v| v.0),
@@ -49,6 +58,17 @@ impl From<Partial> for Values {
             network_probe_timeout_max_ms: network.probe_timeout_max_ms.map(|v| small(v.0)),
             session_sign_out_on_quit: session.sign_out_on_quit,
             session_idle_sign_out_min: session.idle_sign_out_min.map(|v| small(v.0)),
+            security_refuse_before_start: security
+                .refuse_before_start
+                .map(|list| list.into_iter().map(|c| c.0).collect()),
+            security_add_programs: security.add_programs.map(|map| {
+                map.into_iter()
+                    .map(|(category, list)| (category.0, names(list)))
+                    .collect()
+            }),
+            security_remove_programs: security.remove_programs.map(names),
+            security_allow_programs: security.allow_programs.map(names),
+            security_one_display: security.one_display,
         }
     }
 }
@@ -79,6 +99,7 @@ impl Builder {
             sync: SyncSettings::default(),
             network: NetworkSettings::default(),
             session: SessionSettings::default(),
+            security: SecuritySettings::default(),
         };
         let mut builder = Builder {
             settings,
@@ -303,6 +324,11 @@ impl Builder {
             network_probe_timeout_max_ms,
             session_sign_out_on_quit,
             session_idle_sign_out_min,
+            security_refuse_before_start,
+            security_add_programs,
+            security_remove_programs,
+            security_allow_programs,
+            security_one_display,
         } = values;
         if let Some(v) = server_url {
             if self.may_set(index, "server_url") {
@@ -368,6 +394,31 @@ impl Builder {
         if let Some(v) = session_idle_sign_out_min {
             if self.may_set(index, "session.idle_sign_out_min") {
                 self.settings.session.idle_sign_out_min = v;
+            }
+        }
+        if let Some(v) = security_refuse_before_start {
+            if self.may_set(index, "security.refuse_before_start") {
+                self.settings.security.refuse_before_start = Some(v);
+            }
+        }
+        if let Some(v) = security_add_programs {
+            if self.may_set(index, "security.add_programs") {
+                self.settings.security.add_programs = v;
+            }
+        }
+        if let Some(v) = security_remove_programs {
+            if self.may_set(index, "security.remove_programs") {
+                self.settings.security.remove_programs = v;
+            }
+        }
+        if let Some(v) = security_allow_programs {
+            if self.may_set(index, "security.allow_programs") {
+                self.settings.security.allow_programs = v;
+            }
+        }
+        if let Some(v) = security_one_display {
+            if self.may_set(index, "security.one_display") {
+                self.settings.security.one_display = Some(v);
             }
         }
     }

@@ -43,6 +43,11 @@ pub const KEYS: &[&str] = &[
     "network.probe_timeout_max_ms",
     "session.sign_out_on_quit",
     "session.idle_sign_out_min",
+    "security.refuse_before_start",
+    "security.add_programs",
+    "security.remove_programs",
+    "security.allow_programs",
+    "security.one_display",
 ];
 
 /// The managed file of this platform, which only an administrator can write.
@@ -67,6 +72,24 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub network: NetworkSettings,
     pub session: SessionSettings,
+    pub security: SecuritySettings,
+}
+
+/// What the device checks look for and what they do before an attempt (the shipped
+/// policy, changed by IT: [`crate::security::SecurityPolicy::from_settings`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecuritySettings {
+    /// Categories that stop an attempt from starting while one of their programs runs (the
+    /// others warn). None: the shipped choice (remote control refuses).
+    pub refuse_before_start: Option<Vec<crate::security::Category>>,
+    /// Programs added to a category (file names, `.exe` optional).
+    pub add_programs: std::collections::BTreeMap<crate::security::Category, Vec<String>>,
+    /// Programs taken off every list.
+    pub remove_programs: Vec<String>,
+    /// Programs allowed whatever the lists say.
+    pub allow_programs: Vec<String>,
+    /// More than one display is reported (true unless IT says otherwise).
+    pub one_display: Option<bool>,
 }
 
 /// When a session ends on its own on a shared lab computer.
@@ -154,6 +177,7 @@ impl Settings {
             sync: SyncSettings::default(),
             network: NetworkSettings::default(),
             session: SessionSettings::default(),
+            security: SecuritySettings::default(),
         }
     }
 

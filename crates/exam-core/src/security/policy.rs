@@ -229,6 +229,37 @@ impl SecurityPolicy {
         None
     }
 
+    /// The shipped policy with IT's changes from the configuration (`[security]`).
+    pub fn from_settings(settings: &crate::config::SecuritySettings) -> Self {
+        let before_start = settings
+            .refuse_before_start
+            .as_ref()
+            .map(|refuse| {
+                Category::ALL
+                    .into_iter()
+                    .map(|c| {
+                        let action = if refuse.contains(&c) {
+                            BeforeStart::Refuse
+                        } else {
+                            BeforeStart::Warn
+                        };
+                        (c, action)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut policy = Self::default().with_changes(
+            &settings.add_programs,
+            &settings.remove_programs,
+            &settings.allow_programs,
+            &before_start,
+        );
+        if let Some(one) = settings.one_display {
+            policy.one_display = one;
+        }
+        policy
+    }
+
     /// Applies IT's additions, removals and allowances (managed configuration).
     pub fn with_changes(
         mut self,

@@ -466,3 +466,77 @@ fn plain_http_to_another_computer_is_refused_with_where_it_came_from() {
     // Nothing is sent anywhere: the default server stays.
     assert_eq!(cfg.settings.server_url.as_str(), config::DEFAULT_SERVER_URL);
 }
+
+#[test]
+fn it_sets_the_device_checks_policy_in_the_managed_file_and_locks_it() {
+    use exam_core::security::{BeforeStart, Category, SecurityPolicy};
+    let f = Fixture::new();
+    f.write(
+        &f.managed(),
+        "locked = [\"security.refuse_before_start\", \"security.allow_programs\"]\n\
+         [security]\n\
+         refuse_before_start = [\"remote_control\", \"meetings_chat\"]\n\
+         add_programs = { meetings_chat = [\"LabChat.exe\"] }\n\
+         remove_programs = [\"skype\"]\n\
+         allow_programs = [\"teams\"]\n\
+         one_display = false\n",
+    );
+    // A student's own file cannot undo what IT locked.
+    f.write(
+        &f.user(),
+        "[security]\nrefuse_before_start = []\nallow_programs = [\"anydesk\"]\n",
+    );
+    let cfg = f.load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    let policy = SecurityPolicy::from_settings(&cfg.settings.security);
+    assert_eq!(
+        policy.before_start[&Category::MeetingsChat],
+        BeforeStart::Refuse
+    );
+    assert_eq!(
+        policy.before_start[&Category::ScreenRecording],
+        BeforeStart::Warn
+    );
+    assert_eq!(
+        policy.categorise(&["labchat"]).map(|(c, _)| c),
+        Some(Category::MeetingsChat)
+    );
+    assert_eq!(policy.categorise(&["skype"]), None);
+    assert_eq!(policy.categorise(&["teams"]), None);
+    assert!(
+        policy.categorise(&["anydesk"]).is_some(),
+        "the student's allowance is ignored"
+    );
+    assert!(!policy.one_display);
+    assert_eq!(
+        source(&cfg, Layer::User).ignored_locked,
+        ["security.refuse_before_start", "security.allow_programs"]
+    );
+}
+
+#[test]
+fn a_wrong_security_policy_says_what_and_where() {
+    let table: &[(&str, u32, &str)] = &[
+        (
+            "[security]\nrefuse_before_start = [\"remote_controll\"]\n",
+            2,
+            "is not a category of programs",
+        ),
+        (
+            "[security]\nallow_programs = [\"C:/Tools/anydesk.exe\"]\n",
+            2,
+            "without a directory",
+        ),
+        ("[security]\none_display = \"yes\"\n", 2, "invalid type"),
+        ("[security]\nblock_everything = true\n", 2, "unknown field"),
+    ];
+    for (text, line, words) in table {
+        let f = Fixture::new();
+        f.write(&f.managed(), text);
+        let cfg = f.load();
+        assert_eq!(cfg.problems.len(), 1, "{text}: {:?}", cfg.problems);
+        let p = &cfg.problems[0];
+        assert_eq!(p.line, Some(*line), "{text}: {p}");
+        assert!(p.to_string().contains(words), "{text}: {p}");
+    }
+}

@@ -1,0 +1,134 @@
+//! Device checks in the built app with real processes: a copy of `sleep` renamed like a
+//! remote-control program keeps an exam from starting — saying which program to close — and
+//! the start goes on once it is closed; during the exam a meeting app starts: the student
+//! sees it within the 2 s of a check, the server has the event, and the exam goes on; closed,
+//! the banner clears.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::support::{self, SERIAL};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A copy of `sleep` running under the file name `name`.
+struct Program {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Program {
+    fn start(name: &str) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(name);
+        std::fs::copy("/bin/sleep", &path)?;
+        let child = Command::new(&path).arg("600").spawn()?;
+        Ok(Self { child, _dir: dir })
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The security events the server holds for `student`: (type, attrs).
+fn server_events(server: &support::ExamServer, student: &str) -> Result<Vec<(String, String)>> {
+    let conn = rusqlite::Connection::open(server.db())?;
+    let mut stmt = conn.prepare(
+        "SELECT e.type, e.attrs FROM events e JOIN users u ON u.id = e.user_id
+         WHERE u.username = ?1 AND e.type LIKE 'security.%' ORDER BY e.rowid",
+    )?;
+    let rows = stmt
+        .query_map([student], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+#[test]
+fn a_prohibited_program_is_shown_and_reported_within_seconds_and_never_stops_an_exam_in_progress(
+) -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, _data_dir, harness) = support::against_demo_server()?;
+    let session = harness.session()?;
+    session.sign_in("student17", "demo")?;
+    session.find("[data-testid=exam-demo-mixed]")?;
+
+    // A remote-control program runs: the student is told which and what to do…
+    let anydesk = Program::start("anydesk")?;
+    let started = Instant::now();
+    session.wait_text("[data-testid=security-banner]", WAIT, |t| {
+        t.contains("AnyDesk is running")
+    })?;
+    println!(
+        "banner shown {:?} after the program started",
+        started.elapsed()
+    );
+    support::screenshot(&harness.display, "e2e-security-before-start.png")?;
+    // …and the exam does not start while it runs, saying why.
+    session.click("[data-testid=start-demo-mixed]")?;
+    let refused = session.wait_text("[data-testid=exam-demo-mixed] [role=alert]", WAIT, |t| {
+        !t.is_empty()
+    })?;
+    assert!(refused.contains("Close AnyDesk"), "{refused}");
+    support::screenshot(&harness.display, "e2e-security-start-refused.png")?;
+
+    // Closed: the banner clears and the exam starts.
+    drop(anydesk);
+    session.wait_text("body", WAIT, |_| {
+        !session
+            .source()
+            .map(|s| s.contains("data-testid=\"security-banner\""))
+            .unwrap_or(true)
+    })?;
+    session.click("[data-testid=start-demo-mixed]")?;
+    session.find("[data-testid=question-prompt]")?;
+
+    // During the exam a meeting app starts: seen, shown, reported — the exam goes on.
+    let zoom = Program::start("zoom")?;
+    let started = Instant::now();
+    let banner = session.wait_text("[data-testid=security-banner]", WAIT, |t| {
+        t.contains("Zoom")
+    })?;
+    println!(
+        "banner shown {:?} after the program started",
+        started.elapsed()
+    );
+    assert!(banner.contains("Your exam goes on"), "{banner}");
+    support::screenshot(&harness.display, "e2e-security-in-exam.png")?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let events = server_events(&server, "student17")?;
+        if events.iter().any(|(kind, attrs)| {
+            kind == "security.prohibited_program" && attrs.contains("\"zoom\"")
+        }) {
+            assert!(
+                events
+                    .iter()
+                    .any(|(_, attrs)| attrs.contains("\"attempt_id\":\"")),
+                "{events:?}"
+            );
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "not on the server: {events:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The exam goes on: an answer is saved and reaches the server.
+    session.open_question("q03")?;
+    session.type_into("[data-testid=answer-text]", "Au")?;
+    session.wait_text("[data-testid=save-status]", WAIT, |t| {
+        t.contains("Saved on the server")
+    })?;
+    drop(zoom);
+    session.wait_text("body", WAIT, |_| {
+        !session
+            .source()
+            .map(|s| s.contains("data-testid=\"security-banner\""))
+            .unwrap_or(true)
+    })?;
+    Ok(())
+}
