@@ -12,3 +12,10 @@ CREATE TABLE security_reports (
     entry_id    INTEGER
 );
 CREATE INDEX security_reports_owner ON security_reports (origin, student, at);
+
+-- Behaviour baselines of this computer (requests, refreshes and failures per minute, by hour
+-- of the week): robust statistics need weeks of history, so they outlive the process.
+CREATE TABLE activity_baselines (
+    measure     TEXT PRIMARY KEY,
+    state       TEXT NOT NULL       -- the baseline as JSON (exam-core's security::score)
+);

@@ -41,6 +41,8 @@ impl Language {
 pub struct Notifier {
     reachable: Option<bool>,
     delivered: HashSet<String>,
+    /// Findings announced, while they hold (announced again only after they stopped).
+    findings: HashSet<(exam_core::security::Code, Option<String>)>,
 }
 
 impl Notifier {
@@ -108,6 +110,53 @@ impl Notifier {
     }
 }
 
+impl Notifier {
+    /// A finding the student should act on, once while it holds: what was seen and what to
+    /// do (the banner in the window says the same).
+    pub fn on_security(
+        &mut self,
+        security: &exam_core::security::SecuritySnapshot,
+        vi: bool,
+    ) -> Option<Note> {
+        use exam_core::security::{Category, Code, Severity};
+        let now: HashSet<_> = security.findings.iter().map(|f| f.key()).collect();
+        self.findings.retain(|k| now.contains(k));
+        let finding = security
+            .findings
+            .iter()
+            .find(|f| f.severity == Severity::Warning && !self.findings.contains(&f.key()))?;
+        self.findings.insert(finding.key());
+        let name = finding.subject.clone().unwrap_or_default();
+        let (summary, body) = match (finding.code, finding.category, vi) {
+            (Code::ProhibitedProgram, Some(Category::RemoteControl), false) => (
+                format!("Close {name}"),
+                format!("{name} is running: someone else could see or control this computer. Close {name} to continue."),
+            ),
+            (Code::ProhibitedProgram, Some(Category::RemoteControl), true) => (
+                format!("Hãy đóng {name}"),
+                format!("{name} đang chạy: người khác có thể xem hoặc điều khiển máy này. Hãy đóng {name} để tiếp tục."),
+            ),
+            (Code::ProhibitedProgram, _, false) => (
+                format!("Close {name}"),
+                format!("{name} is running. Close it while you take the exam; the proctor can see this."),
+            ),
+            (Code::ProhibitedProgram, _, true) => (
+                format!("Hãy đóng {name}"),
+                format!("{name} đang chạy. Hãy đóng trong khi làm bài; giám thị có thể thấy thông báo này."),
+            ),
+            (_, _, false) => (
+                "Check this computer".into(),
+                "Something on this computer needs a look: see the app's window.".into(),
+            ),
+            (_, _, true) => (
+                "Kiểm tra máy tính này".into(),
+                "Có điều cần xem trên máy này: hãy xem cửa sổ ứng dụng.".into(),
+            ),
+        };
+        Some(Note { summary, body })
+    }
+}
+
 fn show(note: &Note) {
     let shown = notify_rust::Notification::new()
         .appname("Exam Bank Desktop")
@@ -145,6 +194,7 @@ pub fn watch<R: Runtime>(app: AppHandle<R>, core: &Core, language: Language) {
                         .and_then(|e| e.progress(attempt_id).ok())
                         .and_then(|p| p.submission)
                         .and_then(|s| notifier.on_submission(attempt_id, &s, vi)),
+                    CoreEvent::SecurityChanged { security } => notifier.on_security(security, vi),
                     _ => None,
                 };
                 let Some(note) = note else { continue };
@@ -178,6 +228,54 @@ mod tests {
             error: None,
             refusal: None,
         }
+    }
+
+    #[test]
+    fn a_program_to_close_is_announced_once_while_it_runs() {
+        use exam_core::security::{
+            Category, Code, Confidence, Finding, SecuritySnapshot, Severity,
+        };
+        let anydesk = Finding {
+            code: Code::ProhibitedProgram,
+            severity: Severity::Warning,
+            confidence: Confidence::High,
+            subject: Some("anydesk".into()),
+            category: Some(Category::RemoteControl),
+            evidence: "process `anydesk` (pid 1)".into(),
+            blocks_start: true,
+        };
+        let vm = Finding {
+            code: Code::VirtualMachine,
+            severity: Severity::Info,
+            confidence: Confidence::Medium,
+            subject: None,
+            category: None,
+            evidence: "QEMU".into(),
+            blocks_start: false,
+        };
+        let snapshot = |findings: Vec<Finding>| SecuritySnapshot {
+            findings,
+            checked_at: None,
+        };
+        let mut n = Notifier::default();
+        assert_eq!(
+            n.on_security(&snapshot(vec![vm.clone()]), false),
+            None,
+            "information only"
+        );
+        let note = n
+            .on_security(&snapshot(vec![vm.clone(), anydesk.clone()]), false)
+            .unwrap();
+        assert_eq!(note.summary, "Close anydesk");
+        assert!(note.body.contains("Close anydesk to continue"), "{note:?}");
+        assert_eq!(
+            n.on_security(&snapshot(vec![anydesk.clone()]), false),
+            None,
+            "once"
+        );
+        assert_eq!(n.on_security(&snapshot(vec![]), false), None);
+        let again = n.on_security(&snapshot(vec![anydesk]), true).unwrap();
+        assert_eq!(again.summary, "Hãy đóng anydesk");
     }
 
     #[test]

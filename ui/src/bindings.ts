@@ -174,6 +174,8 @@ export type AuthMetrics = {
 	refresh: LatencySummary,
 	cache_hits: number,
 	cache_misses: number,
+	/**  Refreshes since the app started (not capped like the histogram's count). */
+	refreshes: number,
 	/**  Errors by category: network, server, invalid_grant, keychain, rate_limited… */
 	errors: { [key in string]: number },
 };
@@ -678,7 +680,11 @@ export type SecurityCode =
 /**  Firmware or network cards of a virtual machine. */
 "virtual_machine" | 
 /**  The CPU reports a hypervisor (also true of ordinary PCs with Hyper-V). */
-"hypervisor_flag";
+"hypervisor_flag" | 
+/**  Several token refreshes in one minute. */
+"refresh_storm" | 
+/**  Requests, refreshes or failures far from this computer's usual for minutes on end. */
+"unusual_activity";
 
 export type SecurityConfidence = "low" | "medium" | "high";
 

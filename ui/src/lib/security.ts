@@ -53,6 +53,10 @@ export function findingSentence(f: SecurityFinding): string {
       return t("security.virtualMachine");
     case "hypervisor_flag":
       return t("security.hypervisorFlag");
+    case "refresh_storm":
+      return t("security.refreshStorm");
+    case "unusual_activity":
+      return t("security.unusualActivity");
   }
 }
 

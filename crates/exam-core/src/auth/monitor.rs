@@ -15,6 +15,7 @@ struct Inner {
     cache: Samples,
     validation: Samples,
     refresh: Samples,
+    refreshes: u64,
     hits: u64,
     misses: u64,
     errors: BTreeMap<&'static str, u64>,
@@ -33,6 +34,8 @@ pub struct AuthMetrics {
     pub refresh: LatencySummary,
     pub cache_hits: u32,
     pub cache_misses: u32,
+    /// Refreshes since the app started (not capped like the histogram's count).
+    pub refreshes: u32,
     /// Errors by category: network, server, invalid_grant, keychain, rate_limited…
     pub errors: BTreeMap<String, u32>,
 }
@@ -59,7 +62,10 @@ impl AuthMonitor {
     }
 
     pub fn refresh(&self, took: Duration) {
-        self.with(|i| i.refresh.record(took));
+        self.with(|i| {
+            i.refresh.record(took);
+            i.refreshes += 1;
+        });
     }
 
     pub fn error(&self, category: &'static str) {
@@ -75,6 +81,7 @@ impl AuthMonitor {
             refresh: inner.refresh.summary(),
             cache_hits: clamp(inner.hits),
             cache_misses: clamp(inner.misses),
+            refreshes: clamp(inner.refreshes),
             errors: inner
                 .errors
                 .iter()

@@ -43,7 +43,7 @@ impl Fixture {
 fn rewind_to_schema_3(queue: &Queue) {
     let conn = queue.store().lock();
     conn.execute_batch(
-        "DROP TABLE security_reports;
+        "DROP TABLE security_reports; DROP TABLE activity_baselines;
          DROP TABLE opened_packages; DROP TABLE start_code_failures;
          ALTER TABLE exam_packages DROP COLUMN sealed;
          ALTER TABLE queue DROP COLUMN scheduled_at;

@@ -28,6 +28,10 @@ pub enum Code {
     VirtualMachine,
     /// The CPU reports a hypervisor (also true of ordinary PCs with Hyper-V).
     HypervisorFlag,
+    /// Several token refreshes in one minute.
+    RefreshStorm,
+    /// Requests, refreshes or failures far from this computer's usual for minutes on end.
+    UnusualActivity,
 }
 
 impl Code {
@@ -41,6 +45,8 @@ impl Code {
             Self::ClockJump => "security.clock_jump",
             Self::VirtualMachine => "security.virtual_machine",
             Self::HypervisorFlag => "security.hypervisor_flag",
+            Self::RefreshStorm => "security.refresh_storm",
+            Self::UnusualActivity => "security.unusual_activity",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! control, by default) stops the start, says which and how to fix it, and lets the start go
 //! on as soon as it is closed. A virtual machine is information, never a block.
 
+pub mod activity;
 pub mod device;
 pub mod findings;
 pub mod monitor;

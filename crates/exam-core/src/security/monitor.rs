@@ -61,6 +61,8 @@ struct Inner {
     clock_jump_s: Mutex<Option<i64>>,
     snapshot: Mutex<SecuritySnapshot>,
     scans: Mutex<Samples>,
+    /// This app's behaviour per minute against its baseline, and what the last minute gave.
+    activity: Mutex<(super::activity::Activity, Option<Instant>, Vec<Finding>)>,
     /// The student the findings now were last reported for: a student who signs in is
     /// told the server about everything that holds, not only what appears later.
     reported_to: Mutex<Option<Owner>>,
@@ -78,6 +80,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl SecurityMonitor {
     pub fn new(policy: SecurityPolicy, bus: EventBus, auth: TokenManager, queue: Queue) -> Self {
+        let store = queue.store().clone();
         Self {
             inner: Arc::new(Inner {
                 policy,
@@ -91,6 +94,7 @@ impl SecurityMonitor {
                 clock_jump_s: Mutex::new(None),
                 snapshot: Mutex::new(SecuritySnapshot::default()),
                 scans: Mutex::new(Samples::default()),
+                activity: Mutex::new((super::activity::Activity::new(store), None, Vec::new())),
                 reported_to: Mutex::new(None),
             }),
         }
@@ -172,7 +176,7 @@ impl SecurityMonitor {
             n => Some(n),
         };
         let clock_jump_s = *lock(&self.inner.clock_jump_s);
-        evaluate(
+        let mut findings = evaluate(
             &self.inner.policy,
             &Observed {
                 processes: &processes,
@@ -181,7 +185,28 @@ impl SecurityMonitor {
                 fingerprint_was: fingerprint_was.as_deref(),
                 clock_jump_s,
             },
-        )
+        );
+        findings.extend(self.activity());
+        findings
+    }
+
+    /// The behaviour findings of the last whole minute (scored once a minute).
+    fn activity(&self) -> Vec<Finding> {
+        let mut activity = lock(&self.inner.activity);
+        if activity
+            .1
+            .is_none_or(|minute| minute.elapsed() >= Duration::from_secs(60))
+        {
+            activity.1 = Some(Instant::now());
+            let metrics = self.inner.auth.metrics();
+            let totals = super::activity::Totals {
+                requests: self.inner.auth.http().reuse().requests_sent,
+                refreshes: u64::from(metrics.refreshes),
+                failures: metrics.errors.values().map(|n| u64::from(*n)).sum(),
+            };
+            activity.2 = activity.0.minute(totals, crate::clock::now_ms());
+        }
+        activity.2.clone()
     }
 
     /// What stops an attempt from starting now (checked afresh): programs the policy

@@ -6,6 +6,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 /// Values kept per hour-of-week bucket.
 pub const BUCKET_WINDOW: usize = 32;
 /// Values a bucket needs before it scores anything.
@@ -57,7 +59,7 @@ pub fn modified_z(history: &[f64], x: f64) -> f64 {
 }
 
 /// An exponentially weighted moving average.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Ewma {
     alpha: f64,
     value: Option<f64>,
@@ -86,7 +88,7 @@ impl Ewma {
 }
 
 /// "k of the last n windows were anomalous".
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KOfN {
     k: usize,
     n: usize,
@@ -128,8 +130,8 @@ pub struct Score {
 
 /// One measure's baseline (a device's request rate per minute, a student's refresh cadence,
 /// a failure rate, outages per hour): per hour of the week, so Monday 9:00 is compared with
-/// Mondays at 9:00.
-#[derive(Debug, Clone)]
+/// Mondays at 9:00. Kept across restarts (serialised).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baseline {
     buckets: Vec<VecDeque<f64>>,
     trend: Ewma,

@@ -67,6 +67,8 @@ export const en = {
   "security.clockJump": "This computer's clock jumped. Exam times follow the server's clock, so there is nothing to do.",
   "security.virtualMachine": "This computer is a virtual machine. That is noted for the proctor; there is nothing to do.",
   "security.hypervisorFlag": "This computer reports a hypervisor (many ordinary PCs do). That is noted; there is nothing to do.",
+  "security.refreshStorm": "This app renewed your sign-in many times in one minute. If it goes on, sign out and in again, or tell a proctor.",
+  "security.unusualActivity": "This app has been unusually busy for a few minutes. That is noted for IT; there is nothing to do.",
   "security.inExam": "Your exam goes on: nothing was stopped. The proctor can see this.",
   "security.reported": "The proctor can see this. Nothing you have saved is affected.",
   "securityPanel.title": "Security of this computer",

@@ -68,6 +68,8 @@ export const vi: Record<MessageKey, string> = {
   "security.clockJump": "Đồng hồ của máy này vừa nhảy. Giờ thi theo đồng hồ của máy chủ nên bạn không cần làm gì.",
   "security.virtualMachine": "Máy này là máy ảo. Điều này được ghi nhận cho giám thị; bạn không cần làm gì.",
   "security.hypervisorFlag": "Máy này báo có trình ảo hóa (nhiều máy tính thông thường cũng vậy). Điều này được ghi nhận; bạn không cần làm gì.",
+  "security.refreshStorm": "Ứng dụng đã gia hạn đăng nhập nhiều lần trong một phút. Nếu còn tiếp diễn, hãy đăng xuất rồi đăng nhập lại hoặc báo giám thị.",
+  "security.unusualActivity": "Ứng dụng hoạt động nhiều bất thường trong vài phút. Điều này được ghi nhận cho bộ phận IT; bạn không cần làm gì.",
   "security.inExam": "Bài thi của bạn vẫn tiếp tục: không có gì bị dừng. Giám thị có thể thấy thông báo này.",
   "security.reported": "Giám thị có thể thấy thông báo này. Những gì bạn đã lưu không bị ảnh hưởng.",
   "securityPanel.title": "Bảo mật của máy này",
