@@ -519,7 +519,7 @@ pub fn post_events(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let received = crate::rfc3339(ctx.now);
     let mut accepted = 0;
     for event in &body.events {
-        accepted += tx.execute(
+        let inserted = tx.execute(
             "INSERT OR IGNORE INTO events (id, user_id, type, at, attrs, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             (
                 &event.id,
@@ -530,6 +530,14 @@ pub fn post_events(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
                 &received,
             ),
         )?;
+        // Security findings raise (or clear) alerts and feed the correlation rules, once
+        // per event (a retried batch is not a second finding).
+        if inserted > 0 && event.kind.starts_with("security.") {
+            if let Some(user_id) = ctx.principal.user_id() {
+                crate::security::on_event(ctx, tx, user_id, &event.kind, &event.attrs)?;
+            }
+        }
+        accepted += inserted;
     }
     Ok(Reply::new(
         StatusCode::ACCEPTED,

@@ -234,6 +234,12 @@ fn password_grant(
             None,
             json!({}),
         )?;
+        if crate::security::on_sign_in_failure(&conn, now, &ip_text)? {
+            state
+                .blocks_changed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            crate::admin::reload_blocks_if_changed(state, &conn);
+        }
         if let Some(locked) = lockout(&conn, username, &ip_text, window_start, cfg)? {
             state.stats.lockout();
             audit::record(

@@ -18,6 +18,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod routes;
 pub mod seal;
+pub mod security;
 pub mod stats;
 
 use std::collections::{HashMap, HashSet};

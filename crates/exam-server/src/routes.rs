@@ -8,7 +8,7 @@ use axum::http::Method;
 use rusqlite::{Connection, Transaction};
 
 use crate::problem::{ApiError, Reply};
-use crate::{admin, api, idempotency, packages, AppState};
+use crate::{admin, api, idempotency, packages, security, AppState};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +109,8 @@ pub static ROUTES: &[Route] = &[
     route!(DELETE "/v1/admin/ip-blocks/{id}" Admin admin::delete_ip_block),
     route!(GET "/v1/admin/audit" Admin admin::audit),
     route!(GET "/v1/admin/stats" Admin admin::stats),
+    route!(GET "/v1/admin/alerts" Admin security::list_alerts),
+    route!(POST "/v1/admin/alerts/{alert_id}/ack" Admin security::ack_alert),
     route!(GET "/v1/admin/exams/{exam_id}/start-code" Admin packages::admin_start_code),
     route!(POST "/v1/admin/exams/{exam_id}/start-code/rotate" Admin packages::admin_rotate_start_code),
 ];

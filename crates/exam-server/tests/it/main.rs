@@ -13,6 +13,7 @@ mod process;
 mod properties;
 mod routes;
 mod sealed;
+mod security;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

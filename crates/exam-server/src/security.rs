@@ -1,0 +1,497 @@
+//! Security alerts for proctors and IT: what the clients report (`security.*` events, see
+//! the contract's "Events") and what only the server can see by correlating students,
+//! machines and addresses. Every rule's response is audited and can be undone by an admin
+//! (an address block is lifted with `DELETE /v1/admin/ip-blocks/{id}`; an ended session is
+//! a new sign-in away).
+//!
+//! The rules (table-tested in `tests/it/security.rs`):
+//! - `client_finding`: a client reports a warning (a prohibited program, an extra display,
+//!   a remote session…); cleared when the client reports it stopped.
+//! - `session_two_devices`: one session used from two device fingerprints — a token was
+//!   copied: the session is ended (critical).
+//! - `two_devices`: one student signed in on two machines within [`WINDOW_S`] (warning).
+//! - `shared_device`: one machine used by two students with attempts in progress within
+//!   [`WINDOW_S`] (warning).
+//! - `network_changed`: an attempt's events come from a new address (information).
+//! - `password_spraying`: [`SPRAY_USERNAMES`] usernames failing from one address within
+//!   [`WINDOW_S`] (critical); at [`SPRAY_BLOCK_USERNAMES`] with no successful sign-in from
+//!   it, the address is blocked for [`SPRAY_BLOCK_S`].
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+
+use crate::audit;
+use crate::problem::{ApiError, Reply};
+use crate::routes::Ctx;
+
+/// The correlation window, in seconds.
+pub const WINDOW_S: i64 = 600;
+/// Usernames failing from one address within the window that make an alert.
+pub const SPRAY_USERNAMES: i64 = 5;
+/// …and that block the address (with no successful sign-in from it meanwhile).
+pub const SPRAY_BLOCK_USERNAMES: i64 = 10;
+/// How long such a block lasts.
+pub const SPRAY_BLOCK_S: i64 = 1800;
+
+/// An alert as the admin API shows it.
+fn alert_json(conn: &Connection, id: i64) -> rusqlite::Result<Value> {
+    conn.query_row(
+        "SELECT id, rule, severity, username, ip, device, attempt_id, summary, evidence, response,
+                created_at, cleared_at, acked_at, ack_note
+         FROM alerts WHERE id = ?1",
+        [id],
+        alert_row,
+    )
+}
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    let parse = |text: Option<String>| {
+        text.and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .unwrap_or(Value::Null)
+    };
+    Ok(json!({
+        "id": r.get::<_, i64>(0)?.to_string(),
+        "rule": r.get::<_, String>(1)?,
+        "severity": r.get::<_, String>(2)?,
+        "username": r.get::<_, Option<String>>(3)?,
+        "ip": r.get::<_, Option<String>>(4)?,
+        "device": r.get::<_, Option<String>>(5)?,
+        "attempt_id": r.get::<_, Option<String>>(6)?,
+        "summary": r.get::<_, String>(7)?,
+        "evidence": parse(r.get(8)?),
+        "response": parse(r.get(9)?),
+        "created_at": r.get::<_, String>(10)?,
+        "cleared_at": r.get::<_, Option<String>>(11)?,
+        "acked_at": r.get::<_, Option<String>>(12)?,
+        "ack_note": r.get::<_, Option<String>>(13)?,
+    }))
+}
+
+/// What a new alert says.
+pub struct NewAlert<'a> {
+    pub rule: &'static str,
+    pub severity: &'static str,
+    pub username: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub device: Option<&'a str>,
+    pub attempt_id: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub summary: String,
+    pub evidence: Value,
+    pub response: Option<Value>,
+}
+
+/// Raises an alert (audited), unless the same rule already has an open one about the same
+/// student, address and subject in the window.
+pub fn raise(
+    tx: &Connection,
+    now: chrono::DateTime<chrono::Utc>,
+    alert: NewAlert<'_>,
+) -> rusqlite::Result<Option<i64>> {
+    let since = crate::rfc3339(now - chrono::Duration::seconds(WINDOW_S));
+    let open: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM alerts WHERE rule = ?1 AND username IS ?2 AND ip IS ?3
+               AND subject IS ?4 AND cleared_at IS NULL AND created_at > ?5 LIMIT 1",
+            params![alert.rule, alert.username, alert.ip, alert.subject, since],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if open.is_some() {
+        return Ok(None);
+    }
+    tx.execute(
+        "INSERT INTO alerts (rule, severity, username, ip, device, attempt_id, subject, summary,
+                             evidence, response, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            alert.rule,
+            alert.severity,
+            alert.username,
+            alert.ip,
+            alert.device,
+            alert.attempt_id,
+            alert.subject,
+            alert.summary,
+            alert.evidence.to_string(),
+            alert.response.as_ref().map(Value::to_string),
+            crate::rfc3339(now),
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    audit::record(
+        tx,
+        now,
+        "security_alert",
+        alert.username,
+        alert.ip.and_then(|ip| ip.parse().ok()),
+        None,
+        json!({"alert": id.to_string(), "rule": alert.rule, "severity": alert.severity,
+               "summary": alert.summary, "response": alert.response}),
+    )?;
+    Ok(Some(id))
+}
+
+/// A `security.*` event of `username`, from `ctx`'s address and session: raises or clears
+/// the client's alert, and runs the correlation rules on where it came from.
+pub fn on_event(
+    ctx: &Ctx<'_>,
+    tx: &Connection,
+    user_id: i64,
+    kind: &str,
+    attrs: &serde_json::Map<String, Value>,
+) -> Result<(), ApiError> {
+    let crate::routes::Principal::User {
+        username,
+        session_id,
+        ..
+    } = ctx.principal
+    else {
+        return Ok(());
+    };
+    let ip = ctx.ip.to_string();
+    let text = |key: &str| attrs.get(key).and_then(Value::as_str);
+    let device = text("device").filter(|d| !d.is_empty());
+    let attempt = text("attempt_id");
+    let code = text("code").unwrap_or("unknown");
+    let subject = format!("{code}:{}", text("subject").unwrap_or(""));
+    if kind == "security.cleared" {
+        tx.execute(
+            "UPDATE alerts SET cleared_at = ?3
+             WHERE rule = 'client_finding' AND username = ?1 AND subject = ?2
+               AND cleared_at IS NULL",
+            params![username, subject, crate::rfc3339(ctx.now)],
+        )?;
+    } else if text("severity") == Some("warning") {
+        raise(
+            tx,
+            ctx.now,
+            NewAlert {
+                rule: "client_finding",
+                severity: "warning",
+                username: Some(username),
+                ip: Some(&ip),
+                device,
+                attempt_id: attempt,
+                subject: Some(&subject),
+                summary: format!(
+                    "{username}: {}",
+                    text("evidence").unwrap_or("a finding of the app's device checks")
+                ),
+                evidence: Value::Object(attrs.clone()),
+                response: None,
+            },
+        )?;
+    }
+    if let Some(device) = device {
+        correlate(ctx, tx, user_id, username, session_id, device, &ip, attempt)?;
+    }
+    Ok(())
+}
+
+/// Where this event came from against where the student, the machine and the session were
+/// seen before.
+#[allow(clippy::too_many_arguments)]
+fn correlate(
+    ctx: &Ctx<'_>,
+    tx: &Connection,
+    user_id: i64,
+    username: &str,
+    session_id: &str,
+    device: &str,
+    ip: &str,
+    attempt: Option<&str>,
+) -> Result<(), ApiError> {
+    let now = crate::rfc3339(ctx.now);
+    let since = crate::rfc3339(ctx.now - chrono::Duration::seconds(WINDOW_S));
+    // One session, two machines: its tokens were copied. The session ends.
+    let other_device: Option<String> = tx
+        .query_row(
+            "SELECT device FROM device_sightings
+             WHERE session_id = ?1 AND device <> ?2 AND seen_at > ?3 LIMIT 1",
+            params![session_id, device, since],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = other_device {
+        crate::auth::revoke_session(tx, session_id, "used_from_two_devices")?;
+        raise(
+            tx,
+            ctx.now,
+            NewAlert {
+                rule: "session_two_devices",
+                severity: "critical",
+                username: Some(username),
+                ip: Some(ip),
+                device: Some(device),
+                attempt_id: attempt,
+                subject: Some(session_id),
+                summary: format!(
+                    "{username}: one session used from two machines; the session was ended"
+                ),
+                evidence: json!({"devices": [other, device], "session": session_id}),
+                response: Some(json!({"action": "session_ended", "session": session_id,
+                                      "undo": "the student signs in again"})),
+            },
+        )?;
+    } else {
+        // The same student on another machine, with another session.
+        let other: Option<String> = tx
+            .query_row(
+                "SELECT device FROM device_sightings
+                 WHERE user_id = ?1 AND device <> ?2 AND seen_at > ?3 LIMIT 1",
+                params![user_id, device, since],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(other) = other {
+            raise(
+                tx,
+                ctx.now,
+                NewAlert {
+                    rule: "two_devices",
+                    severity: "warning",
+                    username: Some(username),
+                    ip: Some(ip),
+                    device: Some(device),
+                    attempt_id: attempt,
+                    subject: None,
+                    summary: format!("{username}: signed in on two machines at once"),
+                    evidence: json!({"devices": [other, device]}),
+                    response: None,
+                },
+            )?;
+        }
+    }
+    // The same machine, another student with an attempt in progress.
+    if attempt.is_some() {
+        let other: Option<(String, String)> = tx
+            .query_row(
+                "SELECT u.username, s.attempt_id FROM device_sightings s
+                   JOIN users u ON u.id = s.user_id
+                   JOIN attempts a ON a.id = s.attempt_id
+                 WHERE s.device = ?1 AND s.user_id <> ?2 AND s.seen_at > ?3
+                   AND a.status = 'open' LIMIT 1",
+                params![device, user_id, since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((other_user, other_attempt)) = other {
+            raise(
+                tx,
+                ctx.now,
+                NewAlert {
+                    rule: "shared_device",
+                    severity: "warning",
+                    username: Some(username),
+                    ip: Some(ip),
+                    device: Some(device),
+                    attempt_id: attempt,
+                    subject: Some(device),
+                    summary: format!(
+                        "one machine used by {other_user} and {username} with attempts in progress"
+                    ),
+                    evidence: json!({"device": device, "attempts": [other_attempt, attempt]}),
+                    response: None,
+                },
+            )?;
+        }
+        // The attempt's events come from a new address.
+        let before: Option<String> = tx
+            .query_row(
+                "SELECT ip FROM device_sightings
+                 WHERE user_id = ?1 AND attempt_id = ?2 AND ip <> ?3 LIMIT 1",
+                params![user_id, attempt, ip],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(before) = before {
+            raise(
+                tx,
+                ctx.now,
+                NewAlert {
+                    rule: "network_changed",
+                    severity: "info",
+                    username: Some(username),
+                    ip: Some(ip),
+                    device: Some(device),
+                    attempt_id: attempt,
+                    subject: attempt,
+                    summary: format!("{username}: the network changed during the attempt"),
+                    evidence: json!({"from": before, "to": ip}),
+                    response: None,
+                },
+            )?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO device_sightings (user_id, device, session_id, ip, attempt_id, seen_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (user_id, device, session_id, ip)
+         DO UPDATE SET seen_at = ?6, attempt_id = COALESCE(?5, attempt_id)",
+        params![user_id, device, session_id, ip, attempt, now],
+    )?;
+    Ok(())
+}
+
+/// After a failed sign-in from `ip`: many usernames failing from one address is password
+/// spraying. Alerted at [`SPRAY_USERNAMES`]; blocked for [`SPRAY_BLOCK_S`] at
+/// [`SPRAY_BLOCK_USERNAMES`] unless someone signed in from there meanwhile (a lab behind one
+/// address, where students mistype, is never blocked for that).
+/// Whether an address was blocked (the caller reloads the block cache).
+pub fn on_sign_in_failure(
+    conn: &Connection,
+    now: chrono::DateTime<chrono::Utc>,
+    ip: &str,
+) -> rusqlite::Result<bool> {
+    let since_ms = (now - chrono::Duration::seconds(WINDOW_S)).timestamp_millis();
+    let usernames: i64 = conn.query_row(
+        "SELECT COUNT(DISTINCT username) FROM login_failures WHERE ip = ?1 AND at_ms > ?2",
+        params![ip, since_ms],
+        |r| r.get(0),
+    )?;
+    if usernames < SPRAY_USERNAMES {
+        return Ok(false);
+    }
+    let since = crate::rfc3339(now - chrono::Duration::seconds(WINDOW_S));
+    let signed_in_here: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audit WHERE type = 'login' AND ip = ?1 AND at > ?2)",
+        params![ip, since],
+        |r| r.get(0),
+    )?;
+    let response = if usernames >= SPRAY_BLOCK_USERNAMES && !signed_in_here {
+        let until = crate::rfc3339(now + chrono::Duration::seconds(SPRAY_BLOCK_S));
+        let cidr = ip
+            .parse::<std::net::IpAddr>()
+            .map(|a| ipnet::IpNet::from(a).to_string())
+            .unwrap_or_else(|_| ip.to_string());
+        let already: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM ip_blocks WHERE cidr = ?1 AND removed_at IS NULL
+                              AND (until IS NULL OR until > ?2))",
+            params![cidr, crate::rfc3339(now)],
+            |r| r.get(0),
+        )?;
+        if already {
+            None
+        } else {
+            conn.execute(
+                "INSERT INTO ip_blocks (cidr, reason, until, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    cidr,
+                    "password spraying: many usernames failing from this address",
+                    until,
+                    crate::rfc3339(now)
+                ],
+            )?;
+            let id = conn.last_insert_rowid().to_string();
+            Some(json!({"action": "ip_blocked", "block": id, "until": until,
+                        "undo": format!("DELETE /v1/admin/ip-blocks/{id}")}))
+        }
+    } else {
+        None
+    };
+    let blocked = response.is_some();
+    raise(
+        conn,
+        now,
+        NewAlert {
+            rule: "password_spraying",
+            severity: "critical",
+            username: None,
+            ip: Some(ip),
+            device: None,
+            attempt_id: None,
+            // The block is news even after the first alert.
+            subject: blocked.then_some("blocked"),
+            summary: format!(
+                "{usernames} usernames failing to sign in from {ip} within {} minutes{}",
+                WINDOW_S / 60,
+                if blocked {
+                    "; the address was blocked"
+                } else {
+                    ""
+                }
+            ),
+            evidence: json!({"usernames": usernames, "window_s": WINDOW_S,
+                             "signed_in_from_here": signed_in_here}),
+            response,
+        },
+    )?;
+    Ok(blocked)
+}
+
+/// `GET /v1/admin/alerts?status=open|all&since_id=&user=&limit=`: newest first.
+pub fn list_alerts(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
+    let limit = match ctx.query.get("limit") {
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::validation("limit must be 1 to 1000"))?,
+        None => 200,
+    };
+    let open_only = match ctx.query.get("status").map(String::as_str) {
+        None | Some("all") => false,
+        Some("open") => true,
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "status `{other}` is not open or all"
+            )))
+        }
+    };
+    let since_id = match ctx.query.get("since_id") {
+        Some(s) => Some(s)
+            .filter(|s| !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| ApiError::validation("since_id must be an alert id"))?,
+        None => 0,
+    };
+    let user = ctx.query.get("user");
+    let mut stmt = tx.prepare(
+        "SELECT id, rule, severity, username, ip, device, attempt_id, summary, evidence, response,
+                created_at, cleared_at, acked_at, ack_note
+         FROM alerts
+         WHERE id > ?1 AND (?2 = 0 OR acked_at IS NULL) AND (?3 IS NULL OR username = ?3)
+         ORDER BY id DESC LIMIT ?4",
+    )?;
+    let alerts = stmt
+        .query_map(params![since_id, open_only, user, limit], alert_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Reply::ok(json!({ "alerts": alerts })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ack {
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /v1/admin/alerts/{alert_id}/ack` `{note}`: acknowledged, with a note (audited).
+pub fn ack_alert(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
+    let body: Ack = crate::api::parse_json(ctx.body)?;
+    if body.note.chars().count() > 2000 {
+        return Err(ApiError::validation("a note has at most 2000 characters"));
+    }
+    let raw = ctx.param("alert_id");
+    let id: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("there is no alert `{raw}`")))?;
+    let changed = tx.execute(
+        "UPDATE alerts SET acked_at = COALESCE(acked_at, ?2), ack_note = ?3 WHERE id = ?1",
+        params![id, crate::rfc3339(ctx.now), body.note],
+    )?;
+    if changed == 0 {
+        return Err(ApiError::not_found(format!("there is no alert {id}")));
+    }
+    audit::record(
+        tx,
+        ctx.now,
+        "alert_acknowledged",
+        None,
+        Some(ctx.ip),
+        None,
+        json!({"alert": id.to_string(), "note": body.note}),
+    )?;
+    Ok(Reply::ok(alert_json(tx, id)?))
+}
