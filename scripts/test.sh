@@ -47,6 +47,8 @@ step "rust: tests (incl. e2e)" tests_in_private_session
 # The reference server against its own OpenAPI document, with generated requests (schemathesis,
 # `--checks all`, as a student and as the admin); installs the pinned schemathesis if missing.
 step "server: OpenAPI conformance" bash scripts/schemathesis.sh
+# The console for proctors and IT in a real browser (Debian's chromium, playwright-core).
+step "server: console in a browser" bash scripts/console-test.sh
 
 printf '\n\033[1mmake test: all green\033[0m\n'
 printf '  %s\n' "${summary[@]}"

@@ -16,8 +16,11 @@ CREATE TABLE alerts (
     created_at  TEXT NOT NULL,
     cleared_at  TEXT,              -- the client reported the condition stopped
     acked_at    TEXT,
-    ack_note    TEXT
+    ack_note    TEXT,
+    version     INTEGER NOT NULL DEFAULT 0   -- grows at every change: the console's stream
+                                             -- sends what changed since the version it saw
 ) STRICT;
+CREATE INDEX alerts_by_version ON alerts(version);
 CREATE INDEX alerts_by_user ON alerts(username, id);
 
 -- Where each student's clients were seen from: device fingerprint, address, session.

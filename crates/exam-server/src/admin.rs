@@ -72,8 +72,10 @@ fn reload_blocks(ctx: &Ctx<'_>, _tx: &Connection) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Reloads the IP-block cache from committed data if a block changed.
+/// After a write committed: reloads the IP-block cache from committed data if a block
+/// changed, and tells the console's alert streams to look for changes.
 pub fn reload_blocks_if_changed(state: &crate::AppState, conn: &Connection) {
+    state.alerts_changed.notify_waiters();
     if state
         .blocks_changed
         .swap(false, std::sync::atomic::Ordering::SeqCst)

@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/oauth/token", post(token))
         .route("/oauth/revoke", post(revoke))
         .route("/v1/{*rest}", any(v1))
+        .merge(crate::console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -84,7 +85,10 @@ async fn guard(
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string());
     let probe = path == "/healthz" || path == "/generate_204";
-    let admin = path.starts_with("/v1/admin/");
+    // The admin API and the console stay reachable from a blocked address, so a block can
+    // be lifted from anywhere.
+    let admin =
+        path.starts_with("/v1/admin/") || path == "/console" || path.starts_with("/console/");
     let ip = peer.ip();
 
     let blocked = !probe && !admin && {

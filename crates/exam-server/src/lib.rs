@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod http;
@@ -117,6 +118,8 @@ pub struct AppState {
     pub admin_failures: admin::AdminFailures,
     /// Bounds concurrent password hashing.
     pub hashing: auth::HashGate,
+    /// Poked after every committed write: the console's alert streams look for changes.
+    pub alerts_changed: tokio::sync::Notify,
     /// Parsed questions by exam id (exams do not change while the server runs).
     pub questions: Mutex<HashMap<String, Arc<Vec<api::Question>>>>,
 }
@@ -156,6 +159,7 @@ impl AppState {
             blocks,
             blocks_changed: std::sync::atomic::AtomicBool::new(false),
             questions: Mutex::new(HashMap::new()),
+            alerts_changed: tokio::sync::Notify::new(),
             config,
             db,
             jwt,

@@ -111,6 +111,8 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/v1/admin/stats" Admin admin::stats),
     route!(GET "/v1/admin/alerts" Admin security::list_alerts),
     route!(POST "/v1/admin/alerts/{alert_id}/ack" Admin security::ack_alert),
+    route!(GET "/v1/admin/events" Admin security::list_events),
+    route!(GET "/v1/admin/machines" Admin security::list_machines),
     route!(GET "/v1/admin/exams/{exam_id}/start-code" Admin packages::admin_start_code),
     route!(POST "/v1/admin/exams/{exam_id}/start-code/rotate" Admin packages::admin_rotate_start_code),
 ];

@@ -37,7 +37,7 @@ pub const SPRAY_BLOCK_S: i64 = 1800;
 fn alert_json(conn: &Connection, id: i64) -> rusqlite::Result<Value> {
     conn.query_row(
         "SELECT id, rule, severity, username, ip, device, attempt_id, summary, evidence, response,
-                created_at, cleared_at, acked_at, ack_note
+                created_at, cleared_at, acked_at, ack_note, version
          FROM alerts WHERE id = ?1",
         [id],
         alert_row,
@@ -64,7 +64,22 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
         "cleared_at": r.get::<_, Option<String>>(11)?,
         "acked_at": r.get::<_, Option<String>>(12)?,
         "ack_note": r.get::<_, Option<String>>(13)?,
+        "version": r.get::<_, i64>(14)?,
     }))
+}
+
+/// The next version of the alerts (the console's stream sends changes by version).
+const NEXT_VERSION: &str = "(SELECT COALESCE(MAX(version), 0) + 1 FROM alerts)";
+
+/// Alerts changed after `version`, oldest change first (the console's stream).
+pub fn changed_since(conn: &Connection, version: i64, limit: u32) -> rusqlite::Result<Vec<Value>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, rule, severity, username, ip, device, attempt_id, summary, evidence, response,
+                created_at, cleared_at, acked_at, ack_note, version
+         FROM alerts WHERE version > ?1 ORDER BY version LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![version, limit], alert_row)?;
+    rows.collect()
 }
 
 /// What a new alert says.
@@ -119,6 +134,10 @@ pub fn raise(
         ],
     )?;
     let id = tx.last_insert_rowid();
+    tx.execute(
+        &format!("UPDATE alerts SET version = {NEXT_VERSION} WHERE id = ?1"),
+        [id],
+    )?;
     audit::record(
         tx,
         now,
@@ -157,9 +176,11 @@ pub fn on_event(
     let subject = format!("{code}:{}", text("subject").unwrap_or(""));
     if kind == "security.cleared" {
         tx.execute(
-            "UPDATE alerts SET cleared_at = ?3
-             WHERE rule = 'client_finding' AND username = ?1 AND subject = ?2
-               AND cleared_at IS NULL",
+            &format!(
+                "UPDATE alerts SET cleared_at = ?3, version = {NEXT_VERSION}
+                 WHERE rule = 'client_finding' AND username = ?1 AND subject = ?2
+                   AND cleared_at IS NULL"
+            ),
             params![username, subject, crate::rfc3339(ctx.now)],
         )?;
     } else if text("severity") == Some("warning") {
@@ -449,7 +470,7 @@ pub fn list_alerts(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let user = ctx.query.get("user");
     let mut stmt = tx.prepare(
         "SELECT id, rule, severity, username, ip, device, attempt_id, summary, evidence, response,
-                created_at, cleared_at, acked_at, ack_note
+                created_at, cleared_at, acked_at, ack_note, version
          FROM alerts
          WHERE id > ?1 AND (?2 = 0 OR acked_at IS NULL) AND (?3 IS NULL OR username = ?3)
          ORDER BY id DESC LIMIT ?4",
@@ -478,7 +499,11 @@ pub fn ack_alert(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
         .parse()
         .map_err(|_| ApiError::not_found(format!("there is no alert `{raw}`")))?;
     let changed = tx.execute(
-        "UPDATE alerts SET acked_at = COALESCE(acked_at, ?2), ack_note = ?3 WHERE id = ?1",
+        &format!(
+            "UPDATE alerts SET acked_at = COALESCE(acked_at, ?2), ack_note = ?3,
+                               version = {NEXT_VERSION}
+             WHERE id = ?1"
+        ),
         params![id, crate::rfc3339(ctx.now), body.note],
     )?;
     if changed == 0 {
@@ -494,4 +519,78 @@ pub fn ack_alert(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
         json!({"alert": id.to_string(), "note": body.note}),
     )?;
     Ok(Reply::ok(alert_json(tx, id)?))
+}
+
+/// `GET /v1/admin/events?user=&type=&limit=`: the students' events, newest first (the
+/// console's Events view; `type` may end with `*` for a prefix, e.g. `security.*`).
+pub fn list_events(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
+    let limit = match ctx.query.get("limit") {
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::validation("limit must be 1 to 1000"))?,
+        None => 200,
+    };
+    let kind = ctx.query.get("type").map(|t| match t.strip_suffix('*') {
+        Some(prefix) => format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_")),
+        None => t.replace('%', "\\%").replace('_', "\\_"),
+    });
+    let user = ctx.query.get("user");
+    let mut stmt = tx.prepare(
+        "SELECT u.username, e.id, e.type, e.at, e.attrs, e.received_at
+         FROM events e JOIN users u ON u.id = e.user_id
+         WHERE (?1 IS NULL OR u.username = ?1) AND (?2 IS NULL OR e.type LIKE ?2 ESCAPE '\\')
+         ORDER BY e.rowid DESC LIMIT ?3",
+    )?;
+    let events = stmt
+        .query_map(params![user, kind, limit], |r| {
+            Ok(json!({
+                "username": r.get::<_, String>(0)?,
+                "id": r.get::<_, String>(1)?,
+                "type": r.get::<_, String>(2)?,
+                "at": r.get::<_, String>(3)?,
+                "attrs": serde_json::from_str::<Value>(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
+                "received_at": r.get::<_, String>(5)?,
+            }))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Reply::ok(json!({ "events": events })))
+}
+
+/// `GET /v1/admin/machines`: every machine (device fingerprint) seen, with its last student,
+/// address and contact, and its integrity state (the worst open alert about it).
+pub fn list_machines(_ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
+    let mut stmt = tx.prepare(
+        "SELECT s.device, u.username, s.ip, s.seen_at,
+                (SELECT COUNT(*) FROM alerts a WHERE a.device = s.device
+                   AND a.acked_at IS NULL AND a.cleared_at IS NULL),
+                (SELECT MAX(CASE a.severity WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 ELSE 1 END)
+                   FROM alerts a WHERE a.device = s.device
+                   AND a.acked_at IS NULL AND a.cleared_at IS NULL),
+                (SELECT COUNT(DISTINCT user_id) FROM device_sightings d WHERE d.device = s.device)
+         FROM device_sightings s JOIN users u ON u.id = s.user_id
+         WHERE s.seen_at = (SELECT MAX(seen_at) FROM device_sightings d WHERE d.device = s.device)
+         GROUP BY s.device ORDER BY s.seen_at DESC LIMIT 1000",
+    )?;
+    let machines = stmt
+        .query_map([], |r| {
+            let state = match r.get::<_, Option<i64>>(5)? {
+                Some(3) => "critical",
+                Some(2) => "warning",
+                Some(_) => "info",
+                None => "ok",
+            };
+            Ok(json!({
+                "device": r.get::<_, String>(0)?,
+                "last_student": r.get::<_, String>(1)?,
+                "last_ip": r.get::<_, String>(2)?,
+                "last_contact": r.get::<_, String>(3)?,
+                "open_alerts": r.get::<_, i64>(4)?,
+                "integrity": state,
+                "students": r.get::<_, i64>(6)?,
+            }))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Reply::ok(json!({ "machines": machines })))
 }

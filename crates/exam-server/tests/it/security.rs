@@ -95,6 +95,39 @@ async fn a_clients_warning_is_an_alert_cleared_when_it_stops_and_acknowledged_wi
         .admin(Method::GET, "/v1/admin/alerts?since_id=-1", None)
         .await;
     assert_eq!(status, 422);
+
+    // The events, filtered by a type prefix; the machine, with its last student.
+    let (status, events) = server
+        .admin(
+            Method::GET,
+            "/v1/admin/events?type=security.*&user=student1",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{events}");
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "security.cleared",
+            "security.virtual_machine",
+            "security.prohibited_program"
+        ]
+    );
+    let (status, machines) = server.admin(Method::GET, "/v1/admin/machines", None).await;
+    assert_eq!(status, 200, "{machines}");
+    let machine = &machines["machines"][0];
+    assert_eq!(machine["device"], "dev-a");
+    assert_eq!(machine["last_student"], "student1");
+    assert_eq!(
+        machine["integrity"], "ok",
+        "its only alert was acknowledged: {machine}"
+    );
 }
 
 #[tokio::test]
