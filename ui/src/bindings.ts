@@ -626,7 +626,12 @@ export type Reason =
  *  The session reached the end of its lifetime on the server (its absolute lifetime
  *  since sign-in, or its idle lifetime without a refresh).
  */
-{ code: "session_expired" };
+{ code: "session_expired" } | 
+/**
+ *  The school asks the student for their password again (step-up): the session ended;
+ *  their exam and saved work wait on this computer and continue after they sign in.
+ */
+{ code: "step_up_required" };
 
 /**
  *  Why the server refused something: its status and its stable machine code, which the

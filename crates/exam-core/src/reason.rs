@@ -66,6 +66,9 @@ pub enum Reason {
     /// The session reached the end of its lifetime on the server (its absolute lifetime
     /// since sign-in, or its idle lifetime without a refresh).
     SessionExpired,
+    /// The school asks the student for their password again (step-up): the session ended;
+    /// their exam and saved work wait on this computer and continue after they sign in.
+    StepUpRequired,
 }
 
 impl Reason {
@@ -101,6 +104,7 @@ impl Reason {
             Self::SessionReused,
             Self::SessionEndedBySchool,
             Self::SessionExpired,
+            Self::StepUpRequired,
         ]
     }
 
@@ -212,6 +216,10 @@ impl fmt::Display for Reason {
             Self::SessionExpired => f.write_str(
                 "Your session expired: on shared computers a session lasts a limited time. \
                  Please sign in again; work saved on this computer waits here until you do.",
+            ),
+            Self::StepUpRequired => f.write_str(
+                "Your school asks you to enter your password again. Your exam and saved \
+                 answers are kept on this computer and continue after you sign in.",
             ),
         }
     }

@@ -4,6 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "exam-console-token";
+const TABS = ["alerts", "events", "machines", "attempt", "actions"];
 let token = sessionStorage.getItem(TOKEN_KEY);
 const alerts = new Map(); // id -> alert
 let version = 0;
@@ -143,6 +144,15 @@ function renderAlerts(fresh = new Set()) {
       });
       actions.append(note, ack);
     }
+    if (alert.attempt_id) {
+      const timeline = el("button", "Timeline", "quiet");
+      timeline.type = "button";
+      timeline.addEventListener("click", () => {
+        $("attempt-id").value = alert.attempt_id;
+        showTab("attempt");
+      });
+      actions.append(timeline);
+    }
     if (alert.username && alert.rule !== "password_spraying") {
       const end = el("button", "End sessions", "quiet");
       end.type = "button";
@@ -244,6 +254,25 @@ async function loadMachines() {
   }
 }
 
+async function loadTimeline(event) {
+  event?.preventDefault();
+  const id = $("attempt-id").value.trim();
+  if (!id) return;
+  const list = $("timeline");
+  list.replaceChildren();
+  try {
+    const data = await api("GET", `/v1/admin/attempts/${encodeURIComponent(id)}/timeline`);
+    $("attempt-head").textContent = `${data.username} · ${data.exam_id} · ${data.status}`;
+    for (const item of data.items) {
+      const li = el("li", undefined, `kind-${item.kind}`);
+      li.append(el("span", when(item.at), "muted"), el("span", ` ${item.text}`));
+      list.append(li);
+    }
+  } catch (error) {
+    $("attempt-head").textContent = error.message;
+  }
+}
+
 // ---- actions ------------------------------------------------------------------------------
 
 function said(words) {
@@ -269,12 +298,13 @@ async function unblock(id) {
 }
 
 function showTab(name) {
-  for (const tab of ["alerts", "events", "machines", "actions"]) {
+  for (const tab of TABS) {
     $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
     $(`view-${tab}`).hidden = tab !== name;
   }
   if (name === "events") loadEvents();
   if (name === "machines") loadMachines();
+  if (name === "attempt") loadTimeline();
 }
 
 // ---- wiring -------------------------------------------------------------------------------
@@ -283,9 +313,10 @@ $("signin-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", signOut);
 $("open-only").addEventListener("change", () => renderAlerts());
 $("events-form").addEventListener("submit", loadEvents);
-for (const tab of ["alerts", "events", "machines", "actions"]) {
+for (const tab of TABS) {
   $(`tab-${tab}`).addEventListener("click", () => showTab(tab));
 }
+$("attempt-form").addEventListener("submit", loadTimeline);
 $("end-sessions").addEventListener("submit", (e) => {
   e.preventDefault();
   endSessions($("end-user").value.trim());
@@ -302,6 +333,25 @@ $("block").addEventListener("submit", async (e) => {
     said(`Blocked ${block.cidr} until ${when(block.until)} (block ${block.id}).`);
   } catch (error) {
     said(error.message);
+  }
+});
+$("step-up").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const user = $("step-up-user").value.trim();
+  try {
+    await api("POST", `/v1/admin/users/${encodeURIComponent(user)}/step-up`, { reason: $("step-up-reason").value.trim() });
+    said(`${user} will be asked for the password again.`);
+  } catch (error) {
+    said(`${user}: ${error.message}`);
+  }
+});
+$("step-up-clear").addEventListener("click", async () => {
+  const user = $("step-up-user").value.trim();
+  try {
+    await api("DELETE", `/v1/admin/users/${encodeURIComponent(user)}/step-up`);
+    said(`${user}: the demand was withdrawn.`);
+  } catch (error) {
+    said(`${user}: ${error.message}`);
   }
 });
 $("unblock").addEventListener("submit", (e) => {

@@ -34,3 +34,11 @@ CREATE TABLE device_sightings (
     PRIMARY KEY (user_id, device, session_id, ip)
 ) STRICT;
 CREATE INDEX sightings_by_device ON device_sightings(device, seen_at);
+
+-- The school asks a student for their password again (step-up, RFC 9470): sessions created
+-- before `required_at` are refused until the student signs in with the password again.
+CREATE TABLE step_up (
+    user_id     INTEGER PRIMARY KEY REFERENCES users(id),
+    required_at TEXT NOT NULL,
+    reason      TEXT NOT NULL
+) STRICT;

@@ -486,6 +486,28 @@ fn refresh_grant(state: &AppState, presented: &str, ip: IpAddr) -> Result<Value,
     if revoked {
         return Err(OAuthError::invalid_grant("the session has ended"));
     }
+    // The school asked for the password again after this session began: it ends, and the
+    // student signs in with the password (their work waits on their computer meanwhile).
+    let step_up: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM step_up p JOIN sessions s ON s.user_id = p.user_id
+                          WHERE s.id = ?1 AND p.required_at > s.created_at)",
+        [&session_id],
+        |r| r.get(0),
+    )?;
+    if step_up {
+        revoke_session(&tx, &session_id, STEP_UP_REQUIRED)?;
+        audit::record(
+            &tx,
+            now,
+            "step_up_session_ended",
+            Some(&username),
+            Some(ip),
+            Some(&session_id),
+            json!({}),
+        )?;
+        tx.commit()?;
+        return Err(OAuthError::invalid_grant(STEP_UP_WORDS));
+    }
     let cfg = &state.config;
     let expired = if now_ms - session_created_ms > seconds_ms(cfg.session_absolute_s) {
         Some(format!(
@@ -720,6 +742,12 @@ fn decode(state: &AppState, token: &str) -> Result<Claims, jsonwebtoken::errors:
     jsonwebtoken::decode::<Claims>(token, &state.jwt.decoding, &validation).map(|d| d.claims)
 }
 
+/// The problem code of a request whose session predates the school's demand for the
+/// password again (RFC 9470 step-up).
+pub const STEP_UP_REQUIRED: &str = "step_up_required";
+/// Its words (the app recognises "password again" in a refresh's `error_description`).
+pub const STEP_UP_WORDS: &str = "the school asks for the password again: sign in with it";
+
 /// The caller of a request with `Authorization: <header>`.
 pub fn authenticate(state: &AppState, header: Option<&str>) -> Result<Principal, ApiError> {
     let token = header
@@ -741,23 +769,31 @@ pub fn authenticate(state: &AppState, header: Option<&str>) -> Result<Principal,
         }
         _ => ApiError::unauthorized("the access token is not valid"),
     })?;
-    let row: Option<(i64, Option<String>)> = state
+    let row: Option<(i64, Option<String>, bool)> = state
         .db
         .lock()
         .query_row(
-            "SELECT u.id, s.revoked_at FROM sessions s JOIN users u ON u.id = s.user_id
+            "SELECT u.id, s.revoked_at,
+                    EXISTS (SELECT 1 FROM step_up p WHERE p.user_id = u.id
+                              AND p.required_at > s.created_at)
+             FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = ?1 AND u.username = ?2",
             (&claims.sid, &claims.sub),
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
     match row {
-        Some((id, None)) => Ok(Principal::User {
+        Some((_, None, true)) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            STEP_UP_REQUIRED,
+            STEP_UP_WORDS,
+        )),
+        Some((id, None, false)) => Ok(Principal::User {
             id,
             username: claims.sub,
             session_id: claims.sid,
         }),
-        Some((_, Some(_))) => Err(ApiError::unauthorized("the session has been ended")),
+        Some((_, Some(_), _)) => Err(ApiError::unauthorized("the session has been ended")),
         None => Err(ApiError::unauthorized("the access token is not valid")),
     }
 }

@@ -309,11 +309,17 @@ async fn v1(
     match result {
         Ok((route, reply)) => {
             let unauthorized = reply.status == StatusCode::UNAUTHORIZED;
+            let step_up = reply.body["code"] == crate::auth::STEP_UP_REQUIRED;
             let mut response = with_route(reply, route);
             if unauthorized {
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"exam-bank\", error=\"invalid_token\""),
+                    HeaderValue::from_static(if step_up {
+                        // RFC 9470: the client must authenticate again, with the password.
+                        "Bearer realm=\"exam-bank\", error=\"insufficient_user_authentication\""
+                    } else {
+                        "Bearer realm=\"exam-bank\", error=\"invalid_token\""
+                    }),
                 );
             }
             response

@@ -105,6 +105,8 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/v1/admin/attempts/{attempt_id}" Admin admin::attempt),
     route!(GET "/v1/admin/users/{username}/attempts" Admin admin::user_attempts),
     route!(POST "/v1/admin/users/{username}/sessions/revoke" Admin admin::revoke_sessions),
+    route!(POST "/v1/admin/users/{username}/step-up" Admin security::require_step_up),
+    route!(DELETE "/v1/admin/users/{username}/step-up" Admin security::clear_step_up),
     route!(POST "/v1/admin/ip-blocks" Admin admin::create_ip_block),
     route!(DELETE "/v1/admin/ip-blocks/{id}" Admin admin::delete_ip_block),
     route!(GET "/v1/admin/audit" Admin admin::audit),
@@ -113,6 +115,7 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/v1/admin/alerts/{alert_id}/ack" Admin security::ack_alert),
     route!(GET "/v1/admin/events" Admin security::list_events),
     route!(GET "/v1/admin/machines" Admin security::list_machines),
+    route!(GET "/v1/admin/attempts/{attempt_id}/timeline" Admin security::attempt_timeline),
     route!(GET "/v1/admin/exams/{exam_id}/start-code" Admin packages::admin_start_code),
     route!(POST "/v1/admin/exams/{exam_id}/start-code/rotate" Admin packages::admin_rotate_start_code),
 ];

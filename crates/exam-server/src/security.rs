@@ -594,3 +594,188 @@ pub fn list_machines(_ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Reply::ok(json!({ "machines": machines })))
 }
+
+/// `GET /v1/admin/attempts/{attempt_id}/timeline`: what happened in an attempt, in order —
+/// started, answers saved (first and last), the client's findings and their clearing, the
+/// server's alerts, submitted.
+pub fn attempt_timeline(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
+    let attempt = ctx.param("attempt_id");
+    struct Head {
+        exam: String,
+        username: String,
+        started: String,
+        deadline: String,
+        submitted: Option<String>,
+        late: Option<bool>,
+        user_id: i64,
+        status: String,
+    }
+    let head = tx
+        .query_row(
+            "SELECT a.exam_id, u.username, a.started_at, a.deadline_at, a.submitted_at, a.late,
+                    a.user_id, a.status
+             FROM attempts a JOIN users u ON u.id = a.user_id WHERE a.id = ?1",
+            [attempt],
+            |r| {
+                Ok(Head {
+                    exam: r.get(0)?,
+                    username: r.get(1)?,
+                    started: r.get(2)?,
+                    deadline: r.get(3)?,
+                    submitted: r.get(4)?,
+                    late: r.get::<_, Option<i64>>(5)?.map(|l| l != 0),
+                    user_id: r.get(6)?,
+                    status: r.get(7)?,
+                })
+            },
+        )
+        .optional()?;
+    let Some(Head {
+        exam,
+        username,
+        started,
+        deadline,
+        submitted,
+        late,
+        user_id,
+        status,
+    }) = head
+    else {
+        return Err(ApiError::not_found(format!(
+            "there is no attempt `{attempt}`"
+        )));
+    };
+    let mut items: Vec<Value> = vec![json!({
+        "at": started, "kind": "started",
+        "text": format!("{username} started {exam} (deadline {deadline})"),
+    })];
+    let (count, first, last): (i64, Option<String>, Option<String>) = tx.query_row(
+        "SELECT COUNT(*), MIN(saved_at), MAX(saved_at) FROM answers WHERE attempt_id = ?1",
+        [attempt],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    if let Some(first) = first {
+        items.push(json!({"at": first, "kind": "answers",
+                          "text": "first answer saved on the server"}));
+    }
+    if let Some(last) = last {
+        items.push(json!({"at": last, "kind": "answers",
+                          "text": format!("last answer saved on the server ({count} questions answered)")}));
+    }
+    let mut stmt = tx.prepare(
+        "SELECT at, type, attrs FROM events
+         WHERE user_id = ?1 AND type LIKE 'security.%'
+           AND json_valid(attrs) AND json_extract(attrs, '$.attempt_id') = ?2",
+    )?;
+    let events = stmt
+        .query_map(params![user_id, attempt], |r| {
+            let attrs: Value = serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or(Value::Null);
+            let kind: String = r.get(1)?;
+            let evidence = attrs["evidence"].as_str().unwrap_or("").to_string();
+            Ok(json!({
+                "at": r.get::<_, String>(0)?,
+                "kind": if kind == "security.cleared" { "finding_cleared" } else { "finding" },
+                "text": if kind == "security.cleared" {
+                    format!("stopped: {evidence}")
+                } else {
+                    evidence
+                },
+            }))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    items.extend(events);
+    let mut stmt = tx.prepare(
+        "SELECT created_at, severity, summary FROM alerts
+         WHERE attempt_id = ?1 AND rule <> 'client_finding'",
+    )?;
+    let alerts = stmt
+        .query_map([attempt], |r| {
+            Ok(json!({
+                "at": r.get::<_, String>(0)?,
+                "kind": "alert",
+                "text": format!("{}: {}", r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+            }))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    items.extend(alerts);
+    if let Some(at) = submitted {
+        items.push(json!({"at": at, "kind": "submitted",
+                          "text": if late == Some(true) { "submitted (late)" } else { "submitted" }}));
+    }
+    items.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+    Ok(Reply::ok(json!({
+        "attempt_id": attempt, "exam_id": exam, "username": username, "status": status,
+        "items": items,
+    })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepUp {
+    reason: String,
+}
+
+/// `POST /v1/admin/users/{username}/step-up` `{reason}`: the student must enter their
+/// password again — their sessions begun before now are refused (`step_up_required`, RFC
+/// 9470) and end at their next refresh; a new sign-in is not affected. Audited; undone with
+/// `DELETE`.
+pub fn require_step_up(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
+    let body: StepUp = crate::api::parse_json(ctx.body)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::validation(
+            "a reason of 1 to 500 characters is required",
+        ));
+    }
+    let username = ctx.param("username");
+    let user = user_of(tx, username)?;
+    let at = crate::rfc3339(ctx.now);
+    tx.execute(
+        "INSERT INTO step_up (user_id, required_at, reason) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id) DO UPDATE SET required_at = ?2, reason = ?3",
+        params![user, at, reason],
+    )?;
+    audit::record(
+        tx,
+        ctx.now,
+        "step_up_required",
+        Some(username),
+        Some(ctx.ip),
+        None,
+        json!({"reason": reason}),
+    )?;
+    Ok(Reply::ok(
+        json!({"username": username, "required_at": at, "reason": reason}),
+    ))
+}
+
+/// `DELETE /v1/admin/users/{username}/step-up`: the demand is withdrawn (audited).
+pub fn clear_step_up(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
+    let username = ctx.param("username");
+    let user = user_of(tx, username)?;
+    if tx.execute("DELETE FROM step_up WHERE user_id = ?1", [user])? == 0 {
+        return Err(ApiError::not_found(format!(
+            "no password is asked again of `{username}`"
+        )));
+    }
+    audit::record(
+        tx,
+        ctx.now,
+        "step_up_cleared",
+        Some(username),
+        Some(ctx.ip),
+        None,
+        json!({}),
+    )?;
+    Ok(Reply::new(axum::http::StatusCode::NO_CONTENT, Value::Null))
+}
+
+fn user_of(tx: &Connection, username: &str) -> Result<i64, ApiError> {
+    tx.query_row(
+        "SELECT id FROM users WHERE username = ?1",
+        [username],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| ApiError::not_found(format!("there is no student `{username}`")))
+}

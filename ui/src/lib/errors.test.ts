@@ -81,6 +81,7 @@ const EVERY_REASON: Record<Reason["code"], Reason> = {
   session_reused: { code: "session_reused" },
   session_ended_by_school: { code: "session_ended_by_school" },
   session_expired: { code: "session_expired" },
+  step_up_required: { code: "step_up_required" },
 };
 
 const ENGLISH = new Set(Object.values(en));

@@ -30,6 +30,7 @@ export function describeReason(r: Reason): string {
     case "keychain_failed":
     case "session_reused":
     case "session_ended_by_school":
+    case "step_up_required":
     case "session_expired":
       return t(`reason.${r.code}`);
     case "portal_sign_in":

@@ -425,7 +425,9 @@ const REFRESH_BACKOFF: Backoff = Backoff {
 
 /// Why the server ended the session, from its `error_description`.
 pub(super) fn session_end_reason(description: &str) -> Reason {
-    if description.contains("reuse") {
+    if description.contains("password again") {
+        Reason::StepUpRequired
+    } else if description.contains("reuse") {
         Reason::SessionReused
     } else if description.contains("expired") {
         Reason::SessionExpired

@@ -260,6 +260,7 @@ impl ExamService {
     /// The server's time now, as best known (this computer's clock may be wrong).
     pub fn server_now_ms(&self) -> i64 {
         let mut clock = self.inner.clock.lock().unwrap_or_else(|p| p.into_inner());
+        let before = clock.0.offset_ms();
         let (now, relearned) = clock.0.now(local_now_ms(), since_boot_ms());
         if relearned {
             tracing::warn!(
@@ -267,6 +268,11 @@ impl ExamService {
                 "this computer's clock jumped; the server's time was re-learned"
             );
             clock.1 = true;
+            // The device checks report it (information: exam times follow the server).
+            if let Some(security) = self.inner.security.get() {
+                // The offset moves opposite to this computer's clock.
+                security.note_clock_jump((before - clock.0.offset_ms()) / 1000);
+            }
         }
         now
     }

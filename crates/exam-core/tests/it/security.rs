@@ -216,3 +216,50 @@ async fn a_clean_machine_with_the_default_policy_has_no_warning() {
     println!("findings on this machine: {findings:#?}");
     core.shutdown(Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asked_for_the_password_again_the_student_signs_in_and_the_attempt_goes_on() {
+    let server = Server::start(900).await;
+    let dir = tempfile::tempdir().unwrap();
+    let core = core_at(&server, dir.path());
+    core.sign_in("student16", password()).await.unwrap();
+    let exams = core.exams().unwrap().clone();
+    exams.list().await.unwrap();
+    let view = exams.start("demo-mixed").await.unwrap();
+
+    // The proctor asks for the password again.
+    let status = reqwest::Client::new()
+        .post(format!(
+            "http://{}/v1/admin/users/student16/step-up",
+            server.addr
+        ))
+        .bearer_auth(crate::support::ADMIN)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&serde_json::json!({"reason": "checking who is at the keyboard"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    // The next request ends the session, saying why.
+    let _ = exams.list().await;
+    let snapshot = core.auth_snapshot();
+    assert!(!snapshot.has_session, "{snapshot:?}");
+    assert_eq!(
+        snapshot.reason,
+        Some(exam_core::reason::Reason::StepUpRequired),
+        "{snapshot:?}"
+    );
+    // The password again: the same attempt goes on.
+    core.sign_in("student16", password()).await.unwrap();
+    let back = exams.current().unwrap().expect("the attempt is kept");
+    assert_eq!(back.attempt_id, view.attempt_id);
+    exams
+        .save_answer(
+            &view.attempt_id,
+            &view.questions[2].id,
+            AnswerValue::Text("after the password".into()),
+        )
+        .unwrap();
+    core.shutdown(Duration::from_secs(5));
+}

@@ -57,10 +57,17 @@ try {
 
   // A student's app reports AnyDesk during an attempt: the alert appears by itself.
   const student = await signInAs("student21");
+  const attemptId = randomUUID();
+  const started = await fetch(`${server}/v1/exams/demo-mixed/attempts`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${student}`, "Content-Type": "application/json", "Idempotency-Key": randomUUID() },
+    body: JSON.stringify({ attempt_id: attemptId, started_at: new Date().toISOString() }),
+  });
+  assert.ok(started.ok, `attempt: ${started.status} ${await started.text()}`);
   const attrs = {
     code: "prohibited_program", severity: "warning", confidence: "high", subject: "anydesk",
     category: "remote_control", evidence: "process `anydesk` (pid 4242, file /opt/anydesk/anydesk) is remote_control program `anydesk`",
-    blocks_start: true, attempt_id: null, device: "c0ffee00c0ffee00c0ffee00c0ffee00",
+    blocks_start: true, attempt_id: attemptId, device: "c0ffee00c0ffee00c0ffee00c0ffee00",
   };
   const sent = performance.now();
   await report(student, "security.prohibited_program", attrs);
@@ -87,6 +94,12 @@ try {
   await page.getByTestId("open-count").filter({ hasText: "1" }).waitFor();
   await page.locator("#open-only").uncheck();
   await page.locator(`tr[data-testid=alert-${id}]`).filter({ hasText: "Spoke to the student" }).waitFor();
+
+  // The attempt's timeline, from the alert.
+  await page.locator(`tr[data-testid=alert-${id}]`).getByRole("button", { name: "Timeline" }).click();
+  await page.getByTestId("timeline").locator("li").filter({ hasText: "started demo-mixed" }).waitFor();
+  await page.getByTestId("timeline").locator("li").filter({ hasText: "anydesk" }).first().waitFor();
+  await page.screenshot({ path: `${shots}/console-timeline.png` });
 
   // The events and machines views.
   await page.getByRole("tab", { name: "Events" }).click();
@@ -123,7 +136,18 @@ try {
   await page.locator("#unblock-id").fill(block);
   await page.getByRole("button", { name: "Lift" }).click();
   await result.filter({ hasText: `Block ${block} lifted` }).waitFor();
+  // Ask a student for the password again: their older session is refused with the step-up
+  // challenge; then the demand is withdrawn.
+  await page.locator("#step-up-user").fill("student21");
+  await page.locator("#step-up-reason").fill("two machines at once");
+  await page.getByRole("button", { name: "Ask for the password" }).click();
+  await result.filter({ hasText: "asked for the password again" }).waitFor();
+  const refused = await fetch(`${server}/v1/exams`, { headers: { Authorization: `Bearer ${student}` } });
+  assert.equal(refused.status, 401);
+  assert.match(refused.headers.get("www-authenticate"), /insufficient_user_authentication/);
   await page.screenshot({ path: `${shots}/console-actions.png` });
+  await page.getByRole("button", { name: "Withdraw" }).click();
+  await result.filter({ hasText: "withdrawn" }).waitFor();
 
   assert.deepEqual(problems, [], "errors in the console's page");
   console.log("console: all checks passed");

@@ -8,7 +8,8 @@ use crate::{new_key, Student, TestServer};
 
 /// A `security.*` event as the app sends it.
 fn event(kind: &str, attrs: Value) -> Value {
-    json!({"id": new_key(), "type": kind, "at": "2026-12-01T09:00:00Z", "attrs": attrs})
+    let at = exam_server::rfc3339(exam_server::now());
+    json!({"id": new_key(), "type": kind, "at": at, "attrs": attrs})
 }
 
 fn finding(code: &str, subject: &str, device: &str, attempt: Option<&str>) -> Value {
@@ -119,6 +120,30 @@ async fn a_clients_warning_is_an_alert_cleared_when_it_stops_and_acknowledged_wi
             "security.prohibited_program"
         ]
     );
+    // The attempt's timeline: started, the finding and its clearing, in order.
+    let (status, timeline) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/attempts/{attempt}/timeline"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{timeline}");
+    let kinds: Vec<&str> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "started", "{timeline}");
+    assert!(
+        kinds.contains(&"finding") && kinds.contains(&"finding_cleared"),
+        "{timeline}"
+    );
+    let (status, _) = server
+        .admin(Method::GET, "/v1/admin/attempts/nope/timeline", None)
+        .await;
+    assert_eq!(status, 404);
     let (status, machines) = server.admin(Method::GET, "/v1/admin/machines", None).await;
     assert_eq!(status, 200, "{machines}");
     let machine = &machines["machines"][0];
@@ -250,4 +275,71 @@ async fn many_usernames_failing_from_one_address_are_an_alert_then_a_block_that_
         .await;
     assert_eq!(status, 204);
     server.login("student5").await;
+}
+
+#[tokio::test]
+async fn asking_for_the_password_again_refuses_older_sessions_until_the_student_signs_in_again() {
+    let server = TestServer::start().await;
+    let before = Student::login(&server, "student6").await;
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/v1/admin/users/student6/step-up",
+            Some(json!({"reason": "two machines at once"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The session begun before: refused with the step-up challenge (RFC 9470)…
+    let response = before
+        .request(Method::GET, "/v1/exams")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains("insufficient_user_authentication"),
+        "{challenge}"
+    );
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "step_up_required");
+    // …and its refresh ends it, saying why.
+    let refreshed = server
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &before.tokens.refresh),
+            ("client_id", "exam-desktop"),
+        ])
+        .await;
+    assert_eq!(refreshed.status().as_u16(), 400);
+    let error: Value = refreshed.json().await.unwrap();
+    assert_eq!(error["error"], "invalid_grant");
+    assert!(error["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("password again"));
+    // Signing in with the password again works at once.
+    let after = Student::login(&server, "student6").await;
+    let (status, _) = after.get("/v1/exams").await;
+    assert_eq!(status, 200);
+    // Withdrawn (audited both ways); a second withdrawal has nothing to withdraw.
+    let (status, _) = server
+        .admin(Method::DELETE, "/v1/admin/users/student6/step-up", None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = server
+        .admin(Method::DELETE, "/v1/admin/users/student6/step-up", None)
+        .await;
+    assert_eq!(status, 404);
+    let (_, audit) = server
+        .admin(
+            Method::GET,
+            "/v1/admin/audit?user=student6&type=step_up_required",
+            None,
+        )
+        .await;
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
 }

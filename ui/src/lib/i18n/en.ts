@@ -205,6 +205,7 @@ export const en = {
   "reason.session_reused": "Your session was ended for safety because your sign-in was used in two places. Please sign in again.",
   "reason.session_ended_by_school": "Your session was ended by your school. Please sign in again.",
   "reason.session_expired": "Your session expired: on shared computers a session lasts a limited time. Please sign in again; work saved on this computer waits here until you do.",
+  "reason.step_up_required": "Your school asks you to enter your password again. Your exam and saved answers are kept on this computer and continue after you sign in.",
 
   "net.online": "Online",
   "net.degraded": "Slow connection",

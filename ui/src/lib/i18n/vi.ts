@@ -206,6 +206,7 @@ export const vi: Record<MessageKey, string> = {
   "reason.session_reused": "Phiên của bạn đã bị kết thúc để đảm bảo an toàn vì thông tin đăng nhập được dùng ở hai nơi. Vui lòng đăng nhập lại.",
   "reason.session_ended_by_school": "Phiên của bạn đã được nhà trường kết thúc. Vui lòng đăng nhập lại.",
   "reason.session_expired": "Phiên của bạn đã hết hạn: trên máy tính dùng chung, mỗi phiên chỉ kéo dài trong một thời gian nhất định. Vui lòng đăng nhập lại; bài làm đã lưu trên máy này sẽ được giữ lại cho đến khi bạn đăng nhập.",
+  "reason.step_up_required": "Nhà trường yêu cầu bạn nhập lại mật khẩu. Bài thi và các câu trả lời đã lưu được giữ trên máy này và tiếp tục sau khi bạn đăng nhập.",
 
   "net.online": "Trực tuyến",
   "net.degraded": "Kết nối chậm",
