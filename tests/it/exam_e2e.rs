@@ -11,22 +11,6 @@ use crate::support::{self, SERIAL};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Ticks option `id` of the question on screen and waits until it shows as chosen.
-fn choose(session: &support::Session, id: &str) -> Result<()> {
-    let option = format!("[data-testid=option-{id}]");
-    for _ in 0..5 {
-        session.click(&option)?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while std::time::Instant::now() < deadline {
-            if session.property(&option, "checked")? == json!(true) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    anyhow::bail!("option {id} could not be chosen")
-}
-
 #[test]
 fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() -> Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -48,10 +32,10 @@ fn an_exam_taken_offline_survives_a_kill_and_is_delivered_once_with_a_receipt() 
     session.find("[data-testid=question-prompt]")?;
     session.find("[data-testid=timer]")?;
     // q01 single, q02 multiple, q03 short, q04 essay.
-    choose(&session, "o2")?;
+    support::choose(&session, "o2")?;
     session.open_question("q02")?;
-    choose(&session, "o1")?;
-    choose(&session, "o3")?;
+    support::choose(&session, "o1")?;
+    support::choose(&session, "o3")?;
     session.open_question("q03")?;
     session.type_into("[data-testid=answer-text]", "Au")?;
     session.open_question("q04")?;

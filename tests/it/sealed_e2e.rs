@@ -16,22 +16,6 @@ const EXAM: &str = "demo-sealed-soon";
 /// in and download it, then to watch the countdown.
 const OPENS_IN_S: u64 = 45;
 
-/// Ticks option `id` of the question on screen and waits until it shows as chosen.
-fn choose(session: &support::Session, id: &str) -> Result<()> {
-    let option = format!("[data-testid=option-{id}]");
-    for _ in 0..5 {
-        session.click(&option)?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while std::time::Instant::now() < deadline {
-            if session.property(&option, "checked")? == json!(true) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    anyhow::bail!("option {id} could not be chosen")
-}
-
 #[test]
 fn a_sealed_exam_downloaded_ahead_opens_offline_with_the_start_code_and_is_delivered_with_a_receipt(
 ) -> Result<()> {
@@ -117,7 +101,7 @@ fn a_sealed_exam_downloaded_ahead_opens_offline_with_the_start_code_and_is_deliv
     assert!(prompt.contains("What is 7"), "{prompt}");
     session.find("[data-testid=timer]")?;
     // q01 single, q03 short.
-    choose(&session, "o2")?;
+    support::choose(&session, "o2")?;
     session.open_question("q03")?;
     session.type_into("[data-testid=answer-text]", "Au")?;
     session.wait_text("[data-testid=save-status]", WAIT, |t| {

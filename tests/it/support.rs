@@ -331,6 +331,23 @@ pub fn wait_for_exit(child: &mut Child, within: Duration) -> Result<std::process
     }
 }
 
+/// Ticks option `id` of the question on screen and waits until it shows as chosen (a
+/// click can land while the question is still being drawn).
+pub fn choose(session: &Session, id: &str) -> Result<()> {
+    let option = format!("[data-testid=option-{id}]");
+    for _ in 0..5 {
+        session.click(&option)?;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if session.property(&option, "checked")? == json!(true) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    bail!("option {id} could not be chosen")
+}
+
 /// A W3C WebDriver session with the app, through tauri-driver.
 pub struct Session {
     http: reqwest::blocking::Client,

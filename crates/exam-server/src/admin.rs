@@ -267,14 +267,7 @@ pub fn delete_ip_block(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError
 
 /// `GET /v1/admin/audit?user=&type=&since=&limit=`, newest first.
 pub fn audit(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
-    let limit = match ctx.query.get("limit") {
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::validation("limit must be 1 to 1000"))?,
-        None => 100,
-    };
+    let limit = ctx.limit(100)?;
     let since = match ctx.query.get("since") {
         Some(s) => Some(crate::rfc3339(parse_time(s, "since")?)),
         None => None,

@@ -61,6 +61,18 @@ impl Ctx<'_> {
         self.params.get(name).map_or("", String::as_str)
     }
 
+    /// The `limit` query parameter: 1 to 1000, `default` when absent.
+    pub fn limit(&self, default: u32) -> Result<u32, ApiError> {
+        match self.query.get("limit") {
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=1000).contains(l))
+                .ok_or_else(|| ApiError::validation("limit must be 1 to 1000")),
+            None => Ok(default),
+        }
+    }
+
     pub fn user_id(&self) -> Result<i64, ApiError> {
         self.principal
             .user_id()

@@ -443,14 +443,7 @@ pub fn on_sign_in_failure(
 
 /// `GET /v1/admin/alerts?status=open|all&since_id=&user=&limit=`: newest first.
 pub fn list_alerts(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
-    let limit = match ctx.query.get("limit") {
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::validation("limit must be 1 to 1000"))?,
-        None => 200,
-    };
+    let limit = ctx.limit(200)?;
     let open_only = match ctx.query.get("status").map(String::as_str) {
         None | Some("all") => false,
         Some("open") => true,
@@ -524,14 +517,7 @@ pub fn ack_alert(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
 /// `GET /v1/admin/events?user=&type=&limit=`: the students' events, newest first (the
 /// console's Events view; `type` may end with `*` for a prefix, e.g. `security.*`).
 pub fn list_events(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
-    let limit = match ctx.query.get("limit") {
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::validation("limit must be 1 to 1000"))?,
-        None => 200,
-    };
+    let limit = ctx.limit(200)?;
     let kind = ctx.query.get("type").map(|t| match t.strip_suffix('*') {
         Some(prefix) => format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_")),
         None => t.replace('%', "\\%").replace('_', "\\_"),
