@@ -119,17 +119,23 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 }
 
 /// Counts the displays every 2 s for the device checks (the core has no window system).
+/// Asking for the monitors waits for the event loop's answer, so it is asked from a
+/// blocking thread — never from the runtime's workers — and only once the loop runs.
 fn watch_displays<R: Runtime>(app: tauri::AppHandle<R>) {
     tauri::async_runtime::spawn(async move {
         loop {
-            if let Ok(monitors) = app.available_monitors() {
-                if let Ok(services) = app.state::<AppState>().core.services() {
-                    services
-                        .security
-                        .set_displays(u32::try_from(monitors.len()).unwrap_or(u32::MAX));
-                }
-            }
             tokio::time::sleep(exam_core::security::monitor::CHECK_EVERY).await;
+            let asking = app.clone();
+            let Ok(Ok(monitors)) =
+                tokio::task::spawn_blocking(move || asking.available_monitors()).await
+            else {
+                continue;
+            };
+            if let Ok(services) = app.state::<AppState>().core.services() {
+                services
+                    .security
+                    .set_displays(u32::try_from(monitors.len()).unwrap_or(u32::MAX));
+            }
         }
     });
 }
