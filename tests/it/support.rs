@@ -81,19 +81,50 @@ pub fn keyring(bus: &str, home: &Path) -> Result<Guard> {
             return Ok(guard);
         }
     }
-    bail!("gnome-keyring-daemon did not come up on the test bus")
+    bail!(
+        "gnome-keyring-daemon did not come up on the test bus: {}",
+        std::fs::read_to_string(home.join("gnome-keyring.log")).unwrap_or_default()
+    )
+}
+
+/// Whether some process owns `org.freedesktop.secrets` on `bus` (never starts one).
+fn secret_service_owned(bus: &str) -> Result<bool> {
+    let output = Command::new("dbus-send")
+        .args([
+            "--session",
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.freedesktop.secrets",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .output()
+        .context("dbus-send (apt-get install dbus)")?;
+    Ok(String::from_utf8_lossy(&output.stdout).contains("boolean true"))
 }
 
 fn keyring_once(bus: &str, home: &Path) -> Result<Option<Guard>> {
     use std::io::Write as _;
+    // Its own runtime directory: the daemon's control socket lives there, and a daemon of an
+    // earlier test still shutting down (same user, same default directory) would otherwise
+    // take the new one's place and leave the new bus without a Secret Service.
+    let runtime = home.join("run");
+    std::fs::create_dir_all(&runtime)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700))?;
+    }
     let mut child = Command::new("gnome-keyring-daemon")
         .args(["--foreground", "--unlock", "--components=secrets"])
         .env("DBUS_SESSION_BUS_ADDRESS", bus)
         .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_RUNTIME_DIR", &runtime)
         .env("HOME", home)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(home.join("gnome-keyring.log"))?)
         .spawn()
         .context("starting gnome-keyring-daemon (apt-get install gnome-keyring)")?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -105,6 +136,13 @@ fn keyring_once(bus: &str, home: &Path) -> Result<Option<Guard>> {
     while Instant::now() < deadline {
         if child.try_wait()?.is_some() {
             return Ok(None); // it exited: start it again
+        }
+        // First that it owns the name — asked without D-Bus activation: a Secret Service call
+        // before it has registered would make the bus start a second, locked daemon of its
+        // own ("another secret service is running") and this one would give up.
+        if !secret_service_owned(bus)? {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
         }
         let mut probe = Command::new("secret-tool")
             .args(["store", "--label=e2e probe", "service", "probe"])
