@@ -304,12 +304,7 @@ impl ExamService {
 
     /// Asks the server for the exam key (only given while the exam is open).
     async fn fetch_key(&self, exam_id: &str) -> Result<(String, ExamKey), ExamError> {
-        let url = self
-            .inner
-            .auth
-            .server()
-            .join(&format!("/v1/exams/{}/key", segment(exam_id)))
-            .map_err(|_| ExamError::Offline(crate::reason::Reason::BadAddress))?;
+        let url = self.url(&format!("/v1/exams/{}/key", segment(exam_id)))?;
         let response = self
             .inner
             .auth

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use exam_core::auth::AuthConfig;
 use exam_core::bus::EventBus;
 
-use crate::support::{manager, password, MemoryStore, Server};
+use crate::support::{manager, password, start_code, MemoryStore, Server};
 
 /// A student's access token, from the app's own sign-in.
 async fn student_token(server: &Server) -> String {
@@ -32,15 +32,6 @@ async fn package_bytes(server: &Server, token: &str, exam: &str) -> Vec<u8> {
         .unwrap();
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap().to_vec()
-}
-
-async fn start_code(server: &Server, exam: &str) -> String {
-    server
-        .admin(&format!("/v1/admin/exams/{exam}/start-code"))
-        .await["start_code"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

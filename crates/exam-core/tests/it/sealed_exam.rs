@@ -12,7 +12,7 @@ use exam_core::exam::SubmissionState;
 use exam_core::exam::{AnswerValue, AttemptView, ExamError, Opening, QuestionKind, StartBlock};
 use exam_core::testing::MemoryStore;
 
-use crate::support::{admin_attempt, config, password, Server};
+use crate::support::{admin_attempt, config, password, start_code, Server};
 
 /// The app's core on `dir`, its keychain `secrets` (kept across restarts).
 fn core_at(server: &url::Url, dir: &std::path::Path, secrets: &Arc<MemoryStore>) -> Core {
@@ -22,15 +22,6 @@ fn core_at(server: &url::Url, dir: &std::path::Path, secrets: &Arc<MemoryStore>)
     )
     .start()
     .unwrap()
-}
-
-async fn start_code(server: &Server, exam: &str) -> String {
-    server
-        .admin(&format!("/v1/admin/exams/{exam}/start-code"))
-        .await["start_code"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 /// Every byte of the client's database, its WAL and its journal, as they are on disk.

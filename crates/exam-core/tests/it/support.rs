@@ -223,3 +223,13 @@ pub async fn drained(queue: &exam_core::queue::Queue, within: std::time::Duratio
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The start code of `exam`, as a proctor reads it from the admin API.
+pub async fn start_code(server: &Server, exam: &str) -> String {
+    server
+        .admin(&format!("/v1/admin/exams/{exam}/start-code"))
+        .await["start_code"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
