@@ -123,18 +123,26 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 /// blocking thread — never from the runtime's workers — and only once the loop runs.
 fn watch_displays<R: Runtime>(app: tauri::AppHandle<R>) {
     tauri::async_runtime::spawn(async move {
+        let mut counted = None;
         loop {
             tokio::time::sleep(exam_core::security::monitor::CHECK_EVERY).await;
             let asking = app.clone();
-            let Ok(Ok(monitors)) =
-                tokio::task::spawn_blocking(move || asking.available_monitors()).await
-            else {
-                continue;
-            };
+            let monitors =
+                match tokio::task::spawn_blocking(move || asking.available_monitors()).await {
+                    Ok(Ok(monitors)) => monitors,
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "the displays cannot be counted");
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+            let n = u32::try_from(monitors.len()).unwrap_or(u32::MAX);
+            if counted != Some(n) {
+                tracing::info!(displays = n, "displays counted");
+                counted = Some(n);
+            }
             if let Ok(services) = app.state::<AppState>().core.services() {
-                services
-                    .security
-                    .set_displays(u32::try_from(monitors.len()).unwrap_or(u32::MAX));
+                services.security.set_displays(n);
             }
         }
     });

@@ -2,7 +2,9 @@
 //! remote-control program keeps an exam from starting — saying which program to close — and
 //! the start goes on once it is closed; during the exam a meeting app starts: the student
 //! sees it within the 2 s of a check, the server has the event, and the exam goes on; closed,
-//! the banner clears.
+//! the banner clears. A second display plugged in mid-exam is shown and reported the same
+//! way; unplugged, it clears. Passwords guessed at the sign-in screen are told on this
+//! computer's screen, and the server raises its brute-force alert for the proctor.
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -159,4 +161,138 @@ fn gone_from_banner(session: &support::Session, program: &str) -> Result<()> {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_second_display_plugged_in_mid_exam_is_shown_and_reported_and_the_exam_goes_on() -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (display, xorg) = support::pluggable_display()?;
+    let server = support::ExamServer::start()?;
+    let data_dir = tempfile::tempdir()?;
+    let harness = support::Harness::start_on(
+        (display.clone(), Some(xorg)),
+        &[
+            ("EXAM_DESKTOP_SERVER", server.url()),
+            (
+                "EXAM_DESKTOP_DATA_DIR",
+                data_dir.path().display().to_string(),
+            ),
+        ],
+    )?;
+    let session = harness.session()?;
+    session.sign_in("student18", "demo")?;
+    session.click("[data-testid=start-demo-mixed]")?;
+    session.wait_text("[data-testid=question-prompt]", WAIT, |t| !t.is_empty())?;
+
+    support::plug_second_display(&display, true)?;
+    let started = Instant::now();
+    let banner = match session.wait_text("[data-testid=security-banner]", WAIT, |t| {
+        t.contains("2 displays are connected")
+    }) {
+        Ok(banner) => banner,
+        Err(e) => {
+            support::screenshot(&display, "e2e-security-second-display-failed.png")?;
+            return Err(e);
+        }
+    };
+    println!(
+        "banner shown {:?} after the display was plugged in",
+        started.elapsed()
+    );
+    assert!(banner.contains("Your exam goes on"), "{banner}");
+    support::screenshot(&display, "e2e-security-second-display.png")?;
+    let deadline = Instant::now() + WAIT;
+    while !server_events(&server, "student18")?
+        .iter()
+        .any(|(kind, attrs)| {
+            kind == "security.extra_display" && attrs.contains("\"attempt_id\":\"")
+        })
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "not on the server: {:?}",
+            server_events(&server, "student18")?
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The exam goes on.
+    session.open_question("q03")?;
+    session.type_into("[data-testid=answer-text]", "Au")?;
+    session.wait_text("[data-testid=save-status]", WAIT, |t| {
+        t.contains("Saved on the server")
+    })?;
+    // Unplugged: the banner clears, and the server is told.
+    support::plug_second_display(&display, false)?;
+    gone_from_banner(&session, "displays are connected")?;
+    let deadline = Instant::now() + WAIT;
+    while !server_events(&server, "student18")?
+        .iter()
+        .any(|(kind, attrs)| kind == "security.cleared" && attrs.contains("extra_display"))
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the clearing is not on the server"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+#[test]
+fn guessed_passwords_are_told_on_this_screen_and_alerted_to_the_proctor() -> Result<()> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, _data_dir, harness) = support::against_demo_server()?;
+    let session = harness.session()?;
+    session.find("#username")?;
+    for guess in 1..=6 {
+        session.clear("#username")?;
+        session.type_into("#username", "student19")?;
+        session.clear("#password")?;
+        session.type_into("#password", &format!("guess-{guess}"))?;
+        session.click("[data-testid=sign-in]")?;
+        // Answered: a wrong password empties the field; a lockout says to wait.
+        let deadline = Instant::now() + WAIT;
+        let error = loop {
+            let error = session
+                .text("[data-testid=sign-in-error]")
+                .unwrap_or_default();
+            let emptied = session.property("#password", "value")? == "";
+            if emptied || error.contains("Too many") {
+                break error;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "guess {guess} got no answer");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        println!("guess {guess}: {error}");
+        if guess == 6 {
+            assert!(
+                error.contains("Too many"),
+                "the sixth is locked out: {error}"
+            );
+        }
+    }
+    // This computer's screen says so…
+    let banner = session.wait_text("[data-testid=security-banner]", WAIT, |t| {
+        t.contains("wrong passwords were typed on this computer")
+    })?;
+    println!("{banner}");
+    support::screenshot(&harness.display, "e2e-security-guessed-passwords.png")?;
+    // …and the proctor has the server's alert (what the console lists).
+    let alerts = server.admin("/v1/admin/alerts?status=open")?;
+    let brute = alerts["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["rule"] == "brute_force" && a["username"] == "student19");
+    let brute = brute.ok_or_else(|| anyhow::anyhow!("no brute-force alert: {alerts}"))?;
+    assert_eq!(brute["severity"], "warning", "{brute}");
+    // Nothing about it was reported as any student's.
+    let conn = rusqlite::Connection::open(server.db())?;
+    let told: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM events WHERE type = 'security.sign_in_failures'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(told, 0);
+    Ok(())
 }

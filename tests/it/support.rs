@@ -56,6 +56,100 @@ pub fn display() -> Result<(String, Option<Guard>)> {
     Ok((format!(":{number}"), Some(Guard(child))))
 }
 
+/// Xorg's configuration with the dummy driver: sixteen outputs (DUMMY0…15), the first one
+/// connected, so a test can plug a second display in with `xrandr` — which Xvfb, with its
+/// single output, cannot do.
+const DUMMY_XORG_CONF: &str = r#"
+Section "Device"
+    Identifier "dummy"
+    Driver "dummy"
+    VideoRam 256000
+EndSection
+Section "Monitor"
+    Identifier "monitor"
+    HorizSync 5.0-1000.0
+    VertRefresh 5.0-200.0
+EndSection
+Section "Screen"
+    Identifier "screen"
+    Device "dummy"
+    Monitor "monitor"
+    DefaultDepth 24
+    SubSection "Display"
+        Depth 24
+        Virtual 2560 1024
+        Modes "1280x800"
+    EndSubSection
+EndSection
+"#;
+
+/// An X server whose displays can be plugged in ([`plug_second_display`]): Xorg with the
+/// dummy driver (xserver-xorg-video-dummy, installed by `make test`).
+pub fn pluggable_display() -> Result<(String, Guard)> {
+    let dir = std::env::temp_dir().join(format!("exam-e2e-xorg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let conf = dir.join("xorg.conf");
+    std::fs::write(&conf, DUMMY_XORG_CONF)?;
+    let mut child = Command::new("Xorg")
+        .args(["-displayfd", "1", "-noreset", "-nolisten", "tcp", "-config"])
+        .arg(&conf)
+        .arg("-logfile")
+        .arg(dir.join("xorg.log"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting Xorg (apt-get install xserver-xorg-core xserver-xorg-video-dummy, or run `make test`)")?;
+    let number = first_line(&mut child)?;
+    if number.is_empty() {
+        bail!(
+            "Xorg did not report a display number (its log: {})",
+            dir.join("xorg.log").display()
+        );
+    }
+    Ok((format!(":{number}"), Guard(child)))
+}
+
+/// Plugs a second display into a [`pluggable_display`] (DUMMY1, right of the first), or
+/// out. The server is then asked to probe its outputs (`--query`), as a cable plugged into
+/// real hardware makes it do: GTK reads the server's current configuration without probing,
+/// and would otherwise go on seeing one display on a wider screen.
+pub fn plug_second_display(display: &str, on: bool) -> Result<()> {
+    let xrandr = |args: &[&str]| -> Result<()> {
+        let output = Command::new("xrandr")
+            .arg("--display")
+            .arg(display)
+            .args(args)
+            .output()
+            .context("running xrandr (apt-get install x11-xserver-utils)")?;
+        if !output.status.success() {
+            bail!(
+                "xrandr {args:?} exited with {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    };
+    if on {
+        // The mode is there from an earlier plug, or added now.
+        let _ = xrandr(&["--addmode", "DUMMY1", "1024x768"]);
+    }
+    let layout: &[&str] = if on {
+        &[
+            "--output",
+            "DUMMY1",
+            "--mode",
+            "1024x768",
+            "--right-of",
+            "DUMMY0",
+        ]
+    } else {
+        &["--output", "DUMMY1", "--off"]
+    };
+    xrandr(layout)?;
+    xrandr(&["--query"])
+}
+
 /// A private D-Bus session bus, so single-instance works and nothing leaks to the desktop.
 pub fn session_bus(socket_dir: &Path) -> Result<(String, Guard)> {
     let mut child = Command::new("dbus-daemon")
@@ -712,7 +806,14 @@ pub struct Harness {
 
 impl Harness {
     pub fn start(extra_env: &[(&str, String)]) -> Result<Self> {
-        let (display, display_guard) = display()?;
+        Self::start_on(display()?, extra_env)
+    }
+
+    /// [`Harness::start`] on a display of the test's (a [`pluggable_display`]).
+    pub fn start_on(
+        (display, display_guard): (String, Option<Guard>),
+        extra_env: &[(&str, String)],
+    ) -> Result<Self> {
         let home = tempfile::tempdir()?;
         let (bus, bus_guard) = session_bus(home.path())?;
         let keyring = keyring(&bus, home.path())?;

@@ -689,7 +689,20 @@ export type SecurityCode =
 /**  Several token refreshes in one minute. */
 "refresh_storm" | 
 /**  Requests, refreshes or failures far from this computer's usual for minutes on end. */
-"unusual_activity";
+"unusual_activity" | 
+/**
+ *  Several failed sign-ins on this computer within minutes (about the machine, not
+ *  reported as anyone's: the server sees the failures itself).
+ */
+"sign_in_failures" | 
+/**  The server ended a session because its refresh token was used twice: it was copied. */
+"session_reused" | 
+/**  Access tokens refused long before their lifetime said. */
+"token_refused_early" | 
+/**  The server slowed this app down, or it sent far more requests than an exam needs. */
+"request_burst" | 
+/**  The network this computer uses (its interface or gateway) changed during an attempt. */
+"network_changed";
 
 export type SecurityConfidence = "low" | "medium" | "high";
 

@@ -105,12 +105,17 @@ fn main() {
         if round % 30 == 0 {
             std::hint::black_box(exam_core::security::device::machine_facts());
         }
+        // The network of the attempt in progress, read every check.
+        let network = exam_core::security::device::network_identity();
+        let signals = exam_core::auth::signals::SignalCounts::default();
         std::hint::black_box(evaluate(
             &policy,
             &Observed {
                 processes: &seen,
                 machine: Some(&machine),
                 displays: Some(1),
+                auth: Some(&signals),
+                network_was: network.as_ref().map(|n| (n, n)),
                 ..Observed::default()
             },
         ));

@@ -34,12 +34,15 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/0007_security_reports.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/0008_outages_reported.sql"
+        )),
     ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> usize {
-    7
+    8
 }
 
 /// Gives every queued row of an earlier version the student of the attempt it belongs to

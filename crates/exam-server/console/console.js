@@ -79,14 +79,42 @@ async function start() {
 
 // ---- alerts -------------------------------------------------------------------------------
 
+// The rule and severity filters, as the server's query parameters (empty: any).
+function alertFilters() {
+  const filters = {};
+  if ($("filter-rule").value) filters.rule = $("filter-rule").value;
+  if ($("filter-severity").value) filters.severity = $("filter-severity").value;
+  return filters;
+}
+
+// The newest alerts (matching the filters, so older matches than the first load's are shown
+// too); the stream keeps them current afterwards.
 async function loadAlerts() {
-  const data = await api("GET", "/v1/admin/alerts?limit=500");
+  const params = new URLSearchParams({ limit: "500", ...alertFilters() });
+  const data = await api("GET", `/v1/admin/alerts?${params}`);
   for (const alert of data.alerts) {
     alerts.set(alert.id, alert);
     version = Math.max(version, alert.version);
   }
   renderAlerts();
 }
+
+async function filterAlerts() {
+  renderAlerts();
+  try {
+    await loadAlerts();
+  } catch (error) {
+    $("alerts-empty").textContent = `The alerts could not be loaded (${error.message}).`;
+    $("alerts-empty").hidden = false;
+  }
+}
+
+// What the server did, in words (the action's code when it is a new one).
+const ACTIONS = {
+  session_ended: "the session was ended",
+  ip_blocked: "the address was blocked",
+  step_up_required: "the password is asked again",
+};
 
 function stateOf(alert) {
   if (alert.acked_at) return "acknowledged";
@@ -96,6 +124,7 @@ function stateOf(alert) {
 
 function renderAlerts(fresh = new Set()) {
   const openOnly = $("open-only").checked;
+  const { rule, severity } = alertFilters();
   const body = $("alerts");
   body.replaceChildren();
   const list = [...alerts.values()].sort((a, b) => Number(b.id) - Number(a.id));
@@ -104,6 +133,8 @@ function renderAlerts(fresh = new Set()) {
     const state = stateOf(alert);
     if (!alert.acked_at) open += 1;
     if (openOnly && alert.acked_at) continue;
+    if (rule && alert.rule !== rule) continue;
+    if (severity && alert.severity !== severity) continue;
     const row = el("tr", undefined, `sev-${alert.severity}${fresh.has(alert.id) ? " fresh" : ""}`);
     row.dataset.testid = `alert-${alert.id}`;
     row.dataset.rule = alert.rule;
@@ -114,7 +145,8 @@ function renderAlerts(fresh = new Set()) {
     const what = el("td");
     what.append(el("strong", alert.summary));
     if (alert.response) {
-      what.append(el("div", `Response: ${alert.response.action}${alert.response.undo ? ` — undo: ${alert.response.undo}` : ""}`, "muted"));
+      const action = ACTIONS[alert.response.action] ?? alert.response.action;
+      what.append(el("div", `Response: ${action}${alert.response.undo ? ` — undo: ${alert.response.undo}` : ""}`, "muted"));
     }
     if (alert.ack_note) what.append(el("div", `Note: ${alert.ack_note}`, "muted"));
     row.append(what);
@@ -153,22 +185,34 @@ function renderAlerts(fresh = new Set()) {
       });
       actions.append(timeline);
     }
-    if (alert.username && alert.rule !== "password_spraying") {
+    // (A guessed username's sessions are not the guesser's.)
+    if (alert.username && alert.rule !== "password_spraying" && alert.rule !== "brute_force") {
       const end = el("button", "End sessions", "quiet");
       end.type = "button";
-      end.addEventListener("click", () => endSessions(alert.username));
+      end.addEventListener("click", async () => actions.append(el("div", await endSessions(alert.username), "muted")));
       actions.append(end);
+    }
+    if (alert.response && alert.response.action === "step_up_required" && alert.username) {
+      const withdraw = el("button", "Withdraw password demand", "quiet");
+      withdraw.type = "button";
+      withdraw.addEventListener("click", async () => actions.append(el("div", await withdrawStepUp(alert.username), "muted")));
+      actions.append(withdraw);
     }
     if (alert.response && alert.response.block) {
       const lift = el("button", "Lift block", "quiet");
       lift.type = "button";
-      lift.addEventListener("click", () => unblock(alert.response.block));
+      lift.addEventListener("click", async () => actions.append(el("div", await unblock(alert.response.block), "muted")));
       actions.append(lift);
     }
     row.append(cell);
     body.append(row);
   }
-  $("alerts-empty").hidden = body.children.length > 0;
+  const empty = $("alerts-empty");
+  empty.textContent = rule || severity ? "No alerts match these filters." : "No alerts.";
+  empty.hidden = body.children.length > 0;
+  const filtered = $("alerts-filtered");
+  filtered.textContent = `Showing ${body.children.length} of ${list.length} alerts (filtered).`;
+  filtered.hidden = !(rule || severity) || body.children.length === 0;
   $("open-count").textContent = String(open);
   document.title = open ? `(${open}) Exam Bank — console` : "Exam Bank — console";
 }
@@ -239,19 +283,109 @@ async function loadEvents(event) {
   }
 }
 
+let shownMachine = null;
+
 async function loadMachines() {
   const data = await api("GET", "/v1/admin/machines");
   const body = $("machines");
   body.replaceChildren();
   for (const m of data.machines) {
-    const row = el("tr");
+    const row = el("tr", undefined, "pick");
     row.dataset.testid = `machine-${m.device}`;
+    if (m.device === shownMachine) row.setAttribute("aria-current", "true");
     const integrity = el("td");
     integrity.append(el("span", m.integrity, `badge ${m.integrity}`));
-    row.append(el("td", m.device, "mono"), integrity, el("td", m.last_student), el("td", m.last_ip));
+    // A button for the keyboard; the whole row answers a click.
+    const device = el("td");
+    const open = el("button", m.device, "link mono");
+    open.type = "button";
+    open.setAttribute("aria-label", `History of machine ${m.device}`);
+    device.append(open);
+    row.append(device, integrity, el("td", m.last_student), el("td", m.last_ip));
     row.append(el("td", when(m.last_contact)), el("td", m.students));
+    row.addEventListener("click", () => loadMachineHistory(m.device));
     body.append(row);
   }
+  if (shownMachine) loadMachineHistory(shownMachine);
+}
+
+// An alert's evidence in one line: "devices: a, b · session: …".
+function compact(evidence) {
+  if (!evidence || typeof evidence !== "object") return "";
+  const words = Object.entries(evidence)
+    .map(([key, value]) => {
+      const shown = Array.isArray(value)
+        ? value.join(", ")
+        : value !== null && typeof value === "object"
+          ? JSON.stringify(value)
+          : String(value);
+      return `${key.replaceAll("_", " ")}: ${shown}`;
+    })
+    .join(" · ");
+  return words.length > 300 ? `${words.slice(0, 299)}…` : words;
+}
+
+async function loadMachineHistory(device) {
+  shownMachine = device;
+  for (const row of $("machines").children) {
+    if (row.dataset.testid === `machine-${device}`) row.setAttribute("aria-current", "true");
+    else row.removeAttribute("aria-current");
+  }
+  const panel = $("machine-history");
+  panel.hidden = false;
+  $("machine-history-title").textContent = `History of machine ${device}`;
+  const body = $("machine-history-rows");
+  body.replaceChildren();
+  try {
+    const data = await api("GET", `/v1/admin/machines/${encodeURIComponent(device)}/history?limit=300`);
+    if (shownMachine !== device) return;
+    const students = data.students.length ? data.students.join(", ") : "none";
+    $("machine-history-head").textContent =
+      `${data.items.length} entr${data.items.length === 1 ? "y" : "ies"}, newest first · students seen on it: ${students}`;
+    for (const item of data.items) {
+      const row = el("tr", undefined, `sev-${item.severity ?? "none"}`);
+      row.dataset.testid = `history-${item.kind}-${item.id}`;
+      row.dataset.kind = item.kind;
+      row.dataset.code = item.code;
+      const severity = el("td");
+      severity.append(item.severity ? el("span", item.severity, `badge ${item.severity}`) : el("span", "—", "muted"));
+      const evidence = el("td");
+      evidence.append(el("div", item.summary));
+      // (A client finding's evidence is the app's report, shown on the report's own row.)
+      if (item.kind === "alert" && item.code !== "client_finding") {
+        const { device: _machine, ...rest } = item.evidence ?? {};
+        evidence.append(el("div", compact(rest), "muted"));
+      }
+      if (item.attempt_id) {
+        const timeline = el("button", "Timeline", "quiet small");
+        timeline.type = "button";
+        timeline.addEventListener("click", () => {
+          $("attempt-id").value = item.attempt_id;
+          showTab("attempt");
+        });
+        evidence.append(timeline);
+      }
+      row.append(
+        el("td", when(item.at)),
+        el("td", item.username ?? ""),
+        el("td", item.kind === "alert" ? "Alert" : "App report"),
+        el("td", item.code, "code"),
+        severity,
+        evidence,
+      );
+      body.append(row);
+    }
+    $("machine-history-empty").hidden = data.items.length > 0;
+    panel.scrollIntoView({ block: "nearest" });
+  } catch (error) {
+    $("machine-history-head").textContent = error.message;
+  }
+}
+
+function closeMachineHistory() {
+  shownMachine = null;
+  $("machine-history").hidden = true;
+  for (const row of $("machines").children) row.removeAttribute("aria-current");
 }
 
 async function loadTimeline(event) {
@@ -275,25 +409,37 @@ async function loadTimeline(event) {
 
 // ---- actions ------------------------------------------------------------------------------
 
+// Says how an action went (on the Actions view), and returns the words for a button elsewhere
+// to show beside itself.
 function said(words) {
   $("action-result").textContent = words;
+  return words;
 }
 
 async function endSessions(user) {
   try {
     const data = await api("POST", `/v1/admin/users/${encodeURIComponent(user)}/sessions/revoke`);
-    said(`${user}: ${data.revoked_sessions} session(s) ended.`);
+    return said(`${user}: ${data.revoked_sessions} session(s) ended.`);
   } catch (error) {
-    said(`${user}: ${error.message}`);
+    return said(`${user}: ${error.message}`);
   }
 }
 
 async function unblock(id) {
   try {
     await api("DELETE", `/v1/admin/ip-blocks/${encodeURIComponent(id)}`);
-    said(`Block ${id} lifted.`);
+    return said(`Block ${id} lifted.`);
   } catch (error) {
-    said(`Block ${id}: ${error.message}`);
+    return said(`Block ${id}: ${error.message}`);
+  }
+}
+
+async function withdrawStepUp(user) {
+  try {
+    await api("DELETE", `/v1/admin/users/${encodeURIComponent(user)}/step-up`);
+    return said(`${user}: the demand was withdrawn.`);
+  } catch (error) {
+    return said(`${user}: ${error.message}`);
   }
 }
 
@@ -312,6 +458,10 @@ function showTab(name) {
 $("signin-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", signOut);
 $("open-only").addEventListener("change", () => renderAlerts());
+$("filter-rule").addEventListener("change", filterAlerts);
+$("filter-severity").addEventListener("change", filterAlerts);
+$("alert-filters").addEventListener("submit", (e) => e.preventDefault());
+$("machine-history-close").addEventListener("click", closeMachineHistory);
 $("events-form").addEventListener("submit", loadEvents);
 for (const tab of TABS) {
   $(`tab-${tab}`).addEventListener("click", () => showTab(tab));
@@ -342,18 +492,10 @@ $("step-up").addEventListener("submit", async (e) => {
     await api("POST", `/v1/admin/users/${encodeURIComponent(user)}/step-up`, { reason: $("step-up-reason").value.trim() });
     said(`${user} will be asked for the password again.`);
   } catch (error) {
-    said(`${user}: ${error.message}`);
+    return said(`${user}: ${error.message}`);
   }
 });
-$("step-up-clear").addEventListener("click", async () => {
-  const user = $("step-up-user").value.trim();
-  try {
-    await api("DELETE", `/v1/admin/users/${encodeURIComponent(user)}/step-up`);
-    said(`${user}: the demand was withdrawn.`);
-  } catch (error) {
-    said(`${user}: ${error.message}`);
-  }
-});
+$("step-up-clear").addEventListener("click", () => withdrawStepUp($("step-up-user").value.trim()));
 $("unblock").addEventListener("submit", (e) => {
   e.preventDefault();
   unblock($("unblock-id").value.trim());

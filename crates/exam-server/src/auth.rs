@@ -1,5 +1,6 @@
 //! Sign-in and tokens (RFC 6749 password and refresh grants, RFC 7009 revocation, RFC 9700
-//! refresh rotation with reuse detection), brute-force lockout, and bearer authentication.
+//! refresh rotation with reuse detection), brute-force lockout (a lockout of one username
+//! from one address is also the `brute_force` alert), and bearer authentication.
 
 use std::net::IpAddr;
 
@@ -169,7 +170,7 @@ fn password_grant(
     // lockout check: guesses sent in parallel each count, and none gets past the limit.
     let attempt = {
         let conn = state.db.lock();
-        if let Some(locked) = lockout(&conn, username, &ip_text, window_start, cfg)? {
+        if let Some(locked) = longest(&lockouts(&conn, username, &ip_text, window_start, cfg)?) {
             state.stats.rate_limited();
             return Err(ApiError::too_many(
                 format!(
@@ -221,6 +222,7 @@ fn password_grant(
         }
     };
     drop(permit);
+    let known_student = user.is_some();
 
     let conn = state.db.lock();
     let Some((user_id, _)) = user.filter(|_| verified) else {
@@ -240,7 +242,8 @@ fn password_grant(
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             crate::admin::reload_blocks_if_changed(state, &conn);
         }
-        if let Some(locked) = lockout(&conn, username, &ip_text, window_start, cfg)? {
+        let locks = lockouts(&conn, username, &ip_text, window_start, cfg)?;
+        if let Some(locked) = longest(&locks) {
             state.stats.lockout();
             audit::record(
                 &conn,
@@ -256,6 +259,25 @@ fn password_grant(
                 }),
             )?;
         }
+        // This username guessed at from this address: the `brute_force` alert.
+        if let Some(pair) = locks.iter().find(|l| l.rule == LockRule::Pair) {
+            let seconds = i64::try_from(pair.retry_after_s).unwrap_or(i64::MAX);
+            crate::security::on_pair_lockout(
+                &conn,
+                now,
+                &crate::security::PairLockout {
+                    username,
+                    ip: &ip_text,
+                    failures: pair.limit,
+                    window_s: cfg.lockout_window_s,
+                    until: now
+                        .checked_add_signed(chrono::Duration::seconds(seconds))
+                        .unwrap_or(now),
+                    known_student,
+                },
+            )?;
+        }
+        state.alerts_changed.notify_waiters();
         return Err(OAuthError::invalid_grant("wrong username or password"));
     };
     // The student proved the password from here: their failures from here are forgiven
@@ -292,44 +314,69 @@ const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// `Retry-After` of a busy answer.
 const BUSY_RETRY_S: u64 = 2;
 
+/// Which of the three lockouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockRule {
+    /// One username from one address.
+    Pair,
+    /// One username from any addresses.
+    Username,
+    /// One address, any usernames.
+    Address,
+}
+
 /// A lock on sign-in: which rule, its limit, and the seconds until it lifts.
 struct Locked {
+    rule: LockRule,
     scope: &'static str,
     limit: u32,
     retry_after_s: u64,
 }
 
-/// Whether sign-in is locked for this (username, IP): 5 failures of the pair, 20 of the
-/// username from any IPs, or 100 from the IP (defaults), within the window.
-fn lockout(
+/// The lock that lifts last (the one a refused sign-in must wait for).
+fn longest(locks: &[Locked]) -> Option<&Locked> {
+    locks
+        .iter()
+        .fold(None, |longest: Option<&Locked>, l| match longest {
+            Some(m) if m.retry_after_s >= l.retry_after_s => Some(m),
+            _ => Some(l),
+        })
+}
+
+/// The locks on sign-in for this (username, IP): 5 failures of the pair, 20 of the username
+/// from any IPs, or 100 from the IP (defaults), within the window.
+fn lockouts(
     conn: &Connection,
     username: &str,
     ip: &str,
     window_start: i64,
     cfg: &crate::Config,
-) -> rusqlite::Result<Option<Locked>> {
-    let rules: [(&'static str, u32, &str, Vec<&str>); 3] = [
+) -> rusqlite::Result<Vec<Locked>> {
+    let rules: [(LockRule, &'static str, u32, &str, Vec<&str>); 3] = [
         (
+            LockRule::Pair,
             "for this username from this address",
             cfg.lockout_failures,
             "username = ?1 AND ip = ?2",
             vec![username, ip],
         ),
         (
+            LockRule::Username,
             "for this username",
             cfg.lockout_user_failures,
             "username = ?1",
             vec![username],
         ),
         (
+            LockRule::Address,
             "from this address",
             cfg.lockout_ip_failures,
             "ip = ?1",
             vec![ip],
         ),
     ];
-    let mut locked: Option<Locked> = None;
-    for (scope, limit, filter, values) in rules {
+    let mut locks = Vec::new();
+    for (rule, scope, limit, filter, values) in rules {
         let limit = limit.max(1);
         // The failure that must age out before one more attempt is allowed.
         let n = values.len();
@@ -350,16 +397,15 @@ fn lockout(
         if let Some(at) = boundary {
             let until = at - window_start; // ms until `at` leaves the window
             let seconds = u64::try_from((until + 999) / 1000).unwrap_or(1).max(1);
-            if locked.as_ref().is_none_or(|l| seconds > l.retry_after_s) {
-                locked = Some(Locked {
-                    scope,
-                    limit,
-                    retry_after_s: seconds,
-                });
-            }
+            locks.push(Locked {
+                rule,
+                scope,
+                limit,
+                retry_after_s: seconds,
+            });
         }
     }
-    Ok(locked)
+    Ok(locks)
 }
 
 /// Bounds how many password checks run at once, and how many sign-ins may wait for one.
@@ -628,6 +674,26 @@ fn reuse_detected(
         Some(ip),
         Some(session_id),
         json!({"why": why}),
+    )?;
+    let address = ip.to_string();
+    crate::security::raise(
+        &tx,
+        now,
+        crate::security::NewAlert {
+            rule: "refresh_reuse",
+            severity: "critical",
+            username: Some(username),
+            ip: Some(&address),
+            device: None,
+            attempt_id: None,
+            subject: Some(session_id),
+            summary: format!(
+                "{username}: a refresh token was used twice (a copy of it exists); the session was ended"
+            ),
+            evidence: json!({"session": session_id, "why": why}),
+            response: Some(json!({"action": "session_ended", "session": session_id,
+                                  "undo": "the student signs in again"})),
+        },
     )?;
     tx.commit()?;
     state.stats.reuse_detected();

@@ -28,6 +28,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0002_events_per_student.sql")),
         M::up(include_str!("../migrations/0003_sealed.sql")),
         M::up(include_str!("../migrations/0004_alerts.sql")),
+        M::up(include_str!("../migrations/0005_alerts_by_device.sql")),
     ])
 }
 

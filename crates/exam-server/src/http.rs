@@ -1,5 +1,6 @@
 //! HTTP: the axum router, the guard every request passes (IP blocks, per-IP rate limit,
 //! statistics), and the adapters from HTTP to the token endpoint and the `/v1` dispatcher.
+//! Both rate limits feed the `request_burst` alert (`security::burst`), cheaply.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::problem::{ApiError, OAuthError, Reply};
 use crate::routes::{self, Call, Principal};
+use crate::security::burst::Burst;
 use crate::{auth, AppState};
 
 /// Request bodies above this get 413.
@@ -105,6 +107,19 @@ async fn guard(
             .check(&format!("ip:{ip}"), state.config.ip_rate, Instant::now()),
     ) {
         state.stats.rate_limited();
+        // The `request_burst` rule: one alert per address per window. The gate is checked
+        // here, in memory; only its first refusal in the window goes to SQLite.
+        let who = Burst::Address { ip };
+        if state.bursts.first_in_window(&who.subject(), Instant::now()) {
+            let state = state.clone();
+            let method = method.to_string();
+            let path = path.clone();
+            let limit = state.config.ip_rate;
+            let _ = blocking(move || {
+                crate::security::burst::record(&state, who, &method, &path, limit, retry);
+            })
+            .await;
+        }
         ApiError::too_many("too many requests from this address", retry).into_response()
     } else {
         next.run(request).await
@@ -275,13 +290,25 @@ async fn v1(
         if admin_route && matches!(principal, Principal::User { .. }) {
             crate::admin::record_failure(&state, peer.ip(), &path, "a student's token");
         }
-        if let Principal::User { id, .. } = &principal {
+        if let Principal::User { id, username, .. } = &principal {
             if let Err(retry) = state.limiter.check(
                 &format!("user:{id}"),
                 state.config.user_rate,
                 Instant::now(),
             ) {
                 state.stats.rate_limited();
+                crate::security::burst::on_rate_limited(
+                    &state,
+                    Burst::Student {
+                        user_id: *id,
+                        username,
+                        ip: peer.ip(),
+                    },
+                    parts.method.as_str(),
+                    &path,
+                    state.config.user_rate,
+                    retry,
+                );
                 return (
                     route,
                     ApiError::too_many("too many requests; slow down", retry).into_reply(),

@@ -68,6 +68,10 @@ pub struct Config {
     pub session_absolute_s: u64,
     /// A session ends when its refresh token goes unused this many seconds (contract: 8 h).
     pub session_idle_s: u64,
+    /// The `two_devices` rule (one student signed in on two machines at once) also asks the
+    /// student for the password again (step-up): their sessions begun before the alert are
+    /// refused with 401 `step_up_required`. `false` keeps the alert alone.
+    pub step_up_on_two_devices: bool,
     /// Seeds demo students and exams.
     pub demo: bool,
     /// The demo's sealed exam "opening soon" opens this many seconds after seeding.
@@ -95,6 +99,7 @@ impl Config {
             refresh_grace_s: 60,
             session_absolute_s: 12 * 3600,
             session_idle_s: 8 * 3600,
+            step_up_on_two_devices: true,
             demo: false,
             demo_opens_in_s: 300,
         }
@@ -120,6 +125,8 @@ pub struct AppState {
     pub hashing: auth::HashGate,
     /// Poked after every committed write: the console's alert streams look for changes.
     pub alerts_changed: tokio::sync::Notify,
+    /// Who was alerted about hitting a rate limit lately (the `request_burst` rule).
+    pub bursts: security::burst::BurstGate,
     /// Parsed questions by exam id (exams do not change while the server runs).
     pub questions: Mutex<HashMap<String, Arc<Vec<api::Question>>>>,
 }
@@ -160,6 +167,7 @@ impl AppState {
             blocks_changed: std::sync::atomic::AtomicBool::new(false),
             questions: Mutex::new(HashMap::new()),
             alerts_changed: tokio::sync::Notify::new(),
+            bursts: security::burst::BurstGate::default(),
             config,
             db,
             jwt,

@@ -87,6 +87,17 @@ struct Args {
     /// A session ends after this many seconds without a token refresh (8 h by default).
     #[arg(long, default_value_t = 8 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     session_idle: u64,
+    /// When one student is signed in on two machines at once (the `two_devices` alert), also
+    /// ask them for their password again: their sessions begun before the alert are refused
+    /// (401 step_up_required) until they sign in with it. `false` keeps the alert alone. An
+    /// admin withdraws the demand with DELETE /v1/admin/users/{username}/step-up.
+    #[arg(
+        long,
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "true|false"
+    )]
+    step_up_on_two_devices: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
         lockout_window_s: args.lockout_window,
         session_absolute_s: args.session_lifetime,
         session_idle_s: args.session_idle,
+        step_up_on_two_devices: args.step_up_on_two_devices,
         demo: args.demo,
         demo_opens_in_s: args.demo_opens_in,
         ..Config::new(&args.db)

@@ -127,6 +127,7 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/v1/admin/alerts/{alert_id}/ack" Admin security::ack_alert),
     route!(GET "/v1/admin/events" Admin security::list_events),
     route!(GET "/v1/admin/machines" Admin security::list_machines),
+    route!(GET "/v1/admin/machines/{device}/history" Admin security::history::machine_history),
     route!(GET "/v1/admin/attempts/{attempt_id}/timeline" Admin security::attempt_timeline),
     route!(GET "/v1/admin/exams/{exam_id}/start-code" Admin packages::admin_start_code),
     route!(POST "/v1/admin/exams/{exam_id}/start-code/rotate" Admin packages::admin_rotate_start_code),

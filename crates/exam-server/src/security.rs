@@ -1,8 +1,10 @@
 //! Security alerts for proctors and IT: what the clients report (`security.*` events, see
 //! the contract's "Events") and what only the server can see by correlating students,
 //! machines and addresses. Every rule's response is audited and can be undone by an admin
-//! (an address block is lifted with `DELETE /v1/admin/ip-blocks/{id}`; an ended session is
-//! a new sign-in away).
+//! (an address block is lifted with `DELETE /v1/admin/ip-blocks/{id}`; a demand for the
+//! password again is withdrawn with `DELETE /v1/admin/users/{username}/step-up`; an ended
+//! session is a new sign-in away). An alert is raised once: the same rule about the same
+//! student, address and subject stays one open alert for [`WINDOW_S`] ([`raise`]).
 //!
 //! The rules (table-tested in `tests/it/security.rs`):
 //! - `client_finding`: a client reports a warning (a prohibited program, an extra display,
@@ -10,12 +12,34 @@
 //! - `session_two_devices`: one session used from two device fingerprints — a token was
 //!   copied: the session is ended (critical).
 //! - `two_devices`: one student signed in on two machines within [`WINDOW_S`] (warning).
+//!   Unless the server runs with `--step-up-on-two-devices false`, the student is also asked
+//!   for the password again (step-up, RFC 9470): the sessions they began before the alert are
+//!   refused with 401 `step_up_required`, so whoever holds the other machine needs the
+//!   password too. Only a new alert does this (not each event the rule sees again), so a
+//!   student who signed in again is not asked again and again.
 //! - `shared_device`: one machine used by two students with attempts in progress within
 //!   [`WINDOW_S`] (warning).
 //! - `network_changed`: an attempt's events come from a new address (information).
 //! - `password_spraying`: [`SPRAY_USERNAMES`] usernames failing from one address within
 //!   [`WINDOW_S`] (critical); at [`SPRAY_BLOCK_USERNAMES`] with no successful sign-in from
 //!   it, the address is blocked for [`SPRAY_BLOCK_S`].
+//! - `brute_force`: one username's sign-in locked for one address after its failures (the
+//!   per-(username, address) lockout of `auth`; warning). The lockout is the response and
+//!   lifts by itself when the window passes; there is nothing for an admin to undo.
+//! - `request_burst`: a signed-in student, or an address, hit the server's rate limit
+//!   (warning; the 429 is the response). See [`burst`]: cheap on the hot path.
+//! - `refresh_reuse`: a refresh token was used after its successor (a copy of it exists):
+//!   the session is ended (critical; `auth`). The student signs in again to undo it; their
+//!   app reports `security.session_reused` when it learns why its session ended.
+//!
+//! Not rules, but the same evidence seen another way: an attempt's timeline
+//! ([`attempt_timeline`]: started, answers, findings, alerts, the outages the app reports as
+//! `network.outage` events — see [`outage`] — and submitted), and a machine's history
+//! ([`history`]: its findings and alerts, whoever was signed in).
+
+pub mod burst;
+pub mod history;
+pub mod outage;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -32,6 +56,21 @@ pub const SPRAY_USERNAMES: i64 = 5;
 pub const SPRAY_BLOCK_USERNAMES: i64 = 10;
 /// How long such a block lasts.
 pub const SPRAY_BLOCK_S: i64 = 1800;
+
+/// Every rule an alert may come from (the `rule` filter of the alert list accepts these).
+pub const RULES: &[&str] = &[
+    "client_finding",
+    "session_two_devices",
+    "two_devices",
+    "shared_device",
+    "network_changed",
+    "password_spraying",
+    "brute_force",
+    "request_burst",
+    "refresh_reuse",
+];
+/// Every severity, least severe first.
+pub const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 
 /// An alert as the admin API shows it.
 fn alert_json(conn: &Connection, id: i64) -> rusqlite::Result<Value> {
@@ -266,7 +305,12 @@ fn correlate(
             )
             .optional()?;
         if let Some(other) = other {
-            raise(
+            let step_up = ctx.state.config.step_up_on_two_devices;
+            let response = step_up.then(|| {
+                json!({"action": "step_up_required", "required_at": now,
+                       "undo": format!("DELETE /v1/admin/users/{username}/step-up")})
+            });
+            let raised = raise(
                 tx,
                 ctx.now,
                 NewAlert {
@@ -277,11 +321,31 @@ fn correlate(
                     device: Some(device),
                     attempt_id: attempt,
                     subject: None,
-                    summary: format!("{username}: signed in on two machines at once"),
+                    summary: format!(
+                        "{username}: signed in on two machines at once{}",
+                        if step_up {
+                            "; the password is asked again"
+                        } else {
+                            ""
+                        }
+                    ),
                     evidence: json!({"devices": [other, device]}),
-                    response: None,
+                    response,
                 },
             )?;
+            // Only with a new alert: a student who signed in again on one machine, while
+            // the rule still sees the other in the window, is not asked again.
+            if let (Some(alert), true) = (raised, step_up) {
+                demand_step_up(
+                    tx,
+                    ctx.now,
+                    user_id,
+                    username,
+                    &format!("signed in on two machines at once (alert {alert})"),
+                    None,
+                    json!({"rule": "two_devices", "alert": alert.to_string()}),
+                )?;
+            }
         }
     }
     // The same machine, another student with an attempt in progress.
@@ -441,7 +505,62 @@ pub fn on_sign_in_failure(
     Ok(blocked)
 }
 
-/// `GET /v1/admin/alerts?status=open|all&since_id=&user=&limit=`: newest first.
+/// A sign-in lockout for one username from one address, as the `brute_force` rule sees it.
+#[derive(Debug, Clone)]
+pub struct PairLockout<'a> {
+    pub username: &'a str,
+    pub ip: &'a str,
+    /// The failures that locked it, within `window_s`.
+    pub failures: u32,
+    pub window_s: u64,
+    /// When sign-in unlocks by itself.
+    pub until: chrono::DateTime<chrono::Utc>,
+    /// Whether the username is a student's (guessing at a real account, or at names).
+    pub known_student: bool,
+}
+
+/// After a failed sign-in locked `lockout.username` for `lockout.ip`: a `brute_force`
+/// warning (raised once per window, see [`raise`]). No response is recorded: the lockout is
+/// the response, and it lifts by itself at `until` (no admin action undoes it).
+pub fn on_pair_lockout(
+    conn: &Connection,
+    now: chrono::DateTime<chrono::Utc>,
+    lockout: &PairLockout<'_>,
+) -> rusqlite::Result<Option<i64>> {
+    let until = crate::rfc3339(lockout.until);
+    raise(
+        conn,
+        now,
+        NewAlert {
+            rule: "brute_force",
+            severity: "warning",
+            username: Some(lockout.username),
+            ip: Some(lockout.ip),
+            device: None,
+            attempt_id: None,
+            subject: None,
+            summary: format!(
+                "{}: {} failed sign-ins from {} within {}; sign-in locked until {} UTC",
+                lockout.username,
+                lockout.failures,
+                lockout.ip,
+                outage::human_duration(lockout.window_s.saturating_mul(1000)),
+                lockout.until.format("%H:%M:%S"),
+            ),
+            evidence: json!({
+                "failures": lockout.failures,
+                "window_s": lockout.window_s,
+                "locked_until": until,
+                "locked": "sign-in for this username from this address",
+                "known_student": lockout.known_student,
+            }),
+            response: None,
+        },
+    )
+}
+
+/// `GET /v1/admin/alerts?status=open|all&since_id=&user=&rule=&severity=&limit=`: newest
+/// first. An unknown `rule` or `severity` is 400 `invalid_query` naming the ones there are.
 pub fn list_alerts(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let limit = ctx.limit(200)?;
     let open_only = match ctx.query.get("status").map(String::as_str) {
@@ -461,17 +580,39 @@ pub fn list_alerts(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
         None => 0,
     };
     let user = ctx.query.get("user");
+    let rule = one_of(ctx, "rule", RULES)?;
+    let severity = one_of(ctx, "severity", SEVERITIES)?;
     let mut stmt = tx.prepare(
         "SELECT id, rule, severity, username, ip, device, attempt_id, summary, evidence, response,
                 created_at, cleared_at, acked_at, ack_note, version
          FROM alerts
          WHERE id > ?1 AND (?2 = 0 OR acked_at IS NULL) AND (?3 IS NULL OR username = ?3)
+           AND (?5 IS NULL OR rule = ?5) AND (?6 IS NULL OR severity = ?6)
          ORDER BY id DESC LIMIT ?4",
     )?;
     let alerts = stmt
-        .query_map(params![since_id, open_only, user, limit], alert_row)?
+        .query_map(
+            params![since_id, open_only, user, limit, rule, severity],
+            alert_row,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Reply::ok(json!({ "alerts": alerts })))
+}
+
+/// The query parameter `name`, if given, when it is one of `allowed`.
+fn one_of<'a>(ctx: &'a Ctx<'_>, name: &str, allowed: &[&str]) -> Result<Option<&'a str>, ApiError> {
+    match ctx.query.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some(value) if allowed.contains(&value) => Ok(Some(value)),
+        Some(value) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "{name} `{}` is not one of {}",
+                value.chars().take(100).collect::<String>(),
+                allowed.join(", ")
+            ),
+        )),
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -583,7 +724,8 @@ pub fn list_machines(_ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
 
 /// `GET /v1/admin/attempts/{attempt_id}/timeline`: what happened in an attempt, in order —
 /// started, answers saved (first and last), the client's findings and their clearing, the
-/// server's alerts, submitted.
+/// outages the client reported (`network.outage`, at their start: "offline for 2 min 5 s
+/// (until 09:14:03 UTC)"), the server's alerts, submitted.
 pub fn attempt_timeline(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let attempt = ctx.param("attempt_id");
     struct Head {
@@ -650,16 +792,24 @@ pub fn attempt_timeline(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiErro
     }
     let mut stmt = tx.prepare(
         "SELECT at, type, attrs FROM events
-         WHERE user_id = ?1 AND type LIKE 'security.%'
+         WHERE user_id = ?1 AND (type LIKE 'security.%' OR type = 'network.outage')
            AND json_valid(attrs) AND json_extract(attrs, '$.attempt_id') = ?2",
     )?;
     let events = stmt
         .query_map(params![user_id, attempt], |r| {
             let attrs: Value = serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or(Value::Null);
             let kind: String = r.get(1)?;
+            let at: String = r.get(0)?;
+            if kind == "network.outage" {
+                let empty = serde_json::Map::new();
+                return Ok(outage::timeline_item(
+                    &at,
+                    attrs.as_object().unwrap_or(&empty),
+                ));
+            }
             let evidence = attrs["evidence"].as_str().unwrap_or("").to_string();
             Ok(json!({
-                "at": r.get::<_, String>(0)?,
+                "at": at,
                 "kind": if kind == "security.cleared" { "finding_cleared" } else { "finding" },
                 "text": if kind == "security.cleared" {
                     format!("stopped: {evidence}")
@@ -715,24 +865,45 @@ pub fn require_step_up(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError
     }
     let username = ctx.param("username");
     let user = user_of(tx, username)?;
-    let at = crate::rfc3339(ctx.now);
-    tx.execute(
-        "INSERT INTO step_up (user_id, required_at, reason) VALUES (?1, ?2, ?3)
-         ON CONFLICT (user_id) DO UPDATE SET required_at = ?2, reason = ?3",
-        params![user, at, reason],
-    )?;
-    audit::record(
-        tx,
-        ctx.now,
-        "step_up_required",
-        Some(username),
-        Some(ctx.ip),
-        None,
-        json!({"reason": reason}),
-    )?;
+    let at = demand_step_up(tx, ctx.now, user, username, reason, Some(ctx.ip), json!({}))?;
     Ok(Reply::ok(
         json!({"username": username, "required_at": at, "reason": reason}),
     ))
+}
+
+/// Asks `username` for the password again from `now` (their sessions begun before are
+/// refused), audited as `step_up_required` with `reason`, the admin's address (`by`; none
+/// when a rule asks) and `detail`'s members. Returns the time it applies from.
+fn demand_step_up(
+    tx: &Connection,
+    now: chrono::DateTime<chrono::Utc>,
+    user_id: i64,
+    username: &str,
+    reason: &str,
+    by: Option<std::net::IpAddr>,
+    detail: Value,
+) -> rusqlite::Result<String> {
+    let at = crate::rfc3339(now);
+    tx.execute(
+        "INSERT INTO step_up (user_id, required_at, reason) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id) DO UPDATE SET required_at = ?2, reason = ?3",
+        params![user_id, at, reason],
+    )?;
+    let mut detail = match detail {
+        Value::Object(members) => members,
+        _ => serde_json::Map::new(),
+    };
+    detail.insert("reason".into(), Value::String(reason.to_string()));
+    audit::record(
+        tx,
+        now,
+        "step_up_required",
+        Some(username),
+        by,
+        None,
+        Value::Object(detail),
+    )?;
+    Ok(at)
 }
 
 /// `DELETE /v1/admin/users/{username}/step-up`: the demand is withdrawn (audited).

@@ -76,3 +76,34 @@ describe("SecurityBanner", () => {
     expect((await screen.findByTestId("security-banner")).textContent).toContain("Hãy đóng AnyDesk để tiếp tục.");
   });
 });
+
+describe("every finding", () => {
+  const codes: [SecurityFinding["code"], string | null, string, string][] = [
+    ["sign_in_failures", "6", "6 wrong passwords were typed on this computer", "Đã có 6 lần nhập sai mật khẩu"],
+    ["session_reused", "student3", "The server ended student3's session", "phiên đăng nhập của student3"],
+    ["token_refused_early", null, "earlier than expected", "sớm hơn dự kiến"],
+    ["request_burst", "slowed down", "asked this app to slow down", "gửi chậm lại"],
+    ["network_changed", null, "network changed during your exam", "Mạng của máy tính này đã thay đổi"],
+  ];
+  afterEach(() => {
+    i18n.lang = "en";
+  });
+  for (const [code, subject, english, vietnamese] of codes) {
+    it(`${code} is said in plain words, in English and Vietnamese`, async () => {
+      const { findingSentence } = await import("./security");
+      const finding: SecurityFinding = {
+        code,
+        severity: "warning",
+        confidence: "medium",
+        subject,
+        category: null,
+        evidence: "",
+        blocks_start: false,
+      };
+      i18n.lang = "en";
+      expect(findingSentence(finding)).toContain(english);
+      i18n.lang = "vi";
+      expect(findingSentence(finding)).toContain(vietnamese);
+    });
+  }
+});

@@ -104,6 +104,15 @@ describe("SignIn", () => {
     expect(screen.getByRole("alert").textContent).toContain("ended by your school");
   });
 
+  it("asked for the password again, the student's name is filled in and it says why", () => {
+    auth.apply({ ...snapshot, version: 10, status: "session_ended", reason: { code: "step_up_required" } });
+    render(SignIn, { serverUrl: "x" });
+    expect((screen.getByLabelText("Username") as HTMLInputElement).value).toBe("student4");
+    expect(document.activeElement).toBe(screen.getByLabelText("Password"));
+    expect(screen.getByRole("alert").textContent).toContain("Your school asks you to enter your password again.");
+    expect(screen.getByRole("alert").textContent).toContain("Your exam and saved answers are kept");
+  });
+
   it("warns when Caps Lock is on", async () => {
     const user = userEvent.setup();
     render(SignIn, { serverUrl: "x" });

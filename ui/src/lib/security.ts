@@ -57,6 +57,16 @@ export function findingSentence(f: SecurityFinding): string {
       return t("security.refreshStorm");
     case "unusual_activity":
       return t("security.unusualActivity");
+    case "sign_in_failures":
+      return t("security.signInFailures", { n: f.subject ?? "5" });
+    case "session_reused":
+      return t("security.sessionReused", { name: f.subject ?? "?" });
+    case "token_refused_early":
+      return t("security.tokenRefusedEarly");
+    case "request_burst":
+      return t("security.requestBurst");
+    case "network_changed":
+      return t("security.networkChanged");
   }
 }
 

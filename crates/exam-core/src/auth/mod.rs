@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod oauth;
 mod refresh;
 mod session;
+pub mod signals;
 pub mod snapshot;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -161,6 +162,8 @@ struct Inner {
     store: Arc<dyn SecretStore>,
     bus: EventBus,
     monitor: AuthMonitor,
+    /// What the device checks read: failed sign-ins, early refusals, slow-downs, reuse.
+    signals: signals::AuthSignals,
     state: Mutex<State>,
     /// Held for the whole of a refresh: the single flight.
     gate: tokio::sync::Mutex<()>,
@@ -196,6 +199,7 @@ impl TokenManager {
                 store,
                 bus,
                 monitor: AuthMonitor::default(),
+                signals: signals::AuthSignals::default(),
                 state: Mutex::new(State {
                     version: 0,
                     status: AuthStatus::SignedOut,
@@ -274,6 +278,11 @@ impl TokenManager {
     }
 
     /// Everything the diagnostics window shows.
+    /// What sign-in and tokens showed lately, for the device checks.
+    pub fn signals(&self) -> signals::SignalCounts {
+        self.inner.signals.counts(Instant::now())
+    }
+
     pub fn health(&self) -> health::HealthReport {
         health::report(self.snapshot(), self.metrics(), self.inner.http.reuse())
     }
@@ -342,7 +351,16 @@ impl TokenManager {
         .await;
         drop(password);
         self.inner.monitor.validation(started.elapsed());
-        let grant = grant.map_err(|e| self.token_error(e, true))?;
+        let grant = grant.map_err(|e| {
+            let error = self.token_error(e, true);
+            if matches!(
+                error,
+                AuthError::WrongCredentials | AuthError::LockedOut { .. }
+            ) {
+                self.inner.signals.sign_in_failed(Instant::now());
+            }
+            error
+        })?;
         let refresh = grant.refresh_token.clone().ok_or_else(|| {
             AuthError::Refused(Refusal::local(
                 "no_refresh_token",
@@ -484,9 +502,15 @@ impl TokenManager {
     }
 
     /// The access token was refused (401): forget it, so the next call refreshes.
+    /// A token refused long before its lifetime said is a signal for the device checks
+    /// (revoked by the school, or the server's clock or keys changed).
     pub fn invalidate_access(&self, token: &Secret<String>) {
         let mut s = self.state();
-        if s.access.as_ref().is_some_and(|a| a.token == *token) {
+        if let Some(access) = s.access.as_ref().filter(|a| a.token == *token) {
+            let now = Instant::now();
+            self.inner
+                .signals
+                .refused_early(now, access.deadline.saturating_duration_since(now));
             s.access = None;
         }
     }
@@ -514,11 +538,16 @@ impl TokenManager {
         token: &Secret<String>,
     ) -> Result<reqwest::Response, AuthError> {
         let http = &self.inner.http;
-        http.send_api(build(http.client()).bearer_auth(token.expose()))
+        let response = http
+            .send_api(build(http.client()).bearer_auth(token.expose()))
             .await
             .map_err(|e| {
                 self.inner.monitor.error("network");
                 AuthError::Offline(e.reason())
-            })
+            })?;
+        if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            self.inner.signals.rate_limited(Instant::now());
+        }
+        Ok(response)
     }
 }

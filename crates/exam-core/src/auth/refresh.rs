@@ -197,6 +197,11 @@ impl TokenManager {
     /// the user's name, so sign-in can offer it; local exam data and queued work stay.
     pub(super) async fn end_session(&self, reason: &Reason, error: AuthError) -> u32 {
         let user = self.state().user.clone();
+        if let (Reason::SessionReused, Some(user)) = (reason, &user) {
+            self.inner
+                .signals
+                .session_reused(Instant::now(), Owner::new(self.origin(), user.clone()));
+        }
         if let Some(user) = user {
             let key = self.refresh_key(&user);
             if let Err(e) = self.blocking(move |store| store.delete(&key)).await {

@@ -182,6 +182,93 @@ pub fn fingerprint_of(identifiers: &[String]) -> String {
     hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
+/// The network this computer reaches the world through: the default route's interface and
+/// gateway, and the gateway's hardware address when known (two networks that both use
+/// 192.168.1.1 are told apart by it). A lab machine's changes only when it is moved to
+/// another network — what "an unusual location" means for a computer bolted to a desk.
+#[derive(Debug, Clone, Eq)]
+pub struct NetworkIdentity {
+    pub interface: String,
+    pub gateway: std::net::Ipv4Addr,
+    /// Compared only when both sides know it (an ARP entry comes and goes).
+    pub gateway_mac: Option<String>,
+}
+
+impl PartialEq for NetworkIdentity {
+    fn eq(&self, other: &Self) -> bool {
+        self.interface == other.interface
+            && self.gateway == other.gateway
+            && match (&self.gateway_mac, &other.gateway_mac) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+impl std::fmt::Display for NetworkIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} via gateway {}", self.interface, self.gateway)
+    }
+}
+
+/// The default route with the lowest metric, from the text of Linux's `/proc/net/route`
+/// (addresses in hex, in the kernel's byte order).
+pub fn default_route(route: &str) -> Option<(String, std::net::Ipv4Addr)> {
+    route
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (interface, destination, gateway, metric, mask) = (
+                *fields.first()?,
+                *fields.get(1)?,
+                *fields.get(2)?,
+                *fields.get(6)?,
+                *fields.get(7)?,
+            );
+            if destination != "00000000" || mask != "00000000" {
+                return None;
+            }
+            let gateway = u32::from_str_radix(gateway, 16).ok()?;
+            let metric: u32 = metric.parse().ok()?;
+            Some((
+                metric,
+                interface.to_string(),
+                std::net::Ipv4Addr::from(gateway.to_le_bytes()),
+            ))
+        })
+        .min_by_key(|(metric, ..)| *metric)
+        .map(|(_, interface, gateway)| (interface, gateway))
+}
+
+/// The hardware address of `ip`, from the text of Linux's `/proc/net/arp`.
+pub fn arp_address(arp: &str, ip: std::net::Ipv4Addr) -> Option<String> {
+    let ip = ip.to_string();
+    arp.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let mac = *fields.get(3)?;
+        (fields.first() == Some(&ip.as_str()) && mac != "00:00:00:00:00:00")
+            .then(|| mac.to_lowercase())
+    })
+}
+
+/// This computer's network now (Linux; elsewhere unknown, and no finding is made). None
+/// without a default route: offline, which the network monitor tells on its own.
+pub fn network_identity() -> Option<NetworkIdentity> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let (interface, gateway) = default_route(&std::fs::read_to_string("/proc/net/route").ok()?)?;
+    let gateway_mac = std::fs::read_to_string("/proc/net/arp")
+        .ok()
+        .and_then(|arp| arp_address(&arp, gateway));
+    Some(NetworkIdentity {
+        interface,
+        gateway,
+        gateway_mac,
+    })
+}
+
 fn read_trimmed(path: &str) -> Option<String> {
     std::fs::read_to_string(path)
         .ok()
@@ -299,6 +386,62 @@ mod tests {
             fingerprint_of(&["4c4c4544-0042".into(), "machine-1".into()])
         );
         assert!(!a.contains("4c4c4544"));
+    }
+
+    #[test]
+    fn the_network_is_the_default_route_and_its_gateway() {
+        let route =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\n\
+            eth0\t00000000\t010200C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+            eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let (interface, gateway) = default_route(route).unwrap();
+        assert_eq!(
+            (interface.as_str(), gateway.to_string().as_str()),
+            ("eth0", "192.0.2.1")
+        );
+        assert_eq!(
+            default_route("Iface\tDestination\n"),
+            None,
+            "no default route"
+        );
+        assert_eq!(default_route("garbage\n\tzz 00000000 XYZ\n"), None);
+
+        let arp =
+            "IP address       HW type     Flags       HW address            Mask     Device\n\
+                   192.0.2.1        0x1         0x2         02:FC:00:00:00:05     *        eth0\n\
+                   192.0.2.9        0x1         0x0         00:00:00:00:00:00     *        eth0\n";
+        assert_eq!(
+            arp_address(arp, gateway).as_deref(),
+            Some("02:fc:00:00:00:05")
+        );
+        assert_eq!(
+            arp_address(arp, "192.0.2.9".parse().unwrap()),
+            None,
+            "incomplete"
+        );
+
+        let here = |mac: Option<&str>| NetworkIdentity {
+            interface: "eth0".into(),
+            gateway,
+            gateway_mac: mac.map(str::to_string),
+        };
+        assert_eq!(
+            here(Some("a")),
+            here(None),
+            "an ARP entry that came and went"
+        );
+        assert_ne!(
+            here(Some("a")),
+            here(Some("b")),
+            "another network, same gateway address"
+        );
+        let wifi = NetworkIdentity {
+            interface: "wlan0".into(),
+            ..here(None)
+        };
+        assert_ne!(here(None), wifi);
+        assert_eq!(wifi.to_string(), "wlan0 via gateway 192.0.2.1");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::device::{MachineFacts, ProcessSeen};
+use super::device::{MachineFacts, NetworkIdentity, ProcessSeen};
 use super::policy::{BeforeStart, Category, SecurityPolicy};
+use crate::auth::signals::SignalCounts;
 
 /// Why a finding was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -32,6 +33,17 @@ pub enum Code {
     RefreshStorm,
     /// Requests, refreshes or failures far from this computer's usual for minutes on end.
     UnusualActivity,
+    /// Several failed sign-ins on this computer within minutes (about the machine, not
+    /// reported as anyone's: the server sees the failures itself).
+    SignInFailures,
+    /// The server ended a session because its refresh token was used twice: it was copied.
+    SessionReused,
+    /// Access tokens refused long before their lifetime said.
+    TokenRefusedEarly,
+    /// The server slowed this app down, or it sent far more requests than an exam needs.
+    RequestBurst,
+    /// The network this computer uses (its interface or gateway) changed during an attempt.
+    NetworkChanged,
 }
 
 impl Code {
@@ -47,9 +59,24 @@ impl Code {
             Self::HypervisorFlag => "security.hypervisor_flag",
             Self::RefreshStorm => "security.refresh_storm",
             Self::UnusualActivity => "security.unusual_activity",
+            Self::SignInFailures => "security.sign_in_failures",
+            Self::SessionReused => "security.session_reused",
+            Self::TokenRefusedEarly => "security.token_refused_early",
+            Self::RequestBurst => "security.request_burst",
+            Self::NetworkChanged => "security.network_changed",
         }
     }
+
+    /// Whether it is about whoever uses the computer, not about a student: kept here and
+    /// shown, never reported as the signed-in student's.
+    pub fn about_the_machine(self) -> bool {
+        matches!(self, Self::SignInFailures)
+    }
 }
+
+/// Failed sign-ins on this computer within [`crate::auth::signals::WINDOW`] that make a
+/// finding (the server locks one username out at five).
+pub const SIGN_IN_FAILURES: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,6 +134,10 @@ pub struct Observed<'a> {
     pub fingerprint_was: Option<&'a str>,
     /// A jump of this computer's clock, in seconds (re-learned server time).
     pub clock_jump_s: Option<i64>,
+    /// What sign-in and tokens showed lately.
+    pub auth: Option<&'a SignalCounts>,
+    /// The network when the attempt in progress started, when it differs from now's.
+    pub network_was: Option<(&'a NetworkIdentity, &'a NetworkIdentity)>,
 }
 
 /// The rules: every finding of `observed` under `policy`, in a stable order.
@@ -237,6 +268,79 @@ pub fn evaluate(policy: &SecurityPolicy, observed: &Observed<'_>) -> Vec<Finding
             evidence: format!(
                 "this computer's clock jumped by {jump} s; exam times follow the server's clock"
             ),
+            blocks_start: false,
+        });
+    }
+    if let Some(auth) = observed.auth {
+        if auth.sign_in_failures >= SIGN_IN_FAILURES {
+            findings.push(Finding {
+                code: Code::SignInFailures,
+                severity: Severity::Warning,
+                // Forgotten passwords look the same as guesses.
+                confidence: Confidence::Medium,
+                subject: Some(auth.sign_in_failures.to_string()),
+                category: None,
+                evidence: format!(
+                    "{} failed sign-ins on this computer within {} minutes",
+                    auth.sign_in_failures,
+                    crate::auth::signals::WINDOW.as_secs() / 60
+                ),
+                blocks_start: false,
+            });
+        }
+        if let Some(owner) = &auth.reused {
+            findings.push(Finding {
+                code: Code::SessionReused,
+                severity: Severity::Warning,
+                confidence: Confidence::High,
+                subject: Some(owner.student.clone()),
+                category: None,
+                evidence: format!(
+                    "the server ended {}'s session: its refresh token was used twice (copied)",
+                    owner.student
+                ),
+                blocks_start: false,
+            });
+        }
+        if auth.early_refusals > 0 {
+            findings.push(Finding {
+                code: Code::TokenRefusedEarly,
+                severity: Severity::Info,
+                // The school may have ended the session, or the server was restarted.
+                confidence: Confidence::Low,
+                subject: None,
+                category: None,
+                evidence: format!(
+                    "{} access token(s) refused with up to {} s of their lifetime left",
+                    auth.early_refusals, auth.early_by_s
+                ),
+                blocks_start: false,
+            });
+        }
+        if auth.rate_limited > 0 {
+            findings.push(Finding {
+                code: Code::RequestBurst,
+                severity: Severity::Info,
+                confidence: Confidence::High,
+                subject: Some("slowed down".into()),
+                category: None,
+                evidence: format!(
+                    "the server asked this app to slow down {} time(s) in the last minute (429)",
+                    auth.rate_limited
+                ),
+                blocks_start: false,
+            });
+        }
+    }
+    if let Some((was, now)) = observed.network_was.filter(|(was, now)| was != now) {
+        findings.push(Finding {
+            code: Code::NetworkChanged,
+            severity: Severity::Info,
+            // A lab's network rarely changes mid-exam, but a cable or Wi-Fi roam does it too.
+            confidence: Confidence::Medium,
+            subject: None,
+            category: None,
+            evidence: format!("the network changed during the attempt: was {was}, now {now}"),
             blocks_start: false,
         });
     }
@@ -421,6 +525,143 @@ mod tests {
         assert!(
             evidence.contains("pid 11") && evidence.contains("remote_control"),
             "{evidence}"
+        );
+    }
+
+    #[test]
+    fn sign_in_token_and_network_signals_give_their_findings() {
+        use crate::auth::signals::SignalCounts;
+        use crate::owner::Owner;
+        let policy = SecurityPolicy::default();
+        let gateway = |ip: &str, interface: &str| NetworkIdentity {
+            interface: interface.into(),
+            gateway: ip.parse().unwrap(),
+            gateway_mac: None,
+        };
+        let (lab, lab_again, phone) = (
+            gateway("10.0.0.1", "eth0"),
+            gateway("10.0.0.1", "eth0"),
+            gateway("192.168.43.1", "wlan0"),
+        );
+        let quiet = SignalCounts::default();
+        let guessing = SignalCounts {
+            sign_in_failures: 7,
+            ..SignalCounts::default()
+        };
+        let typos = SignalCounts {
+            sign_in_failures: 4,
+            ..SignalCounts::default()
+        };
+        let copied = SignalCounts {
+            reused: Some(Owner::new("http://exam.test", "student3")),
+            early_refusals: 2,
+            early_by_s: 840,
+            rate_limited: 3,
+            ..SignalCounts::default()
+        };
+        type Row = (Code, Option<&'static str>, Confidence, Severity);
+        let table: Vec<(&str, Observed<'_>, Vec<Row>)> = vec![
+            (
+                "nothing",
+                Observed {
+                    auth: Some(&quiet),
+                    network_was: Some((&lab, &lab_again)),
+                    ..Observed::default()
+                },
+                vec![],
+            ),
+            (
+                "a few typos are no finding",
+                Observed {
+                    auth: Some(&typos),
+                    ..Observed::default()
+                },
+                vec![],
+            ),
+            (
+                "guessing",
+                Observed {
+                    auth: Some(&guessing),
+                    ..Observed::default()
+                },
+                vec![(
+                    Code::SignInFailures,
+                    Some("7"),
+                    Confidence::Medium,
+                    Severity::Warning,
+                )],
+            ),
+            (
+                "a copied session, early refusals, slow-downs",
+                Observed {
+                    auth: Some(&copied),
+                    ..Observed::default()
+                },
+                vec![
+                    (
+                        Code::SessionReused,
+                        Some("student3"),
+                        Confidence::High,
+                        Severity::Warning,
+                    ),
+                    (
+                        Code::TokenRefusedEarly,
+                        None,
+                        Confidence::Low,
+                        Severity::Info,
+                    ),
+                    (
+                        Code::RequestBurst,
+                        Some("slowed down"),
+                        Confidence::High,
+                        Severity::Info,
+                    ),
+                ],
+            ),
+            (
+                "the network changed mid-attempt",
+                Observed {
+                    network_was: Some((&lab, &phone)),
+                    ..Observed::default()
+                },
+                vec![(
+                    Code::NetworkChanged,
+                    None,
+                    Confidence::Medium,
+                    Severity::Info,
+                )],
+            ),
+        ];
+        for (what, observed, expected) in table {
+            let found: Vec<Row> = evaluate(&policy, &observed)
+                .iter()
+                .map(|f| {
+                    let subject: Option<&'static str> = f
+                        .subject
+                        .as_deref()
+                        .map(|s| Box::leak(s.to_string().into_boxed_str()) as &'static str);
+                    (f.code, subject, f.confidence, f.severity)
+                })
+                .collect();
+            assert_eq!(found, expected, "{what}");
+            assert!(
+                evaluate(&policy, &observed).iter().all(|f| !f.blocks_start),
+                "{what}"
+            );
+        }
+        let changed = &evaluate(
+            &policy,
+            &Observed {
+                network_was: Some((&lab, &phone)),
+                ..Observed::default()
+            },
+        )[0];
+        assert_eq!(
+            changed.evidence,
+            "the network changed during the attempt: was eth0 via gateway 10.0.0.1, now wlan0 via gateway 192.168.43.1"
+        );
+        assert!(
+            Code::SignInFailures.about_the_machine() && !Code::SessionReused.about_the_machine()
         );
     }
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use rusqlite::params;
 use serde::Serialize;
 
-use super::device::{machine_facts, MachineFacts, ProcessScanner};
+use super::device::{
+    machine_facts, network_identity, MachineFacts, NetworkIdentity, ProcessScanner,
+};
 use super::findings::{evaluate, Finding, Observed};
 use super::policy::SecurityPolicy;
 use crate::auth::TokenManager;
@@ -66,6 +68,42 @@ struct Inner {
     /// The student the findings now were last reported for: a student who signs in is
     /// told the server about everything that holds, not only what appears later.
     reported_to: Mutex<Option<Owner>>,
+    /// The network of the attempt in progress since it was first seen.
+    attempt_network: Mutex<AttemptNetwork>,
+    /// The student whose session was ended for reuse, as of the last check.
+    reused: Mutex<Option<Owner>>,
+}
+
+/// The network an attempt began on, against the network now: the network changing
+/// mid-attempt (a new interface or gateway) is what "an unusual location" means for a lab
+/// computer.
+#[derive(Debug, Default)]
+pub struct AttemptNetwork {
+    tracked: Option<(String, NetworkIdentity, NetworkIdentity)>,
+}
+
+impl AttemptNetwork {
+    /// Takes the attempt in progress and the network now; gives (the attempt's first
+    /// network, the latest). Offline (no network) keeps the latest known.
+    pub fn observe(
+        &mut self,
+        attempt: Option<&str>,
+        now: Option<NetworkIdentity>,
+    ) -> Option<(NetworkIdentity, NetworkIdentity)> {
+        let Some(attempt) = attempt else {
+            self.tracked = None;
+            return None;
+        };
+        match (&mut self.tracked, now) {
+            (Some((of, _, latest)), Some(now)) if of == attempt => *latest = now,
+            (Some((of, ..)), None) if of == attempt => {}
+            (_, Some(now)) => self.tracked = Some((attempt.to_string(), now.clone(), now)),
+            (_, None) => self.tracked = None,
+        }
+        self.tracked
+            .as_ref()
+            .map(|(_, first, latest)| (first.clone(), latest.clone()))
+    }
 }
 
 /// The device checks of this computer. Cheap to clone.
@@ -96,6 +134,8 @@ impl SecurityMonitor {
                 scans: Mutex::new(Samples::default()),
                 activity: Mutex::new((super::activity::Activity::new(store), None, Vec::new())),
                 reported_to: Mutex::new(None),
+                attempt_network: Mutex::new(AttemptNetwork::default()),
+                reused: Mutex::new(None),
             }),
         }
     }
@@ -176,6 +216,15 @@ impl SecurityMonitor {
             n => Some(n),
         };
         let clock_jump_s = *lock(&self.inner.clock_jump_s);
+        let auth = self.inner.auth.signals();
+        lock(&self.inner.reused).clone_from(&auth.reused);
+        let attempt = self
+            .inner
+            .auth
+            .signed_in_owner()
+            .and_then(|owner| self.attempt_of(&owner));
+        let network =
+            lock(&self.inner.attempt_network).observe(attempt.as_deref(), network_identity());
         let mut findings = evaluate(
             &self.inner.policy,
             &Observed {
@@ -184,6 +233,8 @@ impl SecurityMonitor {
                 displays,
                 fingerprint_was: fingerprint_was.as_deref(),
                 clock_jump_s,
+                auth: Some(&auth),
+                network_was: network.as_ref().map(|(was, now)| (was, now)),
             },
         );
         findings.extend(self.activity());
@@ -199,12 +250,23 @@ impl SecurityMonitor {
         {
             activity.1 = Some(Instant::now());
             let metrics = self.inner.auth.metrics();
+            let outages: i64 = self
+                .inner
+                .queue
+                .store()
+                .lock()
+                .query_row("SELECT COALESCE(MAX(id), 0) FROM outages", [], |r| r.get(0))
+                .unwrap_or(0);
             let totals = super::activity::Totals {
                 requests: self.inner.auth.http().reuse().requests_sent,
                 refreshes: u64::from(metrics.refreshes),
                 failures: metrics.errors.values().map(|n| u64::from(*n)).sum(),
+                outages: u64::try_from(outages).unwrap_or(0),
             };
-            activity.2 = activity.0.minute(totals, crate::clock::now_ms());
+            let student = self.inner.auth.signed_in_owner();
+            activity.2 = activity
+                .0
+                .minute(totals, crate::clock::now_ms(), student.as_ref());
         }
         activity.2.clone()
     }
@@ -246,13 +308,17 @@ impl SecurityMonitor {
         let new_student = {
             let mut reported_to = lock(&self.inner.reported_to);
             let changed = *reported_to != signed_in;
-            *reported_to = signed_in;
+            reported_to.clone_from(&signed_in);
             changed
         };
         if new_student && !findings.is_empty() {
-            self.report(&findings.iter().collect::<Vec<_>>(), &[]);
+            self.report_all(
+                &findings.iter().collect::<Vec<_>>(),
+                &[],
+                signed_in.as_ref(),
+            );
         } else if !appeared.is_empty() || !cleared.is_empty() {
-            self.report(&appeared, &cleared);
+            self.report_all(&appeared, &cleared, signed_in.as_ref());
         }
         if appeared.is_empty() && cleared.is_empty() {
             return;
@@ -268,12 +334,49 @@ impl SecurityMonitor {
         });
     }
 
-    /// Reports findings that appeared or cleared as security events of the signed-in
-    /// student (none signed in: kept in the log only).
-    fn report(&self, appeared: &[&Finding], cleared: &[&Finding]) {
-        let Some(owner) = self.inner.auth.signed_in_owner() else {
-            return;
+    /// Reports findings that appeared or cleared, each as the events of the student it is
+    /// about: a session ended for reuse is its student's; what is about the machine (failed
+    /// sign-ins) is nobody's and stays here; the rest is the signed-in student's (none
+    /// signed in: kept in the log only).
+    fn report_all(&self, appeared: &[&Finding], cleared: &[&Finding], signed_in: Option<&Owner>) {
+        let reused = lock(&self.inner.reused).clone();
+        let whose = |f: &Finding| -> Option<Owner> {
+            if f.code.about_the_machine() {
+                None
+            } else if f.code == super::findings::Code::SessionReused {
+                reused
+                    .clone()
+                    .filter(|o| Some(o.student.as_str()) == f.subject.as_deref())
+            } else {
+                signed_in.cloned()
+            }
         };
+        let mut owners: Vec<Owner> = appeared
+            .iter()
+            .chain(cleared)
+            .filter_map(|f| whose(f))
+            .collect();
+        owners.sort_by(|a, b| (&a.origin, &a.student).cmp(&(&b.origin, &b.student)));
+        owners.dedup();
+        for owner in owners {
+            let mine = |list: &[&Finding]| -> Vec<Finding> {
+                list.iter()
+                    .filter(|f| whose(f).as_ref() == Some(&owner))
+                    .map(|f| (*f).clone())
+                    .collect()
+            };
+            let (appeared, cleared) = (mine(appeared), mine(cleared));
+            self.report(
+                &owner,
+                &appeared.iter().collect::<Vec<_>>(),
+                &cleared.iter().collect::<Vec<_>>(),
+            );
+        }
+    }
+
+    /// Reports findings that appeared or cleared as security events of `owner`.
+    fn report(&self, owner: &Owner, appeared: &[&Finding], cleared: &[&Finding]) {
+        let owner = owner.clone();
         let attempt = self.attempt_of(&owner);
         let at = crate::now_rfc3339();
         let fingerprint = self.machine().fingerprint;
@@ -335,6 +438,85 @@ impl SecurityMonitor {
         }
     }
 
+    /// Queues every ended outage not reported yet as a `network.outage` event of the student
+    /// signed in when it began (with their attempt then in progress, if any), for the
+    /// attempt's timeline on the server. The event id is made of this computer's fingerprint
+    /// and the outage's start, so a report queued twice (a crash in between) is one on the
+    /// server.
+    pub fn report_outages(&self) {
+        let store = self.inner.queue.store();
+        type Row = (i64, String, i64, i64, String, String);
+        let rows: Vec<Row> = {
+            let conn = store.lock();
+            let Ok(mut stmt) = conn.prepare_cached(
+                "SELECT id, state, CAST(started_at AS INTEGER), CAST(ended_at AS INTEGER),
+                        origin, student FROM outages
+                 WHERE reported = 0 AND ended_at IS NOT NULL AND student IS NOT NULL
+                 ORDER BY id LIMIT 100",
+            ) else {
+                return;
+            };
+            let Ok(rows) = stmt.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            }) else {
+                return;
+            };
+            rows.filter_map(Result::ok).collect()
+        };
+        if rows.is_empty() {
+            return;
+        }
+        let fingerprint = self.machine().fingerprint;
+        let rfc3339 = crate::clock::rfc3339;
+        let mut by_owner: std::collections::BTreeMap<
+            (String, String),
+            (Vec<serde_json::Value>, Vec<i64>),
+        > = Default::default();
+        for (id, state, started, ended, origin, student) in rows {
+            let owner = Owner::new(origin.clone(), student.clone());
+            let attempt = self.attempt_of(&owner);
+            let (events, ids) = by_owner.entry((origin, student)).or_default();
+            events.push(serde_json::json!({
+                "id": format!("outage-{fingerprint}-{started}"),
+                "type": "network.outage",
+                "at": rfc3339(ended),
+                "attrs": {
+                    "state": state,
+                    "started_at": rfc3339(started),
+                    "ended_at": rfc3339(ended),
+                    "duration_ms": ended - started,
+                    "attempt_id": attempt,
+                    "device": fingerprint,
+                },
+            }));
+            ids.push(id);
+        }
+        for ((origin, student), (events, ids)) in by_owner {
+            let owner = Owner::new(origin, student);
+            let entry =
+                NewEntry::security_events(serde_json::Value::Array(events)).owned_by(&owner);
+            if let Err(error) = self.inner.queue.enqueue(entry) {
+                tracing::warn!(%error, "outages could not be queued for the server; kept to try again");
+                continue;
+            }
+            let conn = store.lock();
+            for id in ids {
+                if let Err(error) =
+                    conn.execute("UPDATE outages SET reported = 1 WHERE id = ?1", [id])
+                {
+                    tracing::warn!(error = %store.error(error), "an outage could not be marked reported");
+                }
+            }
+        }
+    }
+
     /// Everything reported about `owner` on this computer, newest first.
     pub fn reports_of(&self, owner: &Owner) -> Vec<SecurityReport> {
         let store = self.inner.queue.store();
@@ -378,7 +560,11 @@ impl SecurityMonitor {
                     tokio::task::spawn_blocking(move || checking.check_now()).await
                 {
                     let applying = monitor.clone();
-                    let _ = tokio::task::spawn_blocking(move || applying.apply(findings)).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        applying.apply(findings);
+                        applying.report_outages();
+                    })
+                    .await;
                 }
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -386,5 +572,55 @@ impl SecurityMonitor {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(gateway: &str) -> Option<NetworkIdentity> {
+        Some(NetworkIdentity {
+            interface: "eth0".into(),
+            gateway: gateway.parse().unwrap(),
+            gateway_mac: None,
+        })
+    }
+
+    #[test]
+    fn an_attempt_keeps_the_network_it_began_on() {
+        let mut tracked = AttemptNetwork::default();
+        let pair = |t: Option<(NetworkIdentity, NetworkIdentity)>| {
+            t.map(|(a, b)| (a.gateway.to_string(), b.gateway.to_string()))
+        };
+        let s = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        // No attempt: nothing tracked.
+        assert_eq!(pair(tracked.observe(None, network("10.0.0.1"))), None);
+        // The attempt begins on the lab's network…
+        assert_eq!(
+            pair(tracked.observe(Some("a1"), network("10.0.0.1"))),
+            s("10.0.0.1", "10.0.0.1")
+        );
+        // …goes offline (kept as it was)…
+        assert_eq!(
+            pair(tracked.observe(Some("a1"), None)),
+            s("10.0.0.1", "10.0.0.1")
+        );
+        // …comes back on another.
+        assert_eq!(
+            pair(tracked.observe(Some("a1"), network("192.168.1.1"))),
+            s("10.0.0.1", "192.168.1.1")
+        );
+        // The next attempt begins afresh.
+        assert_eq!(
+            pair(tracked.observe(Some("a2"), network("192.168.1.1"))),
+            s("192.168.1.1", "192.168.1.1")
+        );
+        assert_eq!(pair(tracked.observe(None, network("192.168.1.1"))), None);
+        assert_eq!(
+            pair(tracked.observe(Some("a3"), None)),
+            None,
+            "an attempt begun offline"
+        );
     }
 }

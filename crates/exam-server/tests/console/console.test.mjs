@@ -1,9 +1,10 @@
 // The console for proctors and IT in a real browser (Debian's chromium through
 // playwright-core), against a running reference server (SERVER, ADMIN_TOKEN): sign in with a
 // wrong token and the right one; a student's app reports a prohibited program and the alert
-// appears live (timed from the event's delivery); acknowledged with a note; the events and
-// machines views; a spraying address blocked by the server is lifted from the console.
-// Screenshots go to SCREENSHOTS.
+// appears live (timed from the event's delivery); acknowledged with a note; an outage in the
+// attempt's timeline; the events and machines views, and a machine's history; the alert
+// filters (rule, severity); a spraying address blocked by the server is lifted from the
+// console. Screenshots go to SCREENSHOTS.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
@@ -61,7 +62,7 @@ try {
   const started = await fetch(`${server}/v1/exams/demo-mixed/attempts`, {
     method: "POST",
     headers: { Authorization: `Bearer ${student}`, "Content-Type": "application/json", "Idempotency-Key": randomUUID() },
-    body: JSON.stringify({ attempt_id: attemptId, started_at: new Date().toISOString() }),
+    body: JSON.stringify({ attempt_id: attemptId, started_at: new Date(Date.now() - 10 * 60_000).toISOString() }),
   });
   assert.ok(started.ok, `attempt: ${started.status} ${await started.text()}`);
   const attrs = {
@@ -95,10 +96,23 @@ try {
   await page.locator("#open-only").uncheck();
   await page.locator(`tr[data-testid=alert-${id}]`).filter({ hasText: "Spoke to the student" }).waitFor();
 
-  // The attempt's timeline, from the alert.
+  // The app was offline for 2 min 5 s during the attempt, and says so once back.
+  const outageStart = new Date(Date.now() - 8 * 60_000);
+  const outageEnd = new Date(outageStart.getTime() + 125_000);
+  await report(student, "network.outage", {
+    attempt_id: attemptId, started_at: outageStart.toISOString(), ended_at: outageEnd.toISOString(),
+    duration_ms: 125_000, state: "offline",
+  });
+
+  // The attempt's timeline, from the alert: started, the outage, the finding, in order.
   await page.locator(`tr[data-testid=alert-${id}]`).getByRole("button", { name: "Timeline" }).click();
   await page.getByTestId("timeline").locator("li").filter({ hasText: "started demo-mixed" }).waitFor();
   await page.getByTestId("timeline").locator("li").filter({ hasText: "anydesk" }).first().waitFor();
+  const until = outageEnd.toISOString().slice(11, 19);
+  const outage = page.getByTestId("timeline").locator("li.kind-outage");
+  assert.match(await outage.textContent(), new RegExp(`offline for 2 min 5 s \\(until ${until} UTC\\)`));
+  const order = await page.getByTestId("timeline").locator("li").evaluateAll((items) => items.map((li) => li.className));
+  assert.deepEqual(order.slice(0, 3), ["kind-started", "kind-outage", "kind-finding"], `timeline order: ${order}`);
   await page.screenshot({ path: `${shots}/console-timeline.png` });
 
   // The events and machines views.
@@ -112,6 +126,26 @@ try {
   assert.match(await machine.textContent(), /warning/);
   await page.screenshot({ path: `${shots}/console-machines.png` });
 
+  // A machine's history: chosen in the list, its findings and alerts, newest first.
+  await machine.click();
+  const history = page.getByTestId("machine-history");
+  await history.getByRole("heading", { name: `History of machine ${attrs.device}` }).waitFor();
+  const rows = history.locator("tbody tr");
+  await rows.nth(3).waitFor();
+  const seen = await rows.evaluateAll((trs) => trs.map((tr) => `${tr.dataset.kind} ${tr.dataset.code}`));
+  assert.deepEqual(seen, [
+    "alert client_finding",
+    "event remote_session",
+    "alert client_finding",
+    "event prohibited_program",
+  ], "the machine's history, newest first");
+  for (const text of await rows.allTextContents()) assert.match(text, /student21/);
+  assert.match(await rows.nth(3).textContent(), /pid 4242/);
+  assert.match(await rows.nth(1).textContent(), /<img src=x/, "client text shown as text");
+  assert.equal(await history.locator("img").count(), 0, "client text rendered as HTML");
+  assert.equal(await machine.getAttribute("aria-current"), "true");
+  await page.screenshot({ path: `${shots}/console-machine-history.png`, fullPage: true });
+
   // Many usernames failing from one address: an alert. (Not blocked: a student signed in
   // from this address meanwhile — a lab behind one address is never blocked for typos.)
   for (let i = 0; i < 10; i += 1) {
@@ -124,6 +158,51 @@ try {
   await page.getByRole("tab", { name: /Alerts/ }).click();
   await page.locator("tr[data-rule=password_spraying]").first().waitFor();
   await page.screenshot({ path: `${shots}/console-spraying.png` });
+
+  // One student's password guessed at (locked after 5 failures), and another signed in on
+  // two machines at once (the password is asked again): two warnings.
+  for (let i = 0; i < 5; i += 1) {
+    await fetch(`${server}/oauth/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "password", username: "student22", password: "guess", client_id: "exam-desktop" }),
+    });
+  }
+  const machineA = await signInAs("student23");
+  const machineB = await signInAs("student23");
+  const info = (device) => ({ code: "hypervisor_flag", severity: "info", device });
+  await report(machineA, "security.hypervisor_flag", info("lab-a"));
+  await report(machineB, "security.hypervisor_flag", info("lab-b"));
+  await page.locator("tr[data-rule=brute_force]").filter({ hasText: "student22" }).waitFor();
+  const twoMachines = page.locator("tr[data-rule=two_devices]").filter({ hasText: "student23" });
+  await twoMachines.waitFor();
+  assert.match(await twoMachines.textContent(), /the password is asked again — undo: DELETE \/v1\/admin\/users\/student23\/step-up/);
+  await page.screenshot({ path: `${shots}/console-alerts-new-rules.png` });
+
+  // The filters narrow the list: by severity, by rule, both (none match), and back.
+  const shown = () => page.locator("#alerts tr").evaluateAll((trs) => trs.map((tr) => tr.dataset.rule));
+  const everything = await shown();
+  assert.ok(everything.length >= 5, `all alerts: ${everything}`);
+  await page.getByTestId("filter-severity").selectOption("critical");
+  await page.waitForFunction(() => [...document.querySelectorAll("#alerts tr")].every((tr) => tr.dataset.rule === "password_spraying"));
+  const critical = await shown();
+  assert.ok(critical.length >= 1 && critical.length < everything.length, `critical: ${critical}`);
+  await page.getByTestId("filter-severity").selectOption("warning");
+  await page.getByTestId("filter-rule").selectOption("two_devices");
+  await page.waitForFunction(() => document.querySelectorAll("#alerts tr").length === 1);
+  assert.deepEqual(await shown(), ["two_devices"]);
+  assert.equal(await page.getByTestId("alerts-filtered").textContent(), `Showing 1 of ${everything.length} alerts (filtered).`);
+  await page.screenshot({ path: `${shots}/console-alert-filters.png` });
+  await page.getByTestId("filter-severity").selectOption("info");
+  await page.getByTestId("alerts-empty").filter({ hasText: "No alerts match these filters." }).waitFor();
+  await page.getByTestId("filter-rule").selectOption("");
+  await page.getByTestId("filter-severity").selectOption("");
+  await page.waitForFunction((n) => document.querySelectorAll("#alerts tr").length === n, everything.length);
+  // The step-up the rule asked for is withdrawn from the alert itself.
+  await twoMachines.getByRole("button", { name: "Withdraw password demand" }).click();
+  await twoMachines.getByText("student23: the demand was withdrawn.").waitFor();
+  const back = await fetch(`${server}/v1/exams`, { headers: { Authorization: `Bearer ${machineA}` } });
+  assert.equal(back.status, 200, "the withdrawn demand no longer refuses the session");
 
   // Actions: block an address, then lift the block.
   await page.getByRole("tab", { name: "Actions" }).click();

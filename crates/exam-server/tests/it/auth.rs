@@ -226,6 +226,16 @@ async fn refresh_rotates_and_the_old_token_is_dead_once_the_new_one_is_used() {
     let stats = server.stats().await;
     assert_eq!(stats["refresh_reuse_detections"], 1);
     assert_eq!(stats["token_refreshes"], 2);
+    // The proctor and IT are alerted, with what was done.
+    let (status, alerts) = server
+        .admin(Method::GET, "/v1/admin/alerts?rule=refresh_reuse", None)
+        .await;
+    assert_eq!(status, 200, "{alerts}");
+    let alerts = alerts["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["severity"], "critical");
+    assert_eq!(alerts[0]["username"], "student5");
+    assert_eq!(alerts[0]["response"]["action"], "session_ended");
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{new_key, Student, TestServer};
+use crate::{new_key, status_json, Student, TestServer};
 
 /// A `security.*` event as the app sends it.
 fn event(kind: &str, attrs: Value) -> Value {
@@ -155,9 +155,32 @@ async fn a_clients_warning_is_an_alert_cleared_when_it_stops_and_acknowledged_wi
     );
 }
 
+/// A demo server (as [`TestServer::start`]) with `change` made to its configuration.
+async fn server_with(change: impl FnOnce(&mut exam_server::Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::config(dir.path().join("server.db"));
+    change(&mut config);
+    let mut server = TestServer::start_with(config).await;
+    server._dir = Some(dir);
+    server
+}
+
+/// Every alert of `rule`, newest first, read from the database (for when the admin API
+/// itself is rate-limited).
+fn stored_alerts(server: &TestServer, rule: &str) -> Vec<Value> {
+    let mut list = exam_server::security::changed_since(&server.state.db.lock(), 0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a["rule"] == rule)
+        .collect::<Vec<_>>();
+    list.reverse();
+    list
+}
+
 #[tokio::test]
 async fn one_session_on_two_machines_is_ended_two_sessions_are_an_alert() {
-    let server = TestServer::start().await;
+    // Without the step-up, so that the copied session is still usable to be caught.
+    let server = server_with(|c| c.step_up_on_two_devices = false).await;
     let info = |device: &str| {
         event(
             "security.hypervisor_flag",
@@ -342,4 +365,472 @@ async fn asking_for_the_password_again_refuses_older_sessions_until_the_student_
         )
         .await;
     assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+}
+
+#[tokio::test]
+async fn two_sessions_on_two_machines_ask_for_the_password_again_unless_configured_not_to() {
+    let info = |device: &str| {
+        event(
+            "security.hypervisor_flag",
+            json!({"code": "hypervisor_flag", "severity": "info", "device": device}),
+        )
+    };
+    // (--step-up-on-two-devices, whether the sessions are refused)
+    for step_up in [true, false] {
+        let server = server_with(|c| c.step_up_on_two_devices = step_up).await;
+        let here = Student::login(&server, "student2").await;
+        let there = Student::login(&server, "student2").await;
+        send_events(&here, vec![info("dev-a")]).await;
+        send_events(&there, vec![info("dev-b")]).await;
+        let list = alerts(&server, "?user=student2").await;
+        assert_eq!(list.len(), 1, "step-up {step_up}: {list:?}");
+        let alert = &list[0];
+        assert_eq!(alert["rule"], "two_devices");
+        let (_, audit) = server
+            .admin(
+                Method::GET,
+                "/v1/admin/audit?user=student2&type=step_up_required",
+                None,
+            )
+            .await;
+        let audit = audit.as_array().unwrap().clone();
+        if !step_up {
+            assert!(alert["response"].is_null(), "{alert}");
+            assert!(audit.is_empty(), "{audit:?}");
+            assert_eq!(here.get("/v1/exams").await.0, 200);
+            assert_eq!(there.get("/v1/exams").await.0, 200);
+            continue;
+        }
+        // The response: the password again, recorded with its undo, audited as the rule's.
+        assert_eq!(alert["response"]["action"], "step_up_required", "{alert}");
+        assert_eq!(
+            alert["response"]["undo"],
+            "DELETE /v1/admin/users/student2/step-up"
+        );
+        assert!(alert["response"]["required_at"].is_string(), "{alert}");
+        assert_eq!(audit.len(), 1, "{audit:?}");
+        assert_eq!(audit[0]["detail"]["rule"], "two_devices");
+        assert_eq!(audit[0]["detail"]["alert"], alert["id"]);
+        // Both sessions begun before are refused with the step-up challenge.
+        for session in [&here, &there] {
+            let (status, problem) = session.get("/v1/exams").await;
+            assert_eq!(status, 401, "{problem}");
+            assert_eq!(problem["code"], "step_up_required");
+        }
+        // Signed in again on one machine: works, and the rule, which still sees the other
+        // machine in its window, does not ask again.
+        let again = Student::login(&server, "student2").await;
+        send_events(&again, vec![info("dev-a")]).await;
+        assert_eq!(again.get("/v1/exams").await.0, 200);
+        assert_eq!(alerts(&server, "?user=student2").await.len(), 1);
+        // The undo the alert names works.
+        let undo = alert["response"]["undo"].as_str().unwrap();
+        let path = undo.strip_prefix("DELETE ").unwrap();
+        assert_eq!(server.admin(Method::DELETE, path, None).await.0, 204);
+        assert_eq!(there.get("/v1/exams").await.0, 200);
+    }
+}
+
+async fn sign_in(server: &TestServer, username: &str, password: &str) -> u16 {
+    server
+        .token_request(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ])
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_username_locked_out_from_one_address_is_one_brute_force_alert() {
+    /// (case, sign-ins in order as (username, password), brute_force alerts, about a student)
+    type Case = (&'static str, &'static [SignIn], usize, bool);
+    type SignIn = (&'static str, &'static str);
+    let table: &[Case] = &[
+        (
+            "four failures: not locked",
+            &[("student3", "x"); 4],
+            0,
+            true,
+        ),
+        ("five failures lock it", &[("student3", "x"); 5], 1, true),
+        (
+            "refused while locked: still one alert",
+            &[("student3", "x"); 9],
+            1,
+            true,
+        ),
+        ("a username no student has", &[("ghost", "x"); 5], 1, false),
+        (
+            "five usernames once each: spraying, not this",
+            &[
+                ("nobody0", "x"),
+                ("nobody1", "x"),
+                ("nobody2", "x"),
+                ("nobody3", "x"),
+                ("nobody4", "x"),
+            ],
+            0,
+            false,
+        ),
+        (
+            "the right password in between forgives the failures",
+            &[
+                ("student3", "x"),
+                ("student3", "x"),
+                ("student3", "x"),
+                ("student3", "demo"),
+                ("student3", "x"),
+                ("student3", "x"),
+                ("student3", "x"),
+            ],
+            0,
+            true,
+        ),
+    ];
+    for (case, sign_ins, expected, known) in table {
+        let server = TestServer::start().await;
+        let mut statuses = Vec::new();
+        for (username, password) in *sign_ins {
+            statuses.push(sign_in(&server, username, password).await);
+        }
+        let list = alerts(&server, "?rule=brute_force").await;
+        assert_eq!(list.len(), *expected, "{case}: {statuses:?} {list:?}");
+        let Some(alert) = list.first() else { continue };
+        let username = sign_ins[0].0;
+        assert_eq!(alert["severity"], "warning", "{case}");
+        assert_eq!(alert["username"], username, "{case}");
+        assert_eq!(alert["ip"], "127.0.0.1", "{case}");
+        assert!(
+            alert["response"].is_null(),
+            "{case}: the lockout is the response"
+        );
+        let evidence = &alert["evidence"];
+        assert_eq!(evidence["failures"], 5, "{case}: {evidence}");
+        assert_eq!(evidence["window_s"], 300, "{case}: {evidence}");
+        assert_eq!(evidence["known_student"], *known, "{case}: {evidence}");
+        let until =
+            chrono::DateTime::parse_from_rfc3339(evidence["locked_until"].as_str().unwrap())
+                .unwrap();
+        let left = until
+            .signed_duration_since(exam_server::now())
+            .num_seconds();
+        assert!((290..=300).contains(&left), "{case}: {left} s left");
+        assert!(
+            alert["summary"]
+                .as_str()
+                .unwrap()
+                .contains("sign-in locked until"),
+            "{case}: {alert}"
+        );
+        // What the lockout says and what the alert says agree: the next try is refused.
+        assert_eq!(sign_in(&server, username, "x").await, 429, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn hitting_a_rate_limit_is_one_request_burst_alert_per_window() {
+    use exam_server::RateSpec;
+    // Almost no refill: the burst is all there is during the test.
+    let slow = |burst| RateSpec::new(0.001, burst);
+    /// The alert expected: (username, scope, burst).
+    type Expected = (Option<&'static str>, &'static str, f64);
+    // (case, per-user limit, per-address limit, the alert or none)
+    let table: &[(&str, RateSpec, RateSpec, Option<Expected>)] = &[
+        (
+            "a student over the per-student limit",
+            slow(3.0),
+            RateSpec::OFF,
+            Some((Some("student7"), "student", 3.0)),
+        ),
+        (
+            "an address over the per-address limit",
+            RateSpec::OFF,
+            slow(5.0),
+            Some((None, "address", 5.0)),
+        ),
+        ("no limits", RateSpec::OFF, RateSpec::OFF, None),
+    ];
+    for (case, user_rate, ip_rate, expected) in table {
+        let server = server_with(|c| {
+            c.user_rate = *user_rate;
+            c.ip_rate = *ip_rate;
+        })
+        .await;
+        let student = Student::login(&server, "student7").await;
+        let mut refused = 0;
+        for _ in 0..12 {
+            if student.get("/v1/exams").await.0 == 429 {
+                refused += 1;
+            }
+        }
+        let list = stored_alerts(&server, "request_burst");
+        let Some((username, scope, burst)) = expected else {
+            assert_eq!(refused, 0, "{case}");
+            assert!(list.is_empty(), "{case}: {list:?}");
+            continue;
+        };
+        assert!(refused >= 5, "{case}: {refused} refused");
+        assert_eq!(
+            list.len(),
+            1,
+            "{case}: one alert for {refused} refusals: {list:?}"
+        );
+        let alert = &list[0];
+        assert_eq!(alert["severity"], "warning", "{case}");
+        assert_eq!(alert["username"].as_str(), *username, "{case}: {alert}");
+        assert_eq!(alert["ip"], "127.0.0.1", "{case}");
+        let evidence = &alert["evidence"];
+        assert_eq!(evidence["scope"], *scope, "{case}: {evidence}");
+        assert_eq!(evidence["path"], "/v1/exams", "{case}: {evidence}");
+        assert_eq!(evidence["method"], "GET", "{case}: {evidence}");
+        assert_eq!(evidence["limit"]["burst"], *burst, "{case}: {evidence}");
+        assert_eq!(
+            evidence["window_s"],
+            exam_server::security::WINDOW_S,
+            "{case}"
+        );
+        assert!(
+            alert["response"].is_null(),
+            "{case}: the 429 is the response"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_outage_the_app_reports_is_in_the_attempts_timeline() {
+    let server = TestServer::start().await;
+    let student = Student::login(&server, "student8").await;
+    let attempt = student.start_attempt("demo-mixed").await;
+    let other = student.start_attempt("demo-essay").await;
+    let start = exam_server::now() + chrono::Duration::seconds(60);
+    let outage = |attempt: &str, from_s: i64, ms: i64, state: &str| {
+        let started = start + chrono::Duration::seconds(from_s);
+        let ended = started + chrono::Duration::milliseconds(ms);
+        event(
+            "network.outage",
+            json!({"attempt_id": attempt, "started_at": exam_server::rfc3339(started),
+                   "ended_at": exam_server::rfc3339(ended), "duration_ms": ms,
+                   "state": state}),
+        )
+    };
+    send_events(
+        &student,
+        vec![
+            outage(&attempt, 0, 125_000, "offline"),
+            outage(&attempt, 300, 45_000, "server_unreachable"),
+            outage(&other, 0, 1_000, "offline"),
+        ],
+    )
+    .await;
+    let (status, timeline) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/attempts/{attempt}/timeline"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{timeline}");
+    let items = timeline["items"].as_array().unwrap();
+    let outages: Vec<&Value> = items.iter().filter(|i| i["kind"] == "outage").collect();
+    let hms = |from_s: i64, ms: i64| {
+        (start + chrono::Duration::seconds(from_s) + chrono::Duration::milliseconds(ms))
+            .format("%H:%M:%S")
+            .to_string()
+    };
+    assert_eq!(
+        outages,
+        [
+            &json!({"at": exam_server::rfc3339(start), "kind": "outage",
+                    "text": format!("offline for 2 min 5 s (until {} UTC)", hms(0, 125_000))}),
+            &json!({"at": exam_server::rfc3339(start + chrono::Duration::seconds(300)),
+                    "kind": "outage",
+                    "text": format!("server unreachable for 45 s (until {} UTC)",
+                                    hms(300, 45_000))}),
+        ],
+        "{timeline}"
+    );
+    assert_eq!(items[0]["kind"], "started", "in time order: {timeline}");
+}
+
+#[tokio::test]
+async fn the_alert_list_filters_by_rule_and_severity() {
+    let server = TestServer::start().await;
+    let student = Student::login(&server, "student9").await;
+    send_events(
+        &student,
+        vec![event(
+            "security.prohibited_program",
+            finding("prohibited_program", "anydesk", "dev-f", None),
+        )],
+    )
+    .await;
+    for i in 0..5 {
+        sign_in(&server, &format!("nobody{i}"), "x").await;
+    }
+    let everything = alerts(&server, "").await;
+    assert_eq!(everything.len(), 2, "{everything:?}");
+    // (query, the rules listed)
+    let table: &[(&str, &[&str])] = &[
+        ("?rule=client_finding", &["client_finding"]),
+        ("?severity=critical", &["password_spraying"]),
+        ("?severity=warning&user=student9", &["client_finding"]),
+        ("?rule=password_spraying&severity=warning", &[]),
+        ("?rule=brute_force", &[]),
+        ("?status=open&severity=info", &[]),
+    ];
+    for (query, rules) in table {
+        let list = alerts(&server, query).await;
+        let listed: Vec<&str> = list.iter().map(|a| a["rule"].as_str().unwrap()).collect();
+        assert_eq!(listed, *rules, "{query}");
+    }
+    // (query, status, words of the problem)
+    let refused: &[(&str, u16, &str)] = &[
+        (
+            "?severity=urgent",
+            400,
+            "severity `urgent` is not one of info, warning, critical",
+        ),
+        (
+            "?rule=nope",
+            400,
+            "rule `nope` is not one of client_finding",
+        ),
+        (
+            "?severity=Warning",
+            400,
+            "is not one of info, warning, critical",
+        ),
+        ("?status=bogus", 422, "status `bogus` is not open or all"),
+    ];
+    for (query, status, words) in refused {
+        let (got, problem) = server
+            .admin(Method::GET, &format!("/v1/admin/alerts{query}"), None)
+            .await;
+        assert_eq!(got, *status, "{query}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(words),
+            "{query}: {problem}"
+        );
+        if *status == 400 {
+            assert_eq!(problem["code"], "invalid_query", "{query}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_machines_history_lists_its_findings_and_alerts_newest_first() {
+    let server = TestServer::start().await;
+    let a = Student::login(&server, "student10").await;
+    let b = Student::login(&server, "student11").await;
+    let c = Student::login(&server, "student12").await;
+    let a_attempt = a.start_attempt("demo-mixed").await;
+    let b_attempt = b.start_attempt("demo-mixed").await;
+    let info = |device: &str, attempt: &str| {
+        event(
+            "security.hypervisor_flag",
+            json!({"code": "hypervisor_flag", "severity": "info", "device": device,
+                   "attempt_id": attempt, "evidence": "a hypervisor"}),
+        )
+    };
+    // Distinct instants, so "newest first" has one answer.
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
+    send_events(&a, vec![info("lab-9", &a_attempt)]).await;
+    pause().await;
+    send_events(&b, vec![info("lab-9", &b_attempt)]).await;
+    pause().await;
+    send_events(
+        &a,
+        vec![event(
+            "security.prohibited_program",
+            finding("prohibited_program", "anydesk", "lab-9", Some(&a_attempt)),
+        )],
+    )
+    .await;
+    pause().await;
+    // Another machine's finding is not this one's history.
+    send_events(
+        &c,
+        vec![event(
+            "security.prohibited_program",
+            finding("prohibited_program", "teamviewer", "lab-1", None),
+        )],
+    )
+    .await;
+
+    let (status, history) = server
+        .admin(Method::GET, "/v1/admin/machines/lab-9/history", None)
+        .await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["device"], "lab-9");
+    assert_eq!(history["students"], json!(["student10", "student11"]));
+    let rows: Vec<(&str, &str, &str, &str)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["kind"].as_str().unwrap(),
+                i["code"].as_str().unwrap(),
+                i["username"].as_str().unwrap(),
+                i["severity"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("alert", "shared_device", "student10", "warning"),
+            ("alert", "client_finding", "student10", "warning"),
+            ("event", "prohibited_program", "student10", "warning"),
+            ("alert", "shared_device", "student11", "warning"),
+            ("event", "hypervisor_flag", "student11", "info"),
+            ("event", "hypervisor_flag", "student10", "info"),
+        ],
+        "{history}"
+    );
+    let items = history["items"].as_array().unwrap();
+    assert!(
+        items
+            .windows(2)
+            .all(|w| w[0]["at"].as_str() >= w[1]["at"].as_str()),
+        "newest first: {history}"
+    );
+    assert!(
+        items[2]["summary"].as_str().unwrap().contains("anydesk"),
+        "{}",
+        items[2]
+    );
+    assert_eq!(items[2]["evidence"]["device"], "lab-9");
+    assert_eq!(items[2]["attempt_id"], a_attempt.as_str());
+
+    let (status, short) = server
+        .admin(
+            Method::GET,
+            "/v1/admin/machines/lab-9/history?limit=2",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{short}");
+    assert_eq!(short["items"].as_array().unwrap().len(), 2);
+    let (status, problem) = server
+        .admin(Method::GET, "/v1/admin/machines/never-seen/history", None)
+        .await;
+    assert_eq!(status, 404, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("there is no machine `never-seen`"),
+        "{problem}"
+    );
+    // A student's token is refused.
+    let response = a
+        .request(Method::GET, "/v1/admin/machines/lab-9/history")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(response).await.0, 403);
 }
