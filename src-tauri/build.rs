@@ -37,6 +37,7 @@ fn main() {
             "set_flag",
             "set_current_question",
             "attempt_progress",
+            "attempt_fair_time",
             "submit_attempt",
             "close_attempt",
         ]));

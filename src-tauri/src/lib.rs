@@ -62,6 +62,7 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::exam::attempt_progress,
             commands::exam::submit_attempt,
             commands::exam::close_attempt,
+            commands::exam::attempt_fair_time,
         ])
         .events(tauri_specta::collect_events![events::CoreEventMessage])
 }

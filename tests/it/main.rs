@@ -4,6 +4,7 @@
 
 mod e2e;
 mod exam_e2e;
+mod fair_time_e2e;
 mod network_e2e;
 mod sealed_e2e;
 mod security_e2e;

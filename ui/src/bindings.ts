@@ -68,6 +68,11 @@ export const commands = {
 	submitAttempt: (attemptId: string) => typedError<SubmissionView, IpcError>(__TAURI_INVOKE("submit_attempt", { attemptId })),
 	/**  Back to the exam list after a delivered submission (the attempt stays on record). */
 	closeAttempt: (attemptId: string) => typedError<null, IpcError>(__TAURI_INVOKE("close_attempt", { attemptId })),
+	/**
+	 *  The time an attempt lost to the network and to the app not running (the fair-time
+	 *  ledger), for the submission screen.
+	 */
+	attemptFairTime: (attemptId: string) => typedError<FairTime, IpcError>(__TAURI_INVOKE("attempt_fair_time", { attemptId })),
 };
 
 /** Events */
@@ -346,6 +351,16 @@ export type ExamSummary = {
 	opening: Opening,
 };
 
+/**  An attempt's ledger. */
+export type FairTime = {
+	attempt_id: string,
+	items: TimeLost[],
+	offline_ms: number | null,
+	not_running_ms: number | null,
+	/**  The union of every stretch (offline while not running counts once). */
+	total_ms: number | null,
+};
+
 /**  One finding of the health report: how bad, and what (worded by the status window). */
 export type Finding = {
 	severity: Severity,
@@ -439,6 +454,12 @@ export type Layer = "defaults" | "managed" | "user" | "environment" | "command_l
 
 /**  Link quality from the smoothed round-trip time. */
 export type LinkQuality = "good" | "fair" | "poor" | "none";
+
+export type LostKind = 
+/**  The server could not be reached (the app kept every answer meanwhile). */
+"offline" | 
+/**  The app was not running. */
+"not_running";
 
 /**  What was looked for and not found on this computer. */
 export type Missing = { what: "exam"; id: string } | { what: "attempt"; id: string } | { what: "question"; id: string };
@@ -858,6 +879,15 @@ export type SyncStatus = {
 	damaged_database: Quarantined | null,
 	/**  The newest outages first. */
 	outages: Outage[],
+};
+
+/**  One stretch of lost time. */
+export type TimeLost = {
+	kind: LostKind,
+	/**  RFC 3339, this computer's clock. */
+	from: string,
+	to: string,
+	duration_ms: number | null,
 };
 
 /* Tauri Specta runtime */

@@ -264,6 +264,8 @@ pub struct Services {
     pub exams: ExamService,
     /// The device checks (every 2 s), and what they found.
     pub security: crate::security::SecurityMonitor,
+    /// What this computer measured, over time (none when its file could not be used).
+    pub history: Option<crate::analytics::History>,
 }
 
 impl Services {
@@ -311,12 +313,13 @@ impl Services {
             sync,
             queue.clone(),
             auth.clone(),
-            view,
+            view.clone(),
             bus.clone(),
         );
         let exams = ExamService::new(queue.clone(), auth.clone(), secrets, bus.clone())
             .map_err(|e| format!("cannot open the exams on this computer: {e}"))?;
         exams.spawn_watcher(workers);
+        exams.spawn_ledger(workers);
         let security = crate::security::SecurityMonitor::new(
             security_policy,
             bus.clone(),
@@ -327,12 +330,39 @@ impl Services {
             exams.set_security(security.clone());
             security.spawn(workers);
         }
+        // The history: its own file, so a damaged or slow one never stops the app.
+        let history = match crate::analytics::History::open(
+            &settings.data_dir,
+            crate::analytics::Recorder::default(),
+        ) {
+            Ok(history) => {
+                auth.set_recorder(history.recorder().clone());
+                exams.set_recorder(history.recorder().clone());
+                crate::analytics::spawn(
+                    workers,
+                    history.clone(),
+                    crate::analytics::Sources {
+                        auth: auth.clone(),
+                        engine: engine.clone(),
+                        network: view,
+                        queue: queue.clone(),
+                        lab: settings.analytics.lab.clone(),
+                    },
+                );
+                Some(history)
+            }
+            Err(error) => {
+                tracing::error!(%error, "no history is kept on this computer this time");
+                None
+            }
+        };
         Ok(Self {
             queue,
             monitor,
             engine,
             exams,
             security,
+            history,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! reused by tools. It reaches the outside world through small traits it owns; the shell
 //! only converts arguments, calls in here and maps errors.
 
+pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod backoff;

@@ -37,12 +37,13 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/0008_outages_reported.sql"
         )),
+        M::up(include_str!("../../../migrations/0009_fair_time.sql")),
     ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> usize {
-    8
+    9
 }
 
 /// Gives every queued row of an earlier version the student of the attempt it belongs to

@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "exam-console-token";
-const TABS = ["alerts", "events", "machines", "attempt", "actions"];
+const TABS = ["alerts", "events", "machines", "fleet", "attempt", "actions"];
 let token = sessionStorage.getItem(TOKEN_KEY);
 const alerts = new Map(); // id -> alert
 let version = 0;
@@ -388,15 +388,123 @@ function closeMachineHistory() {
   for (const row of $("machines").children) row.removeAttribute("aria-current");
 }
 
+// ---- fleet --------------------------------------------------------------------------------
+
+const numbers = new Intl.NumberFormat("en");
+
+// "2 min 5 s", "1 h 3 min", "45 s" (whole seconds); "—" for none.
+function seconds(total) {
+  const s = Math.round(total ?? 0);
+  if (s <= 0) return "—";
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const parts = [];
+  if (h) parts.push(`${h} h`);
+  if (m) parts.push(`${m} min`);
+  if (s % 60 && !h) parts.push(`${s % 60} s`);
+  return parts.join(" ");
+}
+
+function ms(value) {
+  return `${numbers.format(Number(value.toFixed(value < 10 ? 1 : 0)))} ms`;
+}
+
+const GROUP_HEADS = { lab: "Lab", machine: "Machine", exam: "Exam" };
+
+// A lab known only by its subnet, or the minutes outside an exam: listed after the others.
+function unnamed(by, group) {
+  return (by === "lab" && group.label !== group.key) || (by === "exam" && group.key === "");
+}
+
+// A group's name cell: what people read first, and the key underneath when it says more.
+function groupCell(by, group) {
+  const cell = el("th");
+  cell.scope = "row";
+  if (by === "machine") {
+    // A fingerprint is long: its start tells machines apart, the whole is in the tooltip.
+    const short = group.key.length > 16 ? `${group.key.slice(0, 12)}…` : group.key;
+    const device = el("span", short, "mono");
+    device.title = group.key;
+    cell.append(device, el("div", group.label, "muted"));
+  } else if (by === "lab" && unnamed(by, group)) {
+    cell.append(el("span", group.key, "nowrap"), el("div", "subnet, no lab name", "muted"));
+  } else {
+    cell.append(el("span", group.label));
+    if (by === "exam" && group.key && group.key !== group.label) cell.append(el("div", group.key, "muted mono"));
+  }
+  return cell;
+}
+
+async function loadFleet(event) {
+  event?.preventDefault();
+  const by = $("fleet-by").value;
+  const from = new Date(Date.now() - Number($("fleet-hours").value) * 3600_000).toISOString();
+  const body = $("fleet-rows");
+  try {
+    const data = await api("GET", `/v1/admin/fleet?${new URLSearchParams({ by, from })}`);
+    $("fleet-group-head").textContent = GROUP_HEADS[data.by];
+    // (A machine is one machine: its Machines column says nothing.)
+    document.querySelector("table.figures").dataset.by = data.by;
+    body.replaceChildren();
+    const groups = [...data.groups].sort(
+      (a, b) => unnamed(data.by, a) - unnamed(data.by, b) || a.label.localeCompare(b.label) || a.key.localeCompare(b.key),
+    );
+    for (const group of groups) {
+      const m = group.metrics;
+      const sum = (name) => m[name]?.sum ?? 0;
+      const row = el("tr");
+      row.dataset.testid = `fleet-${group.key}`;
+      // A count cell, marked when it is a problem worth a look.
+      const count = (value, problem = false) => el("td", numbers.format(Math.round(value)), problem && value > 0 ? "num bad" : "num");
+      row.append(
+        groupCell(data.by, group),
+        count(group.machines),
+        count(group.students),
+        count(m.save_ms?.count ?? 0),
+        count(sum("delivered")),
+        el("td", m.save_ms ? `${ms(m.save_ms.mean)} / ${ms(m.save_ms.max)}` : "—", "num"),
+        el("td", seconds(sum("offline_s")), sum("offline_s") > 0 ? "num bad" : "num"),
+        count(sum("outages"), true),
+        count(sum("refresh_failures"), true),
+        el("td", when(group.last_seen), "nowrap"),
+      );
+      body.append(row);
+    }
+    $("fleet-empty").hidden = data.groups.length > 0;
+    $("fleet-server").textContent = serverWords(data.server);
+  } catch (error) {
+    body.replaceChildren();
+    $("fleet-empty").textContent = `The fleet figures could not be loaded (${error.message}).`;
+    $("fleet-empty").hidden = false;
+  }
+}
+
+// The server's own requests in the same period, in one line.
+function serverWords(server) {
+  if (!server.from) return "Server: no request figures for this period (it keeps the last 24 hours since it started, in memory).";
+  const latency = server.p50_ms === null ? "" : ` · median ${ms(server.p50_ms)}, p99 ${ms(server.p99_ms)}`;
+  return `Server, same period (since ${when(server.from)}): ${numbers.format(server.requests)} requests · ` +
+    `${numbers.format(server.errors)} server errors · ${numbers.format(server.client_errors)} refused · ` +
+    `${numbers.format(server.rate_limited)} rate-limited${latency}.`;
+}
+
 async function loadTimeline(event) {
   event?.preventDefault();
   const id = $("attempt-id").value.trim();
   if (!id) return;
   const list = $("timeline");
   list.replaceChildren();
+  const lost = $("time-lost");
+  lost.hidden = true;
   try {
     const data = await api("GET", `/v1/admin/attempts/${encodeURIComponent(id)}/timeline`);
     $("attempt-head").textContent = `${data.username} · ${data.exam_id} · ${data.status}`;
+    // The server's words, so every proctor reads the same figures.
+    if (data.time_lost) {
+      $("time-lost-summary").textContent = data.time_lost.summary;
+      lost.classList.toggle("some", data.time_lost.total_ms > 0);
+      lost.hidden = false;
+    }
     for (const item of data.items) {
       const li = el("li", undefined, `kind-${item.kind}`);
       li.append(el("span", when(item.at), "muted"), el("span", ` ${item.text}`));
@@ -450,6 +558,7 @@ function showTab(name) {
   }
   if (name === "events") loadEvents();
   if (name === "machines") loadMachines();
+  if (name === "fleet") loadFleet();
   if (name === "attempt") loadTimeline();
 }
 
@@ -463,6 +572,9 @@ $("filter-severity").addEventListener("change", filterAlerts);
 $("alert-filters").addEventListener("submit", (e) => e.preventDefault());
 $("machine-history-close").addEventListener("click", closeMachineHistory);
 $("events-form").addEventListener("submit", loadEvents);
+$("fleet-form").addEventListener("submit", loadFleet);
+$("fleet-by").addEventListener("change", () => loadFleet());
+$("fleet-hours").addEventListener("change", () => loadFleet());
 for (const tab of TABS) {
   $(`tab-${tab}`).addEventListener("click", () => showTab(tab));
 }

@@ -537,6 +537,12 @@ pub fn post_events(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
                 crate::security::on_event(ctx, tx, user_id, &event.kind, &event.attrs)?;
             }
         }
+        // Minute summaries feed the fleet figures, once per machine and minute.
+        if inserted > 0 && event.kind == crate::fleet::EVENT_TYPE {
+            if let Some(user_id) = ctx.principal.user_id() {
+                crate::fleet::on_minute(ctx, tx, user_id, &event.attrs)?;
+            }
+        }
         accepted += inserted;
     }
     Ok(Reply::new(

@@ -1,9 +1,12 @@
-//! The server's SQLite database: one connection behind a mutex, WAL, migrations at open.
+//! The server's SQLite database: one connection behind a mutex, WAL, migrations at open — and
+//! a second, read-only connection ([`Db::open_reader`]) for the long read-only queries of the
+//! analytics (`routes::Route::reader`), so that one of them never holds up a student's write:
+//! in WAL mode a reader and the writer do not wait for each other.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{Migrations, M};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0003_sealed.sql")),
         M::up(include_str!("../migrations/0004_alerts.sql")),
         M::up(include_str!("../migrations/0005_alerts_by_device.sql")),
+        M::up(include_str!("../migrations/0006_metric_minutes.sql")),
     ])
 }
 
@@ -57,6 +61,25 @@ impl Db {
                 path: shown,
                 source,
             })?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// A read-only connection to the database at `path`, which [`Db::open`] has migrated.
+    pub fn open_reader(path: &Path) -> Result<Self, DbError> {
+        let shown = path.display().to_string();
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| DbError::Open {
+            path: shown,
+            source,
+        })?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(16);
         Ok(Self {
             conn: Mutex::new(conn),
         })

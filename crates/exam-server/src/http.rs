@@ -73,13 +73,15 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
 }
 
 /// Every request: IP blocks (the admin API and health probes excepted), the per-IP rate
-/// limit (probes excepted), then statistics by route and status.
+/// limit (probes excepted), then statistics by route and status, and its latency (until the
+/// response's head is ready) in the per-minute window.
 async fn guard(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
+    let began = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let matched = request
@@ -134,6 +136,9 @@ async fn guard(
     state
         .stats
         .request(method.as_str(), &route, response.status().as_u16());
+    state
+        .stats
+        .finished(response.status().as_u16(), began.elapsed());
     response
 }
 

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod console;
 pub mod db;
 pub mod demo;
+pub mod fleet;
 pub mod http;
 pub mod idempotency;
 pub mod packages;
@@ -110,6 +111,8 @@ impl Config {
 pub struct AppState {
     pub config: Config,
     pub db: Db,
+    /// A read-only connection for the routes marked `reader` (long analytics queries).
+    pub reader: Db,
     pub jwt: auth::JwtKeys,
     pub limiter: ratelimit::Limiter,
     pub stats: stats::Stats,
@@ -151,6 +154,7 @@ impl AppState {
             );
         }
         let db = Db::open(&config.db_path)?;
+        let reader = Db::open_reader(&config.db_path)?;
         let jwt = match &config.jwt_key {
             Some(key) => auth::JwtKeys::from_secret(key),
             None => auth::JwtKeys::load_or_create(&db)?,
@@ -159,6 +163,7 @@ impl AppState {
             demo::seed(&db, config.demo_opens_in_s)?;
         }
         idempotency::purge_expired(&db)?;
+        fleet::prune(&db.lock(), now().timestamp_millis(), None)?;
         let blocks = RwLock::new(admin::load_blocks(&db)?);
         Ok(Self {
             admin_failures: admin::AdminFailures::new(config.admin_lockout_failures),
@@ -170,6 +175,7 @@ impl AppState {
             bursts: security::burst::BurstGate::default(),
             config,
             db,
+            reader,
             jwt,
             limiter: ratelimit::Limiter::default(),
             stats: stats::Stats::default(),

@@ -8,7 +8,7 @@ use axum::http::Method;
 use rusqlite::{Connection, Transaction};
 
 use crate::problem::{ApiError, Reply};
-use crate::{admin, api, idempotency, packages, security, AppState};
+use crate::{admin, api, fleet, idempotency, packages, security, AppState};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,15 +87,26 @@ pub struct Route {
     pub template: &'static str,
     pub access: Access,
     pub handler: Handler,
+    /// A long read-only query: sent alone, it runs on the read-only connection
+    /// ([`crate::AppState::reader`]) so that it never holds up the students' writes (in a
+    /// batch, on the batch's transaction like every item).
+    pub reader: bool,
 }
 
 macro_rules! route {
     ($method:ident $template:literal $access:ident $handler:path) => {
+        route!($method $template $access $handler, false)
+    };
+    ($method:ident $template:literal $access:ident $handler:path, reader) => {
+        route!($method $template $access $handler, true)
+    };
+    ($method:ident $template:literal $access:ident $handler:path, $reader:expr) => {
         Route {
             method: Method::$method,
             template: $template,
             access: Access::$access,
             handler: $handler,
+            reader: $reader,
         }
     };
 }
@@ -129,6 +140,9 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/v1/admin/machines" Admin security::list_machines),
     route!(GET "/v1/admin/machines/{device}/history" Admin security::history::machine_history),
     route!(GET "/v1/admin/attempts/{attempt_id}/timeline" Admin security::attempt_timeline),
+    route!(GET "/v1/admin/exams/{exam_id}/time-lost" Admin security::time_lost::exam_time_lost),
+    route!(GET "/v1/admin/fleet" Admin fleet::fleet, reader),
+    route!(GET "/v1/admin/fleet/series" Admin fleet::series, reader),
     route!(GET "/v1/admin/exams/{exam_id}/start-code" Admin packages::admin_start_code),
     route!(POST "/v1/admin/exams/{exam_id}/start-code/rotate" Admin packages::admin_rotate_start_code),
 ];
@@ -211,13 +225,20 @@ pub struct Call<'a> {
     pub ip: IpAddr,
 }
 
-/// Runs one call alone, in a transaction of its own.
+/// Runs one call alone, in a transaction of its own (on the read-only connection for a GET of
+/// a `reader` route: it writes nothing, so it neither needs the writer nor waits for it).
 pub fn execute_one(
     state: &AppState,
     principal: &Principal,
     call: &Call<'_>,
 ) -> (Option<&'static str>, Reply) {
-    let mut conn = state.db.lock();
+    let reader = call.method == Method::GET
+        && find(&call.method, call.path).is_ok_and(|(route, _)| route.reader);
+    let mut conn = if reader {
+        state.reader.lock()
+    } else {
+        state.db.lock()
+    };
     let outcome = conn
         .transaction()
         .map_err(ApiError::from)

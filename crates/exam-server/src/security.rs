@@ -34,12 +34,16 @@
 //!
 //! Not rules, but the same evidence seen another way: an attempt's timeline
 //! ([`attempt_timeline`]: started, answers, findings, alerts, the outages the app reports as
-//! `network.outage` events — see [`outage`] — and submitted), and a machine's history
-//! ([`history`]: its findings and alerts, whoever was signed in).
+//! `network.outage` events — see [`outage`] —, the times it was not running, reported as
+//! `app.not_running` — see [`not_running`] —, and submitted) with the time the student lost
+//! ([`time_lost`], also per exam), and a machine's history ([`history`]: its findings and
+//! alerts, whoever was signed in).
 
 pub mod burst;
 pub mod history;
+pub mod not_running;
 pub mod outage;
+pub mod time_lost;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -725,7 +729,8 @@ pub fn list_machines(_ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
 /// `GET /v1/admin/attempts/{attempt_id}/timeline`: what happened in an attempt, in order —
 /// started, answers saved (first and last), the client's findings and their clearing, the
 /// outages the client reported (`network.outage`, at their start: "offline for 2 min 5 s
-/// (until 09:14:03 UTC)"), the server's alerts, submitted.
+/// (until 09:14:03 UTC)"), the times the app was not running (`app.not_running`, likewise),
+/// the server's alerts, submitted — and `time_lost`, the attempt's [`time_lost::Ledger`].
 pub fn attempt_timeline(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let attempt = ctx.param("attempt_id");
     struct Head {
@@ -792,20 +797,26 @@ pub fn attempt_timeline(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiErro
     }
     let mut stmt = tx.prepare(
         "SELECT at, type, attrs FROM events
-         WHERE user_id = ?1 AND (type LIKE 'security.%' OR type = 'network.outage')
+         WHERE user_id = ?1
+           AND (type LIKE 'security.%' OR type = 'network.outage' OR type = 'app.not_running')
            AND json_valid(attrs) AND json_extract(attrs, '$.attempt_id') = ?2",
     )?;
+    let mut lost = Vec::new();
     let events = stmt
         .query_map(params![user_id, attempt], |r| {
             let attrs: Value = serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or(Value::Null);
             let kind: String = r.get(1)?;
             let at: String = r.get(0)?;
+            let empty = serde_json::Map::new();
+            let fields = attrs.as_object().unwrap_or(&empty);
+            if let Some(record) = time_lost::record(&kind, &attrs) {
+                lost.push(record);
+            }
             if kind == "network.outage" {
-                let empty = serde_json::Map::new();
-                return Ok(outage::timeline_item(
-                    &at,
-                    attrs.as_object().unwrap_or(&empty),
-                ));
+                return Ok(outage::timeline_item(&at, fields));
+            }
+            if kind == "app.not_running" {
+                return Ok(not_running::timeline_item(&at, fields));
             }
             let evidence = attrs["evidence"].as_str().unwrap_or("").to_string();
             Ok(json!({
@@ -834,6 +845,9 @@ pub fn attempt_timeline(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiErro
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     items.extend(alerts);
+    let ledger = time_lost::window(&started, submitted.as_deref(), ctx.now)
+        .map(|window| time_lost::ledger(window, &lost))
+        .unwrap_or_default();
     if let Some(at) = submitted {
         items.push(json!({"at": at, "kind": "submitted",
                           "text": if late == Some(true) { "submitted (late)" } else { "submitted" }}));
@@ -841,7 +855,7 @@ pub fn attempt_timeline(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiErro
     items.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
     Ok(Reply::ok(json!({
         "attempt_id": attempt, "exam_id": exam, "username": username, "status": status,
-        "items": items,
+        "time_lost": ledger.to_json(), "items": items,
     })))
 }
 

@@ -1,4 +1,8 @@
-//! Counters for `GET /v1/admin/stats`: what an operator (and a test) needs to see.
+//! Counters for `GET /v1/admin/stats`: what an operator (and a test) needs to see — and,
+//! minute by minute for the last day ([`window`]), the requests' outcomes and latencies that
+//! the fleet view shows beside the apps' figures.
+
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,7 +10,6 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-#[derive(Default)]
 pub struct Stats {
     /// "METHOD /route/template" → status → count.
     requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
@@ -19,6 +22,25 @@ pub struct Stats {
     lockouts: AtomicU64,
     sign_ins_busy: AtomicU64,
     answers_applied: AtomicU64,
+    window: Mutex<window::Window>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            requests: Mutex::default(),
+            token_refreshes: AtomicU64::default(),
+            reuse_detections: AtomicU64::default(),
+            idempotent_replays: AtomicU64::default(),
+            rate_limited: AtomicU64::default(),
+            logins: AtomicU64::default(),
+            login_failures: AtomicU64::default(),
+            lockouts: AtomicU64::default(),
+            sign_ins_busy: AtomicU64::default(),
+            answers_applied: AtomicU64::default(),
+            window: Mutex::new(window::Window::new(crate::now().timestamp_millis())),
+        }
+    }
 }
 
 fn bump(counter: &AtomicU64) {
@@ -44,6 +66,23 @@ impl Stats {
             .or_default()
             .entry(status)
             .or_default() += 1;
+    }
+
+    /// Counts a request that was answered `status` after `elapsed`, in this minute's figures.
+    pub fn finished(&self, status: u16, elapsed: std::time::Duration) {
+        self.window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(crate::now().timestamp_millis(), status, elapsed);
+    }
+
+    /// The requests of the minutes starting in `[from_ms, to_ms)`, as far as the last day
+    /// since the server started covers them.
+    pub fn figures(&self, from_ms: i64, to_ms: i64) -> window::Figures {
+        self.window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .figures(from_ms, to_ms, crate::now().timestamp_millis())
     }
 
     pub fn refresh(&self) {

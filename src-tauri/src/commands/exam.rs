@@ -1,6 +1,7 @@
 //! The exam screens: list, download, attempt, answers, submission. Thin: each converts
 //! its arguments, calls the core's [`exam_core::exam::ExamService`] and maps the error.
 
+use exam_core::exam::ledger::FairTime;
 use exam_core::exam::{
     AnswerState, AnswerValue, AttemptProgress, AttemptView, ExamList, ExamService, ExamSummary,
     SubmissionView,
@@ -118,6 +119,17 @@ pub async fn submit_attempt(
     attempt_id: String,
 ) -> Result<SubmissionView, IpcError> {
     Ok(exams(&state)?.submit(&attempt_id)?)
+}
+
+/// The time an attempt lost to the network and to the app not running (the fair-time
+/// ledger), for the submission screen.
+#[tauri::command]
+#[specta::specta]
+pub async fn attempt_fair_time(
+    state: tauri::State<'_, AppState>,
+    attempt_id: String,
+) -> Result<FairTime, IpcError> {
+    Ok(exams(&state)?.fair_time(&attempt_id)?)
 }
 
 /// Back to the exam list after a delivered submission (the attempt stays on record).

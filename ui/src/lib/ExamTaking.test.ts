@@ -9,6 +9,7 @@ const setCurrentQuestion = vi.fn();
 const attemptProgress = vi.fn();
 const submitAttempt = vi.fn();
 const closeAttempt = vi.fn();
+const attemptFairTime = vi.fn();
 let emit: (event: CoreEvent) => void = () => {};
 vi.mock("../bindings", () => ({
   commands: {
@@ -18,6 +19,7 @@ vi.mock("../bindings", () => ({
     attemptProgress: (...a: unknown[]) => attemptProgress(...a),
     submitAttempt: (...a: unknown[]) => submitAttempt(...a),
     closeAttempt: (...a: unknown[]) => closeAttempt(...a),
+    attemptFairTime: (...a: unknown[]) => attemptFairTime(...a),
   },
   events: {
     coreEventMessage: {
@@ -101,7 +103,8 @@ describe("ExamTaking", () => {
   beforeEach(() => {
     vi.useFakeTimers();
     i18n.lang = "en";
-    for (const f of [saveAnswer, setFlag, setCurrentQuestion, attemptProgress, submitAttempt, closeAttempt]) f.mockReset();
+    for (const f of [saveAnswer, setFlag, setCurrentQuestion, attemptProgress, submitAttempt, closeAttempt, attemptFairTime]) f.mockReset();
+    attemptFairTime.mockResolvedValue(ok({ attempt_id: "att-1", items: [], offline_ms: 0, not_running_ms: 0, total_ms: 0 }));
     let seq = 0;
     saveAnswer.mockImplementation(async (_a: string, q: string) => ok(answerState(q, ++seq)));
     setFlag.mockResolvedValue(ok(null));
@@ -332,6 +335,33 @@ describe("ExamTaking", () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(closeAttempt).toHaveBeenCalledWith("att-1");
     expect(onClose).toHaveBeenCalled();
+  });
+
+  it("after submitting, says what time was lost to a restart and to the network, in plain words", async () => {
+    const lost = { attempt_id: "att-1", items: [], offline_ms: 125_000, not_running_ms: 200_000, total_ms: 300_000 };
+    attemptFairTime.mockResolvedValue(ok(lost));
+    setup();
+    submitAttempt.mockResolvedValue(ok(submission()));
+    await fireEvent.click(screen.getByTestId("review"));
+    await fireEvent.click(screen.getByTestId("submit"));
+    await fireEvent.click(screen.getByTestId("confirm-submit"));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(attemptFairTime).toHaveBeenCalledWith("att-1");
+    expect(screen.getByTestId("fair-time-restart").textContent).toBe(
+      "You lost 3 min 20 s to a restart (the app was not running). Your proctor can see this and can give you the time back.",
+    );
+    expect(screen.getByTestId("fair-time-offline").textContent).toContain("for 2 min 5 s");
+  });
+
+  it("says nothing about lost time when none was lost", async () => {
+    attemptFairTime.mockResolvedValue(ok({ attempt_id: "att-1", items: [], offline_ms: 400, not_running_ms: 0, total_ms: 400 }));
+    setup();
+    submitAttempt.mockResolvedValue(ok(submission()));
+    await fireEvent.click(screen.getByTestId("review"));
+    await fireEvent.click(screen.getByTestId("submit"));
+    await fireEvent.click(screen.getByTestId("confirm-submit"));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(screen.queryByTestId("fair-time")).toBeNull();
   });
 
   it("says when the server did not accept the attempt, and that the answers are kept", () => {

@@ -86,6 +86,14 @@ export function formatDateTime(iso: string | number | Date): string {
   }).format(new Date(iso));
 }
 
+/** To the second, for time lost: "3 min 20 s", "45 s", "1 h 5 min". */
+export function formatLostTime(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return t("duration.s", { s: seconds });
+  if (seconds < 3600) return t("duration.ms", { m: Math.floor(seconds / 60), s: seconds % 60 });
+  return formatDuration(seconds);
+}
+
 /** "1 h 30 min", "45 min". */
 export function formatDuration(seconds: number): string {
   const minutes = Math.round(seconds / 60);

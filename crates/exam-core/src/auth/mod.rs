@@ -278,6 +278,11 @@ impl TokenManager {
     }
 
     /// Everything the diagnostics window shows.
+    /// Sign-in and token latencies go to the history too.
+    pub fn set_recorder(&self, recorder: crate::analytics::Recorder) {
+        self.inner.monitor.set_recorder(recorder);
+    }
+
     /// What sign-in and tokens showed lately, for the device checks.
     pub fn signals(&self) -> signals::SignalCounts {
         self.inner.signals.counts(Instant::now())

@@ -24,6 +24,8 @@ struct Inner {
 #[derive(Default)]
 pub struct AuthMonitor {
     inner: Mutex<Inner>,
+    /// The history's recorder, once the app has one: latencies go there too.
+    recorder: std::sync::OnceLock<crate::analytics::Recorder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,19 +48,34 @@ impl AuthMonitor {
         f(&mut inner);
     }
 
+    pub fn set_recorder(&self, recorder: crate::analytics::Recorder) {
+        let _ = self.recorder.set(recorder);
+    }
+
+    fn history(&self, metric: crate::analytics::Metric, took: Duration) {
+        if let Some(recorder) = self.recorder.get() {
+            recorder.record(metric, took.as_secs_f64() * 1e3);
+        }
+    }
+
     pub fn cache_hit(&self, took: Duration) {
         self.with(|i| {
             i.hits += 1;
             i.cache.record(took);
         });
+        self.history(crate::analytics::Metric::TokenCacheMs, took);
     }
 
     pub fn cache_miss(&self) {
         self.with(|i| i.misses += 1);
+        if let Some(recorder) = self.recorder.get() {
+            recorder.record(crate::analytics::Metric::TokenCacheMisses, 1.0);
+        }
     }
 
     pub fn validation(&self, took: Duration) {
         self.with(|i| i.validation.record(took));
+        self.history(crate::analytics::Metric::SignInMs, took);
     }
 
     pub fn refresh(&self, took: Duration) {
@@ -66,6 +83,7 @@ impl AuthMonitor {
             i.refresh.record(took);
             i.refreshes += 1;
         });
+        self.history(crate::analytics::Metric::RefreshMs, took);
     }
 
     pub fn error(&self, category: &'static str) {

@@ -20,6 +20,7 @@ pub(super) struct Partial {
     pub(super) network: Option<PartialNetwork>,
     pub(super) session: Option<PartialSession>,
     pub(super) security: Option<PartialSecurity>,
+    pub(super) analytics: Option<PartialAnalytics>,
     pub(super) locked: Option<toml::Spanned<Vec<KnownKey>>>,
 }
 
@@ -78,6 +79,35 @@ impl TryFrom<String> for CategoryName {
                      screen_recording)"
                 )
             })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartialAnalytics {
+    pub(super) lab: Option<LabName>,
+}
+
+/// The school's name for a lab: 1 to 64 characters, no control characters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct LabName(pub(super) String);
+
+impl TryFrom<String> for LabName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let trimmed = value.trim();
+        if trimmed.is_empty()
+            || trimmed.chars().count() > 64
+            || trimmed.chars().any(char::is_control)
+        {
+            Err(format!(
+                "\"{}\": a lab's name is 1 to 64 characters, without control characters",
+                value.escape_debug()
+            ))
+        } else {
+            Ok(LabName(trimmed.to_string()))
+        }
     }
 }
 

@@ -30,6 +30,7 @@ pub(super) struct Values {
     pub(super) security_remove_programs: Option<Vec<String>>,
     pub(super) security_allow_programs: Option<Vec<String>>,
     pub(super) security_one_display: Option<bool>,
+    pub(super) analytics_lab: Option<String>,
 }
 
 impl From<Partial> for Values {
@@ -40,6 +41,7 @@ impl From<Partial> for Values {
         let network = p.network.unwrap_or_default();
         let session = p.session.unwrap_or_default();
         let security = p.security.unwrap_or_default();
+        let analytics = p.analytics.unwrap_or_default();
         let names = |list: super::file::Bounded<super::file::ProgramName, 500>| {
             list.0.into_iter().map(|n| n.0).collect::<Vec<_>>()
         };
@@ -69,6 +71,7 @@ impl From<Partial> for Values {
             security_remove_programs: security.remove_programs.map(names),
             security_allow_programs: security.allow_programs.map(names),
             security_one_display: security.one_display,
+            analytics_lab: analytics.lab.map(|l| l.0),
         }
     }
 }
@@ -100,6 +103,7 @@ impl Builder {
             network: NetworkSettings::default(),
             session: SessionSettings::default(),
             security: SecuritySettings::default(),
+            analytics: super::AnalyticsSettings::default(),
         };
         let mut builder = Builder {
             settings,
@@ -329,6 +333,7 @@ impl Builder {
             security_remove_programs,
             security_allow_programs,
             security_one_display,
+            analytics_lab,
         } = values;
         if let Some(v) = server_url {
             if self.may_set(index, "server_url") {
@@ -419,6 +424,11 @@ impl Builder {
         if let Some(v) = security_one_display {
             if self.may_set(index, "security.one_display") {
                 self.settings.security.one_display = Some(v);
+            }
+        }
+        if let Some(v) = analytics_lab {
+            if self.may_set(index, "analytics.lab") {
+                self.settings.analytics.lab = Some(v);
             }
         }
     }

@@ -48,6 +48,7 @@ pub const KEYS: &[&str] = &[
     "security.remove_programs",
     "security.allow_programs",
     "security.one_display",
+    "analytics.lab",
 ];
 
 /// The managed file of this platform, which only an administrator can write.
@@ -73,6 +74,14 @@ pub struct Settings {
     pub network: NetworkSettings,
     pub session: SessionSettings,
     pub security: SecuritySettings,
+    pub analytics: AnalyticsSettings,
+}
+
+/// What the app tells the server about where it is, for the fleet's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnalyticsSettings {
+    /// The school's name for this computer's lab (none: the server groups by subnet).
+    pub lab: Option<String>,
 }
 
 /// What the device checks look for and what they do before an attempt (the shipped
@@ -178,6 +187,7 @@ impl Settings {
             network: NetworkSettings::default(),
             session: SessionSettings::default(),
             security: SecuritySettings::default(),
+            analytics: AnalyticsSettings::default(),
         }
     }
 

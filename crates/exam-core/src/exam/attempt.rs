@@ -188,6 +188,7 @@ impl ExamService {
         question_id: &str,
         value: AnswerValue,
     ) -> Result<AnswerState, ExamError> {
+        let started = std::time::Instant::now();
         let attempt = self.attempt(attempt_id)?;
         if attempt.status != "in_progress" {
             return Err(ExamError::AlreadySubmitted);
@@ -238,6 +239,12 @@ impl ExamService {
                 .map(drop)
             },
         )?;
+        if let Some(recorder) = self.inner.recorder.get() {
+            recorder.record(
+                crate::analytics::Metric::SaveMs,
+                started.elapsed().as_secs_f64() * 1e3,
+            );
+        }
         Ok(AnswerState {
             question_id: question_id.to_string(),
             seq: seq as f64,

@@ -12,6 +12,7 @@
 mod attempt;
 mod catalog;
 mod error;
+pub mod ledger;
 mod opening;
 mod package;
 mod reconcile;
@@ -68,6 +69,8 @@ struct Inner {
     packages: Mutex<HashMap<PackageId, Arc<Package>>>,
     /// The device checks: what stops an attempt from starting (set once by the core).
     security: std::sync::OnceLock<crate::security::SecurityMonitor>,
+    /// Where an answer save's time goes (the history).
+    recorder: std::sync::OnceLock<crate::analytics::Recorder>,
     /// Start codes are tried one at a time (the wait after wrong ones is per computer).
     code_tries: tokio::sync::Mutex<()>,
     /// Attempts opened since this process started (to tell a resumed one).
@@ -221,6 +224,7 @@ impl ExamService {
                 packages: Mutex::new(HashMap::new()),
                 code_tries: tokio::sync::Mutex::new(()),
                 security: std::sync::OnceLock::new(),
+                recorder: std::sync::OnceLock::new(),
                 opened: Mutex::new(HashSet::new()),
             }),
         })
@@ -250,6 +254,11 @@ impl ExamService {
     /// Sets the device checks that may stop an attempt from starting.
     pub fn set_security(&self, security: crate::security::SecurityMonitor) {
         let _ = self.inner.security.set(security);
+    }
+
+    /// Answer saves are timed into the history.
+    pub fn set_recorder(&self, recorder: crate::analytics::Recorder) {
+        let _ = self.inner.recorder.set(recorder);
     }
 
     /// The students' answer keys.

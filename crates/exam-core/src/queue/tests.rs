@@ -38,12 +38,13 @@ impl Fixture {
     }
 }
 
-/// Undoes migrations 8 (outages reported), 7 (security reports), 6 (sealed packages), 5 (retry
+/// Undoes migrations 9 (fair time), 8 (outages reported), 7 (security reports), 6 (sealed packages), 5 (retry
 /// clock) and 4 (owners), as a database of schema 3 was.
 fn rewind_to_schema_3(queue: &Queue) {
     let conn = queue.store().lock();
     conn.execute_batch(
-        "DROP INDEX outages_unreported; ALTER TABLE outages DROP COLUMN reported;
+        "DROP TABLE app_downtime; ALTER TABLE attempts DROP COLUMN alive_at_ms;
+         DROP INDEX outages_unreported; ALTER TABLE outages DROP COLUMN reported;
          DROP TABLE security_reports; DROP TABLE activity_baselines;
          DROP TABLE opened_packages; DROP TABLE start_code_failures;
          ALTER TABLE exam_packages DROP COLUMN sealed;

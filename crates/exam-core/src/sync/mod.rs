@@ -77,6 +77,7 @@ struct Shared {
 
 /// The running engine: a worker of [`Workers`], stopped when they shut down (after the
 /// requests in flight are answered and recorded; what was not sent stays queued).
+#[derive(Clone)]
 pub struct SyncEngine {
     shared: Arc<Shared>,
     queue: Queue,

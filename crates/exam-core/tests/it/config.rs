@@ -540,3 +540,35 @@ fn a_wrong_security_policy_says_what_and_where() {
         assert!(p.to_string().contains(words), "{text}: {p}");
     }
 }
+
+#[test]
+fn the_lab_is_named_in_the_managed_file_and_a_bad_name_says_what_and_where() {
+    let f = Fixture::new();
+    assert_eq!(f.load().settings.analytics.lab, None);
+    f.write(&f.managed(), "[analytics]\nlab = \"  Lab B2 \"\n");
+    let cfg = f.load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    assert_eq!(cfg.settings.analytics.lab.as_deref(), Some("Lab B2"));
+
+    for (text, words) in [
+        ("[analytics]\nlab = \"\"\n", "1 to 64 characters"),
+        (
+            "[analytics]\nlab = \"a\\u0007b\"\n",
+            "without control characters",
+        ),
+        (
+            &format!("[analytics]\nlab = \"{}\"\n", "x".repeat(65)) as &str,
+            "1 to 64",
+        ),
+        ("[analytics]\nroom = \"B2\"\n", "unknown field"),
+    ] {
+        let f = Fixture::new();
+        f.write(&f.managed(), text);
+        let cfg = f.load();
+        assert_eq!(cfg.problems.len(), 1, "{text}: {:?}", cfg.problems);
+        let p = &cfg.problems[0];
+        assert_eq!(p.line, Some(2), "{text}: {p}");
+        assert!(p.to_string().contains(words), "{text}: {p}");
+        assert_eq!(cfg.settings.analytics.lab, None);
+    }
+}

@@ -2,6 +2,7 @@
 //! server over HTTP on 127.0.0.1, and the real OS keychain where the keychain is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod analytics;
 mod auth;
 mod config;
 mod crash;

@@ -14,54 +14,91 @@ use serde_json::{json, Map, Value};
 /// The longest unknown `state` shown (it is the client's text).
 const MAX_STATE_CHARS: usize = 40;
 
+/// What an app's report of a span of time says (an outage here, a time it was not running in
+/// [`super::not_running`]), as far as it can be read: `started_at` and `ended_at` (RFC 3339,
+/// any offset; UTC here) and `duration_ms` — or, when it sent none, the time between the two.
+/// Anything malformed is `None`, never an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub started: Option<DateTime<Utc>>,
+    pub ended: Option<DateTime<Utc>>,
+    pub duration_ms: Option<u64>,
+}
+
+impl Span {
+    pub fn from_attrs(attrs: &Map<String, Value>) -> Self {
+        let time = |key: &str| {
+            attrs
+                .get(key)
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let started = time("started_at");
+        let ended = time("ended_at");
+        let duration_ms = attrs
+            .get("duration_ms")
+            .and_then(Value::as_u64)
+            .or_else(|| match (started, ended) {
+                (Some(s), Some(e)) => u64::try_from((e - s).num_milliseconds()).ok(),
+                _ => None,
+            });
+        Self {
+            started,
+            ended,
+            duration_ms,
+        }
+    }
+
+    /// Where the timeline shows it: at its start, or else at `sent` (the event's own time).
+    pub fn at(&self, sent: &str) -> String {
+        self.started.map_or_else(
+            || {
+                DateTime::parse_from_rfc3339(sent).map_or_else(
+                    |_| sent.to_string(),
+                    |t| crate::rfc3339(t.with_timezone(&Utc)),
+                )
+            },
+            crate::rfc3339,
+        )
+    }
+
+    /// " for 2 min 5 s (until 09:14:03 UTC)", as far as it is known; the end's date is said
+    /// too when it is not the start's day.
+    pub fn how_long(&self) -> String {
+        let mut text = String::new();
+        if let Some(ms) = self.duration_ms {
+            text.push_str(" for ");
+            text.push_str(&human_duration(ms));
+        }
+        if let Some(end) = self.ended {
+            let same_day = self
+                .started
+                .is_none_or(|s| s.date_naive() == end.date_naive());
+            let format = if same_day {
+                "%H:%M:%S"
+            } else {
+                "%Y-%m-%d %H:%M:%S"
+            };
+            text.push_str(&format!(" (until {} UTC)", end.format(format)));
+        }
+        text
+    }
+}
+
 /// The timeline item of an outage reported by an event sent `at` with `attrs`:
 /// `{at: started_at, kind: "outage", text}`.
 pub fn timeline_item(at: &str, attrs: &Map<String, Value>) -> Value {
-    let time = |key: &str| {
-        attrs
-            .get(key)
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let started = time("started_at");
-    let ended = time("ended_at");
-    let duration_ms = attrs
-        .get("duration_ms")
-        .and_then(Value::as_u64)
-        .or_else(|| match (started, ended) {
-            (Some(s), Some(e)) => u64::try_from((e - s).num_milliseconds()).ok(),
-            _ => None,
-        });
-    let at = started.map_or_else(
-        || {
-            DateTime::parse_from_rfc3339(at).map_or_else(
-                |_| at.to_string(),
-                |t| crate::rfc3339(t.with_timezone(&Utc)),
-            )
-        },
-        crate::rfc3339,
-    );
+    let span = Span::from_attrs(attrs);
     json!({
-        "at": at,
+        "at": span.at(at),
         "kind": "outage",
-        "text": text(
-            attrs.get("state").and_then(Value::as_str),
-            duration_ms,
-            started,
-            ended
-        ),
+        "text": text(attrs.get("state").and_then(Value::as_str), &span),
     })
 }
 
-/// "offline for 2 min 5 s (until 09:14:03 UTC)"; the end's date is said too when it is not
-/// the start's day.
-pub fn text(
-    state: Option<&str>,
-    duration_ms: Option<u64>,
-    started: Option<DateTime<Utc>>,
-    ended: Option<DateTime<Utc>>,
-) -> String {
+/// "offline for 2 min 5 s (until 09:14:03 UTC)".
+pub fn text(state: Option<&str>, span: &Span) -> String {
     let what = match state {
         None | Some("offline") => "offline".to_string(),
         Some("server_unreachable") => "server unreachable".to_string(),
@@ -70,21 +107,7 @@ pub fn text(
             other.chars().take(MAX_STATE_CHARS).collect::<String>()
         ),
     };
-    let mut text = what;
-    if let Some(ms) = duration_ms {
-        text.push_str(" for ");
-        text.push_str(&human_duration(ms));
-    }
-    if let Some(end) = ended {
-        let same_day = started.is_none_or(|s| s.date_naive() == end.date_naive());
-        let format = if same_day {
-            "%H:%M:%S"
-        } else {
-            "%Y-%m-%d %H:%M:%S"
-        };
-        text.push_str(&format!(" (until {} UTC)", end.format(format)));
-    }
-    text
+    what + &span.how_long()
 }
 
 /// "2 min 5 s", "1 h 3 min", "45 s", "under 1 s": whole seconds, rounded, zero parts left out.

@@ -1,8 +1,9 @@
 // The console for proctors and IT in a real browser (Debian's chromium through
 // playwright-core), against a running reference server (SERVER, ADMIN_TOKEN): sign in with a
 // wrong token and the right one; a student's app reports a prohibited program and the alert
-// appears live (timed from the event's delivery); acknowledged with a note; an outage in the
-// attempt's timeline; the events and machines views, and a machine's history; the alert
+// appears live (timed from the event's delivery); acknowledged with a note; an outage and a
+// time the app was not running in the attempt's timeline, with the time lost above it; the events and machines views, and a machine's history; the
+// fleet view (minute summaries from two labs, by lab, machine and exam); the alert
 // filters (rule, severity); a spraying address blocked by the server is lifted from the
 // console. Screenshots go to SCREENSHOTS.
 import assert from "node:assert/strict";
@@ -103,6 +104,13 @@ try {
     attempt_id: attemptId, started_at: outageStart.toISOString(), ended_at: outageEnd.toISOString(),
     duration_ms: 125_000, state: "offline",
   });
+  // Later the app was not running for 1 min 20 s (a crash), and says so when it starts again.
+  const downStart = new Date(Date.now() - 5 * 60_000);
+  const downEnd = new Date(downStart.getTime() + 80_000);
+  await report(student, "app.not_running", {
+    attempt_id: attemptId, started_at: downStart.toISOString(), ended_at: downEnd.toISOString(),
+    duration_ms: 80_000, device: attrs.device,
+  });
 
   // The attempt's timeline, from the alert: started, the outage, the finding, in order.
   await page.locator(`tr[data-testid=alert-${id}]`).getByRole("button", { name: "Timeline" }).click();
@@ -112,8 +120,39 @@ try {
   const outage = page.getByTestId("timeline").locator("li.kind-outage");
   assert.match(await outage.textContent(), new RegExp(`offline for 2 min 5 s \\(until ${until} UTC\\)`));
   const order = await page.getByTestId("timeline").locator("li").evaluateAll((items) => items.map((li) => li.className));
-  assert.deepEqual(order.slice(0, 3), ["kind-started", "kind-outage", "kind-finding"], `timeline order: ${order}`);
+  assert.deepEqual(order.slice(0, 4), ["kind-started", "kind-outage", "kind-not_running", "kind-finding"], `timeline order: ${order}`);
   await page.screenshot({ path: `${shots}/console-timeline.png` });
+
+  // The fair-time ledger: above the timeline, the time lost — offline and not running — and
+  // the time not running marked in the timeline.
+  const down = page.getByTestId("timeline").locator("li.kind-not_running");
+  const downUntil = downEnd.toISOString().slice(11, 19);
+  assert.match(await down.textContent(), new RegExp(`the app was not running for 1 min 20 s \\(until ${downUntil} UTC\\) — a crash or a restart`));
+  const marked = await down.evaluate((li) => getComputedStyle(li).backgroundColor);
+  const plain = await outage.evaluate((li) => getComputedStyle(li).backgroundColor);
+  assert.notEqual(marked, plain, "a time not running stands out in the timeline");
+  const lost = page.getByTestId("time-lost");
+  assert.equal(await lost.isVisible(), true);
+  assert.equal(
+    await page.getByTestId("time-lost-summary").textContent(),
+    "Time lost: 3 min 25 s — offline 2 min 5 s, app not running 1 min 20 s",
+  );
+  const lostBox = await lost.boundingBox();
+  const timelineBox = await page.getByTestId("timeline").boundingBox();
+  assert.ok(lostBox.y + lostBox.height <= timelineBox.y, "the time lost is above the timeline");
+  await page.screenshot({ path: `${shots}/console-fair-time.png` });
+  // An attempt with nothing reported lost nothing, and says so.
+  const quiet = await fetch(`${server}/v1/exams/demo-essay/attempts`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${student}`, "Content-Type": "application/json", "Idempotency-Key": randomUUID() },
+    body: "{}",
+  });
+  assert.equal(quiet.status, 201, `attempt: ${await quiet.clone().text()}`);
+  await page.locator("#attempt-id").fill((await quiet.json()).attempt_id);
+  await page.locator("#attempt-form").getByRole("button", { name: "Show" }).click();
+  await page.getByTestId("time-lost-summary").filter({ hasText: /^No time lost$/ }).waitFor();
+  assert.equal(await page.getByTestId("timeline").locator("li.kind-not_running").count(), 0);
+  await page.screenshot({ path: `${shots}/console-no-time-lost.png` });
 
   // The events and machines views.
   await page.getByRole("tab", { name: "Events" }).click();
@@ -145,6 +184,57 @@ try {
   assert.equal(await history.locator("img").count(), 0, "client text rendered as HTML");
   assert.equal(await machine.getAttribute("aria-current"), "true");
   await page.screenshot({ path: `${shots}/console-machine-history.png`, fullPage: true });
+
+  // The fleet: minute summaries from three machines — two in "Lab A" during demo-mixed, one
+  // without a lab name (so in its subnet) outside an exam — by lab, by machine, by exam.
+  const thisMinute = Math.floor(Date.now() / 60_000) * 60_000;
+  const minuteAgo = (n) => new Date(thisMinute - n * 60_000).toISOString();
+  const agg = (count, sum, min, max) => ({ count, sum, min, max });
+  const summary = async (token, ago, device, lab, examId, metrics) =>
+    report(token, "metrics.minute", {
+      minute: minuteAgo(ago), device, lab, app_version: "1.4.0",
+      attempt_id: examId ? randomUUID() : null, exam_id: examId, metrics,
+    });
+  const [fleetA, fleetB, fleetC] = await Promise.all(["student24", "student25", "student26"].map(signInAs));
+  await summary(fleetA, 2, "fa-01", "Lab A", "demo-mixed", {
+    save_ms: agg(12, 264, 8, 95), delivered: agg(60, 12, 0, 3), offline_s: agg(20, 20, 1, 1),
+    outages: agg(1, 1, 1, 1), online_s: agg(40, 40, 1, 1),
+  });
+  await summary(fleetA, 1, "fa-01", "Lab A", "demo-mixed", { save_ms: agg(8, 96, 7, 30), delivered: agg(60, 8, 0, 2) });
+  await summary(fleetB, 1, "fa-02", "Lab A", "demo-mixed", {
+    save_ms: agg(10, 140, 9, 41), delivered: agg(60, 10, 0, 2), refresh_failures: agg(1, 1, 1, 1),
+  });
+  await summary(fleetC, 1, "fb-01", null, null, { save_ms: agg(5, 40, 6, 12), delivered: agg(60, 5, 0, 1) });
+  await page.getByRole("tab", { name: "Fleet" }).click();
+  const fleetRow = (key) => page.getByTestId(`fleet-${key}`);
+  const cells = (key) => fleetRow(key).locator("th, td").allTextContents();
+  await fleetRow("Lab A").waitFor();
+  const [labA, subnet] = [await cells("Lab A"), await cells("127.0.0.0/24")];
+  // Lab, machines, students, answers saved, delivered, save time, offline, outages, refresh
+  // failures (last seen apart: the server's clock).
+  assert.deepEqual(labA.slice(0, 9), ["Lab A", "2", "2", "30", "30", "17 ms / 95 ms", "20 s", "1", "1"]);
+  assert.deepEqual(subnet.slice(0, 9), ["127.0.0.0/24subnet, no lab name", "1", "1", "5", "5", "8 ms / 12 ms", "—", "0", "0"]);
+  const labOrder = await page.locator("#fleet-rows tr").evaluateAll((trs) => trs.map((tr) => tr.dataset.testid));
+  assert.deepEqual(labOrder, ["fleet-Lab A", "fleet-127.0.0.0/24"], "named labs first");
+  assert.notEqual(labA[9], "", "last seen");
+  assert.equal(await page.getByTestId("fleet").locator("thead th").first().textContent(), "Lab");
+  assert.match(await page.getByTestId("fleet-server").textContent(), /^Server, same period \(since .*\): [0-9,]+ requests · 0 server errors/);
+  const problem = await fleetRow("Lab A").locator("td.bad").count();
+  assert.equal(problem, 3, "offline, outages and refresh failures stand out");
+  await page.screenshot({ path: `${shots}/console-fleet.png` });
+  await page.getByTestId("fleet-by").selectOption("machine");
+  await fleetRow("fa-02").waitFor();
+  // (No Machines column: a machine is one.)
+  assert.deepEqual((await fleetRow("fa-01").locator("th:visible, td:visible").allTextContents()).slice(0, 8),
+    ["fa-01in Lab A", "1", "20", "20", "18 ms / 95 ms", "20 s", "1", "0"]);
+  assert.equal(await page.getByTestId("fleet").locator("tbody tr").count(), 3);
+  await page.screenshot({ path: `${shots}/console-fleet-machines.png` });
+  await page.getByTestId("fleet-by").selectOption("exam");
+  await fleetRow("demo-mixed").waitFor();
+  assert.match((await cells("demo-mixed"))[0], /demo-mixed$/, "the exam's title, then its id");
+  assert.deepEqual((await cells("demo-mixed")).slice(1, 5), ["2", "2", "30", "30"]);
+  assert.deepEqual((await cells("")).slice(0, 4), ["Not in an exam", "1", "1", "5"]);
+  await page.screenshot({ path: `${shots}/console-fleet-exams.png` });
 
   // Many usernames failing from one address: an alert. (Not blocked: a student signed in
   // from this address meanwhile — a lab behind one address is never blocked for typos.)

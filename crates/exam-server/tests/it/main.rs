@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod batch;
 mod exams;
+mod fleet;
 mod idempotency;
 mod openapi;
 mod process;

@@ -655,6 +655,254 @@ async fn an_outage_the_app_reports_is_in_the_attempts_timeline() {
     assert_eq!(items[0]["kind"], "started", "in time order: {timeline}");
 }
 
+/// An attempt of `exam` the student's app began at `started` (offline, say).
+async fn start_attempt_at(
+    student: &Student<'_>,
+    exam: &str,
+    started: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let (status, body) = student
+        .send(
+            Method::POST,
+            &format!("/v1/exams/{exam}/attempts"),
+            json!({"started_at": exam_server::rfc3339(started)}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["started_at"], exam_server::rfc3339(started), "{body}");
+    body["attempt_id"].as_str().unwrap().to_string()
+}
+
+/// A report of lost time (`network.outage` or `app.not_running`) from `from` to `to`.
+fn lost(
+    kind: &str,
+    attempt: &str,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let mut attrs = json!({"attempt_id": attempt, "started_at": exam_server::rfc3339(from),
+                           "ended_at": exam_server::rfc3339(to),
+                           "duration_ms": (to - from).num_milliseconds()});
+    attrs[if kind == "network.outage" {
+        "state"
+    } else {
+        "device"
+    }] = json!(if kind == "network.outage" {
+        "offline"
+    } else {
+        "dev-l"
+    });
+    event(kind, attrs)
+}
+
+async fn timeline_of(server: &TestServer, attempt: &str) -> Value {
+    let (status, timeline) = server
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/attempts/{attempt}/timeline"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{timeline}");
+    timeline
+}
+
+#[tokio::test]
+async fn the_time_an_attempt_lost_counts_the_apps_records_within_it_once() {
+    use chrono::Duration;
+    let server = TestServer::start().await;
+    let student = Student::login(&server, "student12").await;
+    let start = exam_server::now() - Duration::minutes(30);
+    let at = |s: i64| start + Duration::seconds(s);
+    let attempt = start_attempt_at(&student, "demo-mixed", start).await;
+    let other = start_attempt_at(&student, "demo-essay", start).await;
+    send_events(
+        &student,
+        vec![
+            // Offline from before the attempt began: from its start, 30 s.
+            lost("network.outage", &attempt, at(-60), at(30)),
+            // Offline 2 min, and the app not running 1 min 20 s, 1 min of it at once.
+            lost("network.outage", &attempt, at(300), at(420)),
+            lost("app.not_running", &attempt, at(360), at(440)),
+            // Malformed: kept and shown, but nothing can be counted.
+            event(
+                "app.not_running",
+                json!({"attempt_id": attempt, "started_at": "yesterday", "ended_at": 7}),
+            ),
+            // After now (a client's clock ahead): the attempt has not got there.
+            lost("network.outage", &attempt, at(3600), at(3700)),
+            // Another attempt's.
+            lost("app.not_running", &other, at(300), at(900)),
+        ],
+    )
+    .await;
+    let timeline = timeline_of(&server, &attempt).await;
+    let hms = |s: i64| at(s).format("%H:%M:%S").to_string();
+    let rfc = |s: i64| exam_server::rfc3339(at(s));
+    assert_eq!(
+        timeline["time_lost"],
+        json!({
+            "offline_ms": 150_000, "not_running_ms": 80_000, "total_ms": 170_000,
+            "summary": "Time lost: 2 min 50 s — offline 2 min 30 s, app not running 1 min 20 s \
+                        (1 min of it both at once, counted once)",
+            "items": [
+                {"kind": "offline", "started_at": rfc(0), "ended_at": rfc(30), "duration_ms": 30_000},
+                {"kind": "offline", "started_at": rfc(300), "ended_at": rfc(420),
+                 "duration_ms": 120_000},
+                {"kind": "not_running", "started_at": rfc(360), "ended_at": rfc(440),
+                 "duration_ms": 80_000},
+            ],
+        }),
+        "{timeline}"
+    );
+    let not_running: Vec<&Value> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "not_running")
+        .collect();
+    assert_eq!(not_running.len(), 2, "{timeline}");
+    assert_eq!(
+        not_running[0],
+        &json!({"at": rfc(360), "kind": "not_running",
+                "text": format!("the app was not running for 1 min 20 s (until {} UTC) — a crash \
+                                 or a restart", hms(440))}),
+        "{timeline}"
+    );
+    assert_eq!(
+        not_running[1]["text"], "the app was not running — a crash or a restart",
+        "{timeline}"
+    );
+
+    // Submitted: the attempt ends there; what comes after is not lost from it.
+    let path = format!("/v1/attempts/{attempt}/submit");
+    let (_, server_says) = student
+        .send(
+            Method::POST,
+            &path,
+            json!({"answer_count": 0, "answers_digest": "0".repeat(64)}),
+        )
+        .await;
+    let (status, receipt) = student
+        .send(
+            Method::POST,
+            &path,
+            json!({"answer_count": 0, "answers_digest": server_says["answers_digest"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{receipt}");
+    let submitted = chrono::DateTime::parse_from_rfc3339(receipt["submitted_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    send_events(
+        &student,
+        vec![lost(
+            "app.not_running",
+            &attempt,
+            submitted - Duration::seconds(10),
+            submitted + Duration::minutes(5),
+        )],
+    )
+    .await;
+    let after = timeline_of(&server, &attempt).await;
+    assert_eq!(after["status"], "submitted");
+    let ledger = &after["time_lost"];
+    assert_eq!(
+        (
+            &ledger["offline_ms"],
+            &ledger["not_running_ms"],
+            &ledger["total_ms"]
+        ),
+        (&json!(150_000), &json!(90_000), &json!(180_000)),
+        "{after}"
+    );
+    assert_eq!(
+        ledger["items"][3]["ended_at"],
+        exam_server::rfc3339(submitted),
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn an_exams_time_lost_lists_every_attempt_most_lost_first() {
+    use chrono::Duration;
+    let server = TestServer::start().await;
+    let start = exam_server::now() - Duration::minutes(20);
+    let at = |s: i64| start + Duration::seconds(s);
+    // (student, the reports of their demo-mixed attempt)
+    let mut attempts = Vec::new();
+    for (username, reports) in [
+        ("student13", vec![("network.outage", 60, 180)]),
+        ("student14", vec![]),
+        (
+            "student15",
+            vec![("app.not_running", 60, 360), ("network.outage", 300, 420)],
+        ),
+    ] {
+        let student = Student::login(&server, username).await;
+        let attempt = start_attempt_at(&student, "demo-mixed", start).await;
+        let mut events: Vec<Value> = reports
+            .iter()
+            .map(|(kind, from, to)| lost(kind, &attempt, at(*from), at(*to)))
+            .collect();
+        // Another exam's attempt of the same student: not this exam's.
+        let elsewhere = start_attempt_at(&student, "demo-essay", start).await;
+        events.push(lost("app.not_running", &elsewhere, at(0), at(600)));
+        send_events(&student, events).await;
+        attempts.push((username, attempt));
+    }
+    let (status, body) = server
+        .admin(Method::GET, "/v1/admin/exams/demo-mixed/time-lost", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let row = |i: usize, offline: i64, not_running: i64, total: i64| {
+        let (username, attempt) = &attempts[i];
+        json!({"attempt_id": attempt, "username": username, "status": "open",
+               "offline_ms": offline, "not_running_ms": not_running, "total_ms": total})
+    };
+    assert_eq!(
+        body,
+        json!({"exam_id": "demo-mixed", "attempts": [
+            row(2, 120_000, 300_000, 360_000),
+            row(0, 120_000, 0, 120_000),
+            row(1, 0, 0, 0),
+        ]})
+    );
+    // The other exam: each student's attempt there, 10 min not running.
+    let (status, body) = server
+        .admin(Method::GET, "/v1/admin/exams/demo-essay/time-lost", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let totals: Vec<&Value> = body["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["total_ms"])
+        .collect();
+    assert_eq!(totals, [&json!(600_000); 3], "{body}");
+    // An exam nobody has started: no attempts; an unknown exam: 404, naming it.
+    let (status, body) = server
+        .admin(
+            Method::GET,
+            "/v1/admin/exams/demo-sealed-open/time-lost",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body),
+        (200, &json!({"exam_id": "demo-sealed-open", "attempts": []}))
+    );
+    let (status, body) = server
+        .admin(Method::GET, "/v1/admin/exams/nope/time-lost", None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["detail"], "there is no exam `nope`", "{body}");
+    // Students do not see it.
+    let student = Student::login(&server, "student13").await;
+    let (status, _) = student.get("/v1/admin/exams/demo-mixed/time-lost").await;
+    assert_eq!(status, 403);
+}
+
 #[tokio::test]
 async fn the_alert_list_filters_by_rule_and_severity() {
     let server = TestServer::start().await;

@@ -272,6 +272,10 @@ export const en = {
   "duration.m": "{m} min",
   "duration.h": "{h} h",
   "duration.hm": "{h} h {m} min",
+  "duration.s": "{s} s",
+  "duration.ms": "{m} min {s} s",
+  "fairTime.notRunning": "You lost {time} to a restart (the app was not running). Your proctor can see this and can give you the time back.",
+  "fairTime.offline": "You were without a connection to the server for {time}. Your answers were kept on this computer; your proctor can see this too.",
 
   "exams.title": "Your exams",
   "exams.loading": "Loading your exams…",

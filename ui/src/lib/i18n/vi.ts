@@ -273,6 +273,10 @@ export const vi: Record<MessageKey, string> = {
   "duration.m": "{m} phút",
   "duration.h": "{h} giờ",
   "duration.hm": "{h} giờ {m} phút",
+  "duration.s": "{s} giây",
+  "duration.ms": "{m} phút {s} giây",
+  "fairTime.notRunning": "Bạn đã mất {time} do ứng dụng khởi động lại (ứng dụng không chạy). Giám thị có thể thấy điều này và có thể bù lại thời gian cho bạn.",
+  "fairTime.offline": "Bạn đã mất kết nối tới máy chủ trong {time}. Các câu trả lời vẫn được giữ trên máy này; giám thị cũng có thể thấy điều này.",
 
   "exams.title": "Bài thi của bạn",
   "exams.loading": "Đang tải danh sách bài thi…",
