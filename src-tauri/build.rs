@@ -31,6 +31,7 @@ fn main() {
             "start_attempt",
             "start_attempt_with_code",
             "security_status",
+            "analytics_overview",
             "current_attempt",
             "attempt_view",
             "save_answer",

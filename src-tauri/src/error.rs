@@ -222,6 +222,7 @@ impl From<CoreError> for IpcError {
             CoreError::Queue(queue) => queue.into(),
             CoreError::Settings => Self::Settings,
             CoreError::Unavailable(ref why) => Self::Unavailable.logged(why),
+            CoreError::History(ref error) => Self::Unavailable.logged(error.to_string()),
             CoreError::Write { ref path, .. } => Self::CannotWrite {
                 path: path.display().to_string(),
             }

@@ -42,6 +42,7 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::windows::open_status_window,
             commands::sync::sync_status,
             commands::security::security_status,
+            commands::analytics::analytics_overview,
             commands::sync::sync_pause,
             commands::sync::sync_resume,
             commands::sync::sync_now,

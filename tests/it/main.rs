@@ -2,6 +2,7 @@
 //! tauri-driver + WebKitWebDriver, against the real reference server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod analytics_e2e;
 mod e2e;
 mod exam_e2e;
 mod fair_time_e2e;

@@ -27,6 +27,11 @@ export const commands = {
 	openStatusWindow: () => typedError<string, IpcError>(__TAURI_INVOKE("open_status_window")),
 	syncStatus: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_status")),
 	securityStatus: () => typedError<SecurityStatus, IpcError>(__TAURI_INVOKE("security_status")),
+	/**
+	 *  The dashboard over the last `range_s` seconds (at most 90 days); none when this computer
+	 *  keeps no history.
+	 */
+	analyticsOverview: (rangeS: number) => typedError<Overview | null, IpcError>(__TAURI_INVOKE("analytics_overview", { rangeS })),
 	/**  Pauses sending; work keeps being saved on this computer. */
 	syncPause: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_pause")),
 	syncResume: () => typedError<SyncStatus, IpcError>(__TAURI_INVOKE("sync_resume")),
@@ -210,6 +215,16 @@ export type AuthStatus = "signed_out" | "signed_in" |
  */
 "session_ended";
 
+/**  How wrong a model was on past data. */
+export type Backtest = {
+	/**  Forecasts checked. */
+	n: number,
+	/**  Mean absolute error, in the series' unit. */
+	mae: number | null,
+	/**  Mean absolute error relative to the actual values (%; actual zeros left out). */
+	mape: number | null,
+};
+
 /**  What a category does before an attempt starts. */
 export type BeforeStart = 
 /**
@@ -259,6 +274,8 @@ export type CoreEvent =
 { type: "exam_changed"; attempt_id: string } | 
 /**  The device checks found something new, or something stopped. */
 { type: "security_changed"; security: SecuritySnapshot } | 
+/**  A second of the history just finished: its charted figures, for live dashboards. */
+{ type: "history_tick"; at_ms: number | null; values: TickValue[] } | 
 /**
  *  A delivery probe: every window answers it at once, so the core can measure how long
  *  its events take to reach the windows (the diagnostics window and the benchmark).
@@ -376,6 +393,28 @@ export type HealthReport = {
 	findings: Finding[],
 };
 
+/**
+ *  One insight: what, the figures that show it, and how sure (a prediction comes with the
+ *  error its method made on past data, when known).
+ */
+export type Insight = {
+	code: InsightCode,
+	/**  The main figure, in the unit the code says (refreshes/h, s, outages/h, ms, bytes…). */
+	value: number | null,
+	/**  The threshold it crossed. */
+	threshold: number | null,
+	/**  For IT, in English: the figures behind it. */
+	evidence: string,
+};
+
+export type InsightCode = 
+/**  Access tokens expire too fast for the refresh cadence. */
+"short_token_lifetime" | "clock_skew" | "frequent_outages" | "backlog" | "slow_disk" | "keychain_errors" | 
+/**  Predictive: the disk will be too full for the queue. */
+"disk_filling_up" | 
+/**  Predictive: the waiting work takes long to send at the current rate. */
+"slow_drain";
+
 export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | 
 /**  The server cannot be reached now; `reason` says why. */
 { kind: "offline"; reason: Reason } | { kind: "not_signed_in" } | { kind: "session_ended"; reason: Reason } | 
@@ -461,6 +500,37 @@ export type LostKind =
 /**  The app was not running. */
 "not_running";
 
+/**  Every series the app keeps. The name is what the history and the dashboards use. */
+export type Metric = 
+/**  An answer saved on this computer: how long the save took (ms). */
+"save_ms" | 
+/**  Entries the server confirmed (per second: the count). */
+"delivered" | 
+/**  Entries in one request to the server. */
+"batch_size" | 
+/**  Work waiting to be sent (sampled each second). */
+"queue_depth" | 
+/**  A probe's or request's round trip to the server (ms). */
+"rtt_ms" | 
+/**  Seconds the network was in each state (one observation a second, value 1 when so). */
+"online_s" | "offline_s" | "degraded_s" | 
+/**  Sign-in (the password check), a token from the cache, a refresh (ms). */
+"sign_in_ms" | "token_cache_ms" | "refresh_ms" | 
+/**
+ *  A token that had to be fetched (not in the cache): with `TokenCacheMs`'s count, the
+ *  cache's hit ratio.
+ */
+"token_cache_misses" | 
+/**
+ *  Failed token requests by cause: the network, the server refused the grant (a session
+ *  ended), the server asked to wait, anything else.
+ */
+"refresh_failures" | "failures_network" | "failures_rejected" | "failures_rate_limited" | 
+/**  Outages begun (the server became unusable). */
+"outages" | 
+/**  Requests sent and connections opened (per second). */
+"requests" | "connections";
+
 /**  What was looked for and not found on this computer. */
 export type Missing = { what: "exam"; id: string } | { what: "attempt"; id: string } | { what: "question"; id: string };
 
@@ -540,6 +610,36 @@ export type Outage = {
 	started_at_ms: number | null,
 	ended_at_ms: number | null,
 	duration_ms: number | null,
+};
+
+/**
+ *  This computer's dashboard: the charted series over a range, the insights, and when the
+ *  waiting work will have been sent (with the error that method made on this history).
+ */
+export type Overview = {
+	from_ms: number | null,
+	to_ms: number | null,
+	series: Series[],
+	insights: Insight[],
+	queue_depth: number | null,
+	/**  Seconds until the waiting work is sent at the current rate (none: nothing moves). */
+	queue_drained_in_s: number | null,
+	/**  How far off the queue-depth trend was a minute ahead over the last hour. */
+	depth_backtest: Backtest | null,
+	/**  Rows the history holds, and its bound. */
+	rows: number | null,
+	max_rows: number | null,
+};
+
+/**  One point of a series. */
+export type Point = {
+	/**  The bucket's start, ms since the epoch. */
+	at_ms: number | null,
+	count: number,
+	mean: number | null,
+	min: number | null,
+	max: number | null,
+	sum: number | null,
 };
 
 /**  A group of prohibited programs. */
@@ -786,6 +886,14 @@ export type SecurityStatus = {
 	scan_p99_us: number | null,
 };
 
+/**  A series over a time range, at the finest resolution that still holds all of it. */
+export type Series = {
+	metric: Metric,
+	/**  Bucket size in seconds. */
+	resolution_s: number,
+	points: Point[],
+};
+
 export type Severity = "ok" | "warning" | "problem";
 
 export type SourceStatus = 
@@ -879,6 +987,15 @@ export type SyncStatus = {
 	damaged_database: Quarantined | null,
 	/**  The newest outages first. */
 	outages: Outage[],
+};
+
+/**  One metric's figures for one second, for live charts. */
+export type TickValue = {
+	metric: Metric,
+	count: number,
+	sum: number | null,
+	min: number | null,
+	max: number | null,
 };
 
 /**  One stretch of lost time. */

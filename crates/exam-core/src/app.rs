@@ -63,6 +63,9 @@ pub enum CoreError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// This computer's history could not be read (figures only: nothing else is affected).
+    #[error(transparent)]
+    History(#[from] crate::analytics::history::HistoryError),
 }
 
 /// The network as the core watches it.
@@ -347,6 +350,7 @@ impl Services {
                         network: view,
                         queue: queue.clone(),
                         lab: settings.analytics.lab.clone(),
+                        bus: bus.clone(),
                     },
                 );
                 Some(history)
@@ -533,6 +537,31 @@ impl Core {
     }
 
     // The queue and sync.
+
+    /// This computer's dashboard over the last `range` (none when no history is kept).
+    pub fn analytics_overview(
+        &self,
+        range: Duration,
+    ) -> Result<Option<crate::analytics::Overview>, CoreError> {
+        let Some(history) = self.services()?.history.as_ref() else {
+            return Ok(None);
+        };
+        let snapshot = self.auth.snapshot();
+        let metrics = self.auth.metrics();
+        let context = crate::analytics::Context {
+            clock_offset_s: snapshot.clock_offset_s,
+            access_lifetime_s: None,
+            keychain_errors: metrics
+                .errors
+                .get("keychain")
+                .copied()
+                .map_or(0.0, f64::from),
+        };
+        let range_ms = i64::try_from(range.as_millis()).unwrap_or(i64::MAX);
+        crate::analytics::overview(history, context, range_ms, crate::clock::now_ms())
+            .map(Some)
+            .map_err(CoreError::from)
+    }
 
     pub fn sync_status(&self) -> Result<SyncStatus, CoreError> {
         let services = self.services()?;

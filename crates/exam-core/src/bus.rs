@@ -54,6 +54,11 @@ pub enum CoreEvent {
     SecurityChanged {
         security: crate::security::SecuritySnapshot,
     },
+    /// A second of the history just finished: its charted figures, for live dashboards.
+    HistoryTick {
+        at_ms: f64,
+        values: Vec<crate::analytics::TickValue>,
+    },
     /// A delivery probe: every window answers it at once, so the core can measure how long
     /// its events take to reach the windows (the diagnostics window and the benchmark).
     Ping {

@@ -185,12 +185,7 @@ impl History {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
-                        Aggregate {
-                            count: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                            sum: r.get(3)?,
-                            min: r.get(4)?,
-                            max: r.get(5)?,
-                        },
+                        aggregate_at(r, 2)?,
                     ))
                 })?;
                 rows.collect::<rusqlite::Result<_>>()?
@@ -224,15 +219,7 @@ impl History {
              WHERE resolution = 1000 AND bucket >= ?1 AND bucket < ?2 GROUP BY metric",
         )?;
         let rows = stmt.query_map(params![minute_ms, minute_ms + 60_000], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Aggregate {
-                    count: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    sum: r.get(2)?,
-                    min: r.get(3)?,
-                    max: r.get(4)?,
-                },
-            ))
+            Ok((r.get::<_, String>(0)?, aggregate_at(r, 1)?))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -269,15 +256,7 @@ impl History {
         )?;
         let start = from_ms.div_euclid(resolution) * resolution;
         let rows = stmt.query_map(params![metric.name(), start, to_ms], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                Aggregate {
-                    count: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    sum: r.get(2)?,
-                    min: r.get(3)?,
-                    max: r.get(4)?,
-                },
-            ))
+            Ok((r.get::<_, i64>(0)?, aggregate_at(r, 1)?))
         })?;
         let mut buckets: std::collections::BTreeMap<i64, Aggregate> = Default::default();
         for row in rows {
@@ -307,6 +286,16 @@ impl History {
                 .collect(),
         })
     }
+}
+
+/// The count, sum, min and max columns of `row`, from column `first` on.
+fn aggregate_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Aggregate> {
+    Ok(Aggregate {
+        count: u64::try_from(row.get::<_, i64>(first)?).unwrap_or(0),
+        sum: row.get(first + 1)?,
+        min: row.get(first + 2)?,
+        max: row.get(first + 3)?,
+    })
 }
 
 /// Adds `aggregate` to the bucket's row (made when missing).

@@ -9,9 +9,13 @@
 //! every few seconds and rolls the history up every minute, off the answer-save path.
 
 pub mod history;
+pub mod insights;
+pub mod predict;
 pub mod recorder;
 
 use std::time::Duration;
+
+use serde::Serialize;
 
 pub use history::{History, Point, Series};
 pub use recorder::{Aggregate, Metric, Recorder};
@@ -35,16 +39,151 @@ pub struct Sources {
     pub queue: Queue,
     /// The school's name for this computer's lab (none: the server uses its subnet).
     pub lab: Option<String>,
+    /// Where each second's figures go to open windows (live charts).
+    pub bus: crate::bus::EventBus,
+}
+
+/// One metric's figures for one second, for live charts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TickValue {
+    pub metric: Metric,
+    pub count: u32,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// The series a dashboard charts.
+pub const CHARTED: [Metric; 5] = [
+    Metric::SaveMs,
+    Metric::Delivered,
+    Metric::QueueDepth,
+    Metric::RttMs,
+    Metric::Offline,
+];
+
+/// What the app knows besides the history, for the insights.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Context {
+    pub clock_offset_s: f64,
+    pub access_lifetime_s: Option<f64>,
+    pub keychain_errors: f64,
+}
+
+/// This computer's dashboard: the charted series over a range, the insights, and when the
+/// waiting work will have been sent (with the error that method made on this history).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Overview {
+    pub from_ms: f64,
+    pub to_ms: f64,
+    pub series: Vec<Series>,
+    pub insights: Vec<insights::Insight>,
+    pub queue_depth: f64,
+    /// Seconds until the waiting work is sent at the current rate (none: nothing moves).
+    pub queue_drained_in_s: Option<f64>,
+    /// How far off the queue-depth trend was a minute ahead over the last hour.
+    pub depth_backtest: Option<predict::Backtest>,
+    /// Rows the history holds, and its bound.
+    pub rows: f64,
+    pub max_rows: f64,
+}
+
+/// Points a dashboard chart gets at most: about one per pixel of its width.
+pub const MAX_POINTS: usize = 1000;
+
+/// `series` with at most `max` points: runs of neighbouring buckets merged (count, sum, min
+/// and max merge exactly; the mean follows), so a week of minutes is charted from 1,000
+/// points, not 10,080 — a chart cannot show more, and the window need not be sent them.
+pub fn thin(mut series: Series, max: usize) -> Series {
+    let per = series.points.len().div_ceil(max.max(1));
+    if per <= 1 {
+        return series;
+    }
+    series.points = series
+        .points
+        .chunks(per)
+        .filter_map(|run| {
+            let first = run.first()?;
+            let count: u32 = run.iter().map(|p| p.count).sum();
+            let sum: f64 = run.iter().map(|p| p.sum).sum();
+            Some(Point {
+                at_ms: first.at_ms,
+                count,
+                sum,
+                mean: if count > 0 {
+                    sum / f64::from(count)
+                } else {
+                    0.0
+                },
+                min: run.iter().map(|p| p.min).fold(f64::INFINITY, f64::min),
+                max: run.iter().map(|p| p.max).fold(f64::NEG_INFINITY, f64::max),
+            })
+        })
+        .collect();
+    series.resolution_s = series
+        .resolution_s
+        .saturating_mul(u32::try_from(per).unwrap_or(u32::MAX));
+    series
+}
+
+/// The dashboard over the last `range_ms` as of `now_ms`.
+pub fn overview(
+    history: &History,
+    context: Context,
+    range_ms: i64,
+    now_ms: i64,
+) -> Result<Overview, history::HistoryError> {
+    let from = now_ms - range_ms.max(60_000);
+    let series = CHARTED
+        .iter()
+        .map(|m| {
+            history
+                .series(*m, from, now_ms, now_ms)
+                .map(|s| thin(s, MAX_POINTS))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut inputs = insights::Inputs::from_history(history, now_ms)?;
+    inputs.clock_offset_s = context.clock_offset_s;
+    inputs.access_lifetime_s = context.access_lifetime_s;
+    inputs.keychain_errors = context.keychain_errors;
+    let found = insights::evaluate(&inputs, &insights::Thresholds::default());
+    let depth_by_minute: Vec<f64> = history
+        .series(Metric::QueueDepth, now_ms - 3_600_000, now_ms, now_ms)?
+        .points
+        .chunks(60)
+        .map(|c| c.iter().map(|p| p.max).fold(0.0, f64::max))
+        .collect();
+    Ok(Overview {
+        from_ms: from as f64,
+        to_ms: now_ms as f64,
+        series,
+        insights: found,
+        queue_depth: inputs.queue_depth,
+        queue_drained_in_s: predict::queue_drained_in_s(
+            inputs.queue_depth,
+            &inputs.delivered_per_s,
+            300,
+        ),
+        depth_backtest: predict::backtest_holt(&depth_by_minute, 0.6, 0.3, 5, 1),
+        rows: history.rows()? as f64,
+        max_rows: history::max_rows() as f64,
+    })
 }
 
 /// Queues the summary of the minute beginning at `minute_ms` as a `metrics.minute` event
 /// of the signed-in student (telemetry: low priority, evicted first, never before answers;
-/// nobody signed in: not sent — the history keeps it here). The id is made of this
+/// nobody signed in, or offline: not sent — the history keeps it here). The id is made of this
 /// computer's fingerprint and the minute, so a summary queued twice is one on the server.
 pub fn send_minute(history: &History, sources: &Sources, device: &str, minute_ms: i64) {
     let Some(owner) = sources.auth.signed_in_owner() else {
         return;
     };
+    // Offline, the history keeps the minute here: summaries never pile up in the queue.
+    if !sources.network.status.borrow().usable {
+        return;
+    }
     let metrics = match history.minute(minute_ms) {
         Ok(metrics) if !metrics.is_empty() => metrics,
         Ok(_) => return,
@@ -196,6 +335,27 @@ pub fn spawn(workers: &Workers, history: History, sources: Sources) {
                 _ = tick.tick() => {}
             }
             sample(history.recorder(), &sources, &mut last);
+            // The second just finished, to the windows that chart it live.
+            let finished = crate::clock::now_ms().div_euclid(1000) * 1000 - 1000;
+            let values: Vec<TickValue> = history
+                .recorder()
+                .peek(finished)
+                .into_iter()
+                .filter(|(metric, _)| CHARTED.contains(metric))
+                .map(|(metric, a)| TickValue {
+                    metric,
+                    count: u32::try_from(a.count).unwrap_or(u32::MAX),
+                    sum: a.sum,
+                    min: a.min,
+                    max: a.max,
+                })
+                .collect();
+            if !values.is_empty() {
+                sources.bus.publish(crate::bus::CoreEvent::HistoryTick {
+                    at_ms: finished as f64,
+                    values,
+                });
+            }
             seconds += 1;
             let flush = seconds.is_multiple_of(FLUSH_EVERY.as_secs());
             let roll_up = seconds.is_multiple_of(ROLL_UP_EVERY.as_secs());
@@ -224,4 +384,57 @@ pub fn spawn(workers: &Workers, history: History, sources: Sources) {
         }
         let _ = tokio::task::spawn_blocking(move || history.flush(i64::MAX)).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_merges_neighbours_exactly_and_keeps_the_extremes() {
+        let points: Vec<Point> = (0..10_080)
+            .map(|i| Point {
+                at_ms: f64::from(i) * 60_000.0,
+                count: 2,
+                sum: 4.0,
+                mean: 2.0,
+                min: if i == 5_000 { -7.0 } else { 1.0 },
+                max: if i == 7_777 { 99.0 } else { 3.0 },
+            })
+            .collect();
+        let series = Series {
+            metric: Metric::SaveMs,
+            resolution_s: 60,
+            points,
+        };
+        let thin = thin(series.clone(), 1000);
+        assert_eq!(thin.points.len(), 917, "runs of 11 minutes");
+        assert_eq!(thin.resolution_s, 660);
+        let total = |s: &Series| -> (u32, f64) {
+            (
+                s.points.iter().map(|p| p.count).sum(),
+                s.points.iter().map(|p| p.sum).sum(),
+            )
+        };
+        assert_eq!(total(&thin), total(&series));
+        assert_eq!(
+            thin.points
+                .iter()
+                .map(|p| p.min)
+                .fold(f64::INFINITY, f64::min),
+            -7.0
+        );
+        assert_eq!(
+            thin.points
+                .iter()
+                .map(|p| p.max)
+                .fold(f64::NEG_INFINITY, f64::max),
+            99.0
+        );
+        assert_eq!(
+            super::thin(series.clone(), 20_000),
+            series,
+            "short enough: as it was"
+        );
+    }
 }

@@ -25,8 +25,11 @@ pub enum Metric {
     /// A probe's or request's round trip to the server (ms).
     RttMs,
     /// Seconds the network was in each state (one observation a second, value 1 when so).
+    #[serde(rename = "online_s")]
     Online,
+    #[serde(rename = "offline_s")]
     Offline,
+    #[serde(rename = "degraded_s")]
     Degraded,
     /// Sign-in (the password check), a token from the cache, a refresh (ms).
     SignInMs,
@@ -103,7 +106,6 @@ impl Metric {
 /// Count, sum, min and max of the observations in one bucket: enough for rates, means and
 /// ranges at every resolution (two aggregates merge into the aggregate of both).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Aggregate {
     pub count: u64,
     pub sum: f64,
@@ -175,6 +177,16 @@ impl Recorder {
         }
     }
 
+    /// The aggregates of the second beginning at `second_ms`, left in place (live views).
+    pub fn peek(&self, second_ms: i64) -> Vec<(Metric, Aggregate)> {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending
+            .iter()
+            .filter(|((_, second), _)| *second == second_ms)
+            .map(|((metric, _), aggregate)| (*metric, *aggregate))
+            .collect()
+    }
+
     /// Takes every aggregate of a second before `before_ms` (the current second stays, so
     /// it is written whole).
     pub fn take(&self, before_ms: i64) -> Vec<(Metric, i64, Aggregate)> {
@@ -229,6 +241,11 @@ mod tests {
     fn names_round_trip() {
         for metric in Metric::ALL {
             assert_eq!(Metric::from_name(metric.name()), Some(metric));
+            // The same name everywhere: the history, the server, the windows.
+            assert_eq!(
+                serde_json::to_value(metric).unwrap(),
+                serde_json::json!(metric.name())
+            );
         }
         assert_eq!(Metric::from_name("nope"), None);
     }

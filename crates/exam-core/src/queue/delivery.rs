@@ -352,15 +352,15 @@ impl Queue {
         .map_err(|e| self.err(e))
     }
 
-    /// The students with work waiting to be sent (pending or in flight), with how many
-    /// entries each; `None` stands for entries of an earlier version that belong to nobody
-    /// known (never sent).
+    /// The students with work waiting to be sent (pending or in flight; telemetry is not
+    /// work), with how many entries each; `None` stands for entries of an earlier version
+    /// that belong to nobody known (never sent).
     pub fn waiting_by_owner(&self) -> Result<Vec<(Option<Owner>, u64)>, QueueError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
                 "SELECT origin, student, COUNT(*) FROM queue
-                 WHERE status IN ('pending', 'in_flight')
+                 WHERE status IN ('pending', 'in_flight') AND kind <> 'telemetry'
                  GROUP BY origin, student ORDER BY origin, student",
             )
             .map_err(|e| self.err(e))?;

@@ -350,12 +350,13 @@ impl Queue {
         Ok(counts)
     }
 
-    /// `owner`'s entries still to send (pending or in flight).
+    /// `owner`'s work still to send (pending or in flight; telemetry is not work).
     pub fn remaining_for(&self, owner: &Owner) -> Result<u64, QueueError> {
         let conn = self.conn()?;
         conn.query_row(
             "SELECT COUNT(*) FROM queue
-             WHERE status IN ('pending', 'in_flight') AND origin = ?1 AND student = ?2",
+             WHERE status IN ('pending', 'in_flight') AND kind <> 'telemetry'
+               AND origin = ?1 AND student = ?2",
             params![owner.origin, owner.student],
             |r| r.get::<_, i64>(0),
         )
@@ -363,11 +364,14 @@ impl Queue {
         .map_err(|e| self.err(e))
     }
 
-    /// Cheap counts for progress: entries not yet delivered (pending + in flight).
+    /// Cheap counts for progress: work not yet delivered (pending + in flight). Telemetry is
+    /// not work: it is sent when it can be, evicted first, and never shown as waiting nor
+    /// keeps a student's credentials here.
     pub fn remaining(&self) -> Result<u64, QueueError> {
         let conn = self.conn()?;
         conn.query_row(
-            "SELECT COUNT(*) FROM queue WHERE status IN ('pending', 'in_flight')",
+            "SELECT COUNT(*) FROM queue
+             WHERE status IN ('pending', 'in_flight') AND kind <> 'telemetry'",
             [],
             |r| r.get::<_, i64>(0),
         )

@@ -13,20 +13,27 @@ use exam_core::testing::MemoryStore;
 
 use crate::support::{password, Server};
 
+/// The core as the app builds it, keeping its data in `dir` (a restart is another call).
+fn core_in(
+    server: &Server,
+    dir: &std::path::Path,
+    secrets: &Arc<MemoryStore>,
+) -> exam_core::app::Core {
+    CoreBuilder::new(
+        LoadedConfig::from_settings(Settings::new(server.url(), dir.to_path_buf())),
+        secrets.clone(),
+    )
+    .device_checks(false)
+    .start()
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_app_does_is_kept_as_history_in_a_file_of_its_own() {
     let server = Server::start(900).await;
     let dir = tempfile::tempdir().unwrap();
     let secrets = Arc::new(MemoryStore::default());
-    let start = || {
-        CoreBuilder::new(
-            LoadedConfig::from_settings(Settings::new(server.url(), dir.path().to_path_buf())),
-            secrets.clone(),
-        )
-        .device_checks(false)
-        .start()
-        .unwrap()
-    };
+    let start = || core_in(&server, dir.path(), &secrets);
     let core = start();
     let began = exam_core::clock::now_ms();
     core.sign_in("student26", password()).await.unwrap();
@@ -104,6 +111,7 @@ async fn what_the_app_does_is_kept_as_history_in_a_file_of_its_own() {
         network: services.monitor.clone().unwrap().view(),
         queue: services.queue.clone(),
         lab: Some("Lab B2".into()),
+        bus: core.bus().clone(),
     };
     let first = began.div_euclid(60_000) * 60_000;
     for minute in [first, first + 60_000] {
@@ -166,15 +174,7 @@ async fn time_lost_to_the_app_not_running_is_kept_and_reported() {
     let server = Server::start(900).await;
     let dir = tempfile::tempdir().unwrap();
     let secrets = Arc::new(MemoryStore::default());
-    let start = || {
-        CoreBuilder::new(
-            LoadedConfig::from_settings(Settings::new(server.url(), dir.path().to_path_buf())),
-            secrets.clone(),
-        )
-        .device_checks(false)
-        .start()
-        .unwrap()
-    };
+    let start = || core_in(&server, dir.path(), &secrets);
     let core = start();
     core.sign_in("student27", password()).await.unwrap();
     let exams = core.exams().unwrap().clone();
