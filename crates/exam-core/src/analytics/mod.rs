@@ -192,18 +192,7 @@ pub fn send_minute(history: &History, sources: &Sources, device: &str, minute_ms
             return;
         }
     };
-    let attempt: Option<(String, String)> = sources
-        .queue
-        .store()
-        .lock()
-        .query_row(
-            "SELECT attempt_id, exam_id FROM attempts
-             WHERE origin = ?1 AND username = ?2 AND status = 'in_progress'
-             ORDER BY rowid DESC LIMIT 1",
-            rusqlite::params![owner.origin, owner.student],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .ok();
+    let attempt = crate::exam::attempt_in_progress(&sources.queue.store().lock(), &owner);
     let minute = crate::clock::rfc3339(minute_ms);
     let event = serde_json::json!([{
         "id": format!("metrics-{device}-{minute_ms}"),
@@ -324,15 +313,19 @@ pub fn spawn(workers: &Workers, history: History, sources: Sources) {
                 .await
                 .unwrap_or_default();
         let sources = std::sync::Arc::new(sources);
-        let mut last = None;
+        // Counters start at zero with the app: what happened before the first sample counts.
+        let mut last = Some(Last::default());
         let mut sent_minute = crate::clock::now_ms().div_euclid(60_000) * 60_000;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut seconds: u64 = 0;
         loop {
+            // Just after each second ends, so the second is whole and a live chart has it
+            // within a second of what happened in it.
+            let into_second = crate::clock::now_ms().rem_euclid(1000);
+            let wait =
+                Duration::from_millis(u64::try_from(1000 - into_second).unwrap_or(1000) + 20);
             tokio::select! {
                 () = stop.cancelled() => break,
-                _ = tick.tick() => {}
+                () = tokio::time::sleep(wait) => {}
             }
             sample(history.recorder(), &sources, &mut last);
             // The second just finished, to the windows that chart it live.

@@ -13,6 +13,19 @@ mod attempt;
 mod catalog;
 mod error;
 pub mod ledger;
+
+/// `owner`'s attempt in progress on this computer, if any: (attempt, exam). What the device
+/// checks and the minute summaries name.
+pub fn attempt_in_progress(conn: &rusqlite::Connection, owner: &Owner) -> Option<(String, String)> {
+    conn.query_row(
+        "SELECT attempt_id, exam_id FROM attempts
+         WHERE origin = ?1 AND username = ?2 AND status = 'in_progress'
+         ORDER BY rowid DESC LIMIT 1",
+        params![owner.origin, owner.student],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .ok()
+}
 mod opening;
 mod package;
 mod reconcile;

@@ -142,18 +142,7 @@ impl SecurityMonitor {
 
     /// `owner`'s attempt in progress on this computer, if any (named in reports).
     fn attempt_of(&self, owner: &Owner) -> Option<String> {
-        self.inner
-            .queue
-            .store()
-            .lock()
-            .query_row(
-                "SELECT attempt_id FROM attempts
-                 WHERE origin = ?1 AND username = ?2 AND status = 'in_progress'
-                 ORDER BY rowid DESC LIMIT 1",
-                params![owner.origin, owner.student],
-                |r| r.get(0),
-            )
-            .ok()
+        crate::exam::attempt_in_progress(&self.inner.queue.store().lock(), owner).map(|a| a.0)
     }
 
     pub fn policy(&self) -> &SecurityPolicy {
