@@ -59,7 +59,10 @@ fn rows(db: &Path) -> Vec<(String, String)> {
     Queue::open(db, Limits::default()).unwrap().flush().unwrap();
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
-        .prepare("SELECT kind, status FROM queue WHERE kind <> 'event' ORDER BY id")
+        // The device checks' reports and the history's minute summaries come with the clock.
+        .prepare(
+            "SELECT kind, status FROM queue WHERE kind NOT IN ('event', 'telemetry') ORDER BY id",
+        )
         .unwrap();
     let rows = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
