@@ -19,8 +19,9 @@ build_pkgs=(build-essential pkg-config curl file libwebkit2gtk-4.1-dev libxdo-de
   libayatana-appindicator3-dev librsvg2-dev)
 run_pkgs=(xvfb xauth x11-utils dbus imagemagick)
 # Xorg's dummy driver and xrandr: a display a test can plug in and out (Xvfb has one output).
+# poppler-utils (pdftotext) and python3-aiosmtpd (a local SMTP sink): the server's report tests.
 test_pkgs=(xvfb xauth webkit2gtk-driver dbus gnome-keyring libsecret-tools dunst imagemagick python3-xlib
-  chromium xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils)
+  chromium xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils poppler-utils python3-aiosmtpd)
 case "$purpose" in
   build|bundle) wanted=("${build_pkgs[@]}") ;;
   run) wanted=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;

@@ -643,6 +643,16 @@ impl Session {
         )
     }
 
+    /// Runs `script` in the page until it calls its last argument (W3C Execute Async Script);
+    /// the value it was called with.
+    pub fn execute_async(&self, script: &str) -> Result<Value> {
+        self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
     /// A DOM property (e.g. an input's current `value`, a checkbox's `checked`).
     pub fn property(&self, css: &str, name: &str) -> Result<Value> {
         let element = self.find(css)?;

@@ -529,7 +529,9 @@ export type Metric =
 /**  Outages begun (the server became unusable). */
 "outages" | 
 /**  Requests sent and connections opened (per second). */
-"requests" | "connections";
+"requests" | "connections" | 
+/**  Free space on the disk that holds the data folder (MiB, sampled once a minute). */
+"disk_free_mb";
 
 /**  What was looked for and not found on this computer. */
 export type Missing = { what: "exam"; id: string } | { what: "attempt"; id: string } | { what: "question"; id: string };

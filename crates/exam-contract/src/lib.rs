@@ -2,6 +2,8 @@
 //! RFC 8785 canonical JSON and the answers digest a submission carries. Shared by the
 //! desktop client's core and the reference server, so they cannot drift apart.
 
+pub mod metrics;
+pub mod predict;
 pub mod rules;
 
 use serde_json::{Map, Value};

@@ -269,6 +269,8 @@ pub struct Services {
     pub security: crate::security::SecurityMonitor,
     /// What this computer measured, over time (none when its file could not be used).
     pub history: Option<crate::analytics::History>,
+    /// When this computer's insights speak up (`[analytics.insights]`).
+    pub insight_thresholds: crate::analytics::insights::Thresholds,
 }
 
 impl Services {
@@ -351,6 +353,7 @@ impl Services {
                         queue: queue.clone(),
                         lab: settings.analytics.lab.clone(),
                         bus: bus.clone(),
+                        data_dir: settings.data_dir.clone(),
                     },
                 );
                 Some(history)
@@ -367,6 +370,7 @@ impl Services {
             exams,
             security,
             history,
+            insight_thresholds: settings.analytics.insights,
         })
     }
 }
@@ -543,7 +547,8 @@ impl Core {
         &self,
         range: Duration,
     ) -> Result<Option<crate::analytics::Overview>, CoreError> {
-        let Some(history) = self.services()?.history.as_ref() else {
+        let services = self.services()?;
+        let Some(history) = services.history.as_ref() else {
             return Ok(None);
         };
         let snapshot = self.auth.snapshot();
@@ -556,6 +561,7 @@ impl Core {
                 .get("keychain")
                 .copied()
                 .map_or(0.0, f64::from),
+            thresholds: services.insight_thresholds,
         };
         let range_ms = i64::try_from(range.as_millis()).unwrap_or(i64::MAX);
         crate::analytics::overview(history, context, range_ms, crate::clock::now_ms())

@@ -103,6 +103,7 @@ async fn main() {
         "/v1/admin/fleet?by=machine",
         "/v1/admin/fleet/series?metric=save_ms",
         "/v1/admin/fleet/series?metric=save_ms&by=lab&key=Lab%207",
+        "/v1/admin/fleet/insights",
     ] {
         let mut times: Vec<Duration> = Vec::new();
         let mut bytes = 0;

@@ -2,9 +2,12 @@
 // server under a strict content security policy. Everything shown from the server is set as
 // text (never as HTML): student names, evidence and notes come from outside.
 
+import { analytics } from "./analytics.js";
+import { insights } from "./insights.js";
+
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "exam-console-token";
-const TABS = ["alerts", "events", "machines", "fleet", "attempt", "actions"];
+const TABS = ["alerts", "events", "machines", "fleet", "analytics", "insights", "attempt", "actions"];
 let token = sessionStorage.getItem(TOKEN_KEY);
 const alerts = new Map(); // id -> alert
 let version = 0;
@@ -223,39 +226,45 @@ function setLive(on, words) {
   live.textContent = words;
 }
 
-// Server-sent events read with fetch, so the token travels in a header.
+// Reads a server-sent event stream with fetch, so the token travels in a header: `opened()` once
+// the server has answered, then `message(type, data)` for each event; returns when it ends.
+async function readStream(path, opened, message) {
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) throw new Error(`${response.status}`);
+  opened();
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const lines = buffer.slice(0, end).split("\n");
+      buffer = buffer.slice(end + 2);
+      const type = lines.find((line) => line.startsWith("event: "))?.slice(7) ?? "message";
+      const data = lines
+        .filter((line) => line.startsWith("data: "))
+        .map((line) => line.slice(6))
+        .join("\n");
+      if (data) message(type, data);
+    }
+  }
+}
+
 async function follow() {
   if (streaming) return;
   streaming = true;
   while (token) {
     try {
-      const response = await fetch(`/console/alerts/stream?since_version=${version}`, { headers: headers() });
-      if (!response.ok) throw new Error(`${response.status}`);
-      setLive(true, "Live");
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const message = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = message
-            .split("\n")
-            .filter((line) => line.startsWith("data: "))
-            .map((line) => line.slice(6))
-            .join("\n");
-          if (!data) continue;
-          const alert = JSON.parse(data);
-          const isNew = !alerts.has(alert.id);
-          alerts.set(alert.id, alert);
-          version = Math.max(version, alert.version);
-          renderAlerts(isNew ? new Set([alert.id]) : new Set());
-        }
-      }
+      await readStream(`/console/alerts/stream?since_version=${version}`, () => setLive(true, "Live"), (_type, data) => {
+        const alert = JSON.parse(data);
+        const isNew = !alerts.has(alert.id);
+        alerts.set(alert.id, alert);
+        version = Math.max(version, alert.version);
+        renderAlerts(isNew ? new Set([alert.id]) : new Set());
+      });
     } catch (error) {
       setLive(false, `Reconnecting (${error.message})`);
     }
@@ -559,10 +568,15 @@ function showTab(name) {
   if (name === "events") loadEvents();
   if (name === "machines") loadMachines();
   if (name === "fleet") loadFleet();
+  if (name === "analytics") charts.show();
+  if (name === "insights") findings.show();
   if (name === "attempt") loadTimeline();
 }
 
 // ---- wiring -------------------------------------------------------------------------------
+
+const charts = analytics({ api, el, when, readStream, $ });
+const findings = insights({ api, el, when, headers, $ });
 
 $("signin-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", signOut);

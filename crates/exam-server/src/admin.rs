@@ -73,9 +73,16 @@ fn reload_blocks(ctx: &Ctx<'_>, _tx: &Connection) -> Result<(), ApiError> {
 }
 
 /// After a write committed: reloads the IP-block cache from committed data if a block
-/// changed, and tells the console's alert streams to look for changes.
+/// changed, and tells the console's alert streams to look for changes (and its fleet streams,
+/// if machine-minutes were stored).
 pub fn reload_blocks_if_changed(state: &crate::AppState, conn: &Connection) {
     state.alerts_changed.notify_waiters();
+    if state
+        .minutes_stored
+        .swap(false, std::sync::atomic::Ordering::SeqCst)
+    {
+        state.fleet_changed.notify_waiters();
+    }
     if state
         .blocks_changed
         .swap(false, std::sync::atomic::Ordering::SeqCst)
@@ -167,6 +174,31 @@ pub fn user_attempts(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> 
         attempts.extend(attempt_json(tx, &id)?);
     }
     Ok(Reply::ok(Value::Array(attempts)))
+}
+
+/// `GET /v1/admin/exams`: every exam, soonest to open first, with its attempts begun and
+/// submitted — what a proctor picks a report or a start code from.
+pub fn exams(_ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT e.id, e.title, e.opens_at, e.closes_at, e.duration_s,
+                (SELECT COUNT(*) FROM attempts a WHERE a.exam_id = e.id),
+                (SELECT COUNT(*) FROM attempts a WHERE a.exam_id = e.id AND a.status = 'submitted')
+         FROM exams e ORDER BY e.opens_at, e.id",
+    )?;
+    let exams = stmt
+        .query_map([], |r| {
+            Ok(json!({
+                "id": r.get::<_, String>(0)?,
+                "title": r.get::<_, String>(1)?,
+                "opens_at": r.get::<_, String>(2)?,
+                "closes_at": r.get::<_, String>(3)?,
+                "duration_s": r.get::<_, i64>(4)?,
+                "attempts": r.get::<_, i64>(5)?,
+                "submitted": r.get::<_, i64>(6)?,
+            }))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Reply::ok(Value::Array(exams)))
 }
 
 /// `POST /v1/admin/users/{username}/sessions/revoke`: ends every session of the user.

@@ -16,6 +16,8 @@
 //! - Figures are exact sums: a group's `count`/`sum` add up its minutes', `min`/`max` are the
 //!   extremes, `mean` is `sum / count`. The periods are of minute starts, on the apps' clocks.
 
+pub mod insights;
+pub mod series;
 pub mod summary;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,7 @@ use serde_json::{json, Map, Value};
 
 use crate::problem::{ApiError, Reply};
 use crate::routes::Ctx;
+pub use series::{scopes, series};
 pub use summary::{subnet, Aggregate, Summary, METRICS};
 
 /// The event type of a minute summary.
@@ -180,7 +183,7 @@ pub fn on_minute(
         );
         return Ok(());
     }
-    record(
+    let stored = record(
         tx,
         &Row {
             summary: &summary,
@@ -189,6 +192,12 @@ pub fn on_minute(
             received_ms: now_ms,
         },
     )?;
+    // The console's fleet streams are told once the transaction has committed.
+    if stored {
+        ctx.state
+            .minutes_stored
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     prune(tx, now_ms, Some(PRUNE_BATCH))?;
     Ok(())
 }
@@ -380,100 +389,6 @@ pub fn fleet(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
         "to": crate::rfc3339(period.to),
         "groups": groups,
         "server": ctx.state.stats.figures(from_ms, to_ms).to_json(),
-    })))
-}
-
-/// `GET /v1/admin/fleet/series?metric=&by=&key=&from=&to=&step=60|3600`: one metric over
-/// time, per step (minutes or hours, UTC), for the whole fleet or one group (`by`, default
-/// `lab`, and its `key`). Steps without data are left out.
-pub fn series(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
-    let metric = match ctx.query.get("metric") {
-        Some(name) => METRICS.into_iter().find(|m| m == name).ok_or_else(|| {
-            bad_query(format!(
-                "metric `{}` is not one of {}",
-                shown(name),
-                METRICS.join(", ")
-            ))
-        })?,
-        None => {
-            return Err(bad_query(format!(
-                "metric is required: one of {}",
-                METRICS.join(", ")
-            )))
-        }
-    };
-    let by = by(ctx)?;
-    let key = ctx.query.get("key");
-    let period = Period::from_query(ctx)?;
-    let step_s: i64 = match ctx.query.get("step").map(String::as_str) {
-        None | Some("60") => 60,
-        Some("3600") => 3600,
-        Some(other) => {
-            return Err(bad_query(format!(
-                "step `{}` is not 60 or 3600 (seconds)",
-                shown(other)
-            )))
-        }
-    };
-    let (from_ms, to_ms) = period.ms();
-    let step_ms = step_s * 1000;
-    // Only the part of the period that can hold data counts towards the limit.
-    let now_ms = ctx.now.timestamp_millis();
-    let span = to_ms.min(now_ms + DAY_MS) - from_ms.max(now_ms - RETENTION_DAYS * DAY_MS);
-    let steps = span.max(0) / step_ms;
-    if steps > MAX_POINTS {
-        return Err(bad_query(format!(
-            "the period has {steps} steps of {step_s} s; at most {MAX_POINTS}: choose step=3600 \
-             or a shorter period"
-        )));
-    }
-    // `metric` is one of METRICS, never the caller's text.
-    let filter = if key.is_some() {
-        format!(" AND {}", by.filter_sql())
-    } else {
-        String::new()
-    };
-    let sql = format!(
-        "SELECT minute_ms - minute_ms % ?4 AS at, SUM({metric}_count), SUM({metric}_sum),
-                MIN({metric}_min), MAX({metric}_max)
-         FROM metric_minutes
-         WHERE minute_ms >= ?1 AND minute_ms < ?2 AND {metric}_count IS NOT NULL{filter}
-         GROUP BY at ORDER BY at"
-    );
-    // Minutes outside an exam are the group with the key "".
-    let key_value = match (by, key.map(String::as_str)) {
-        (By::Exam, Some("")) | (_, None) => Sql::Null,
-        (_, Some(k)) => Sql::Text(k.to_string()),
-    };
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let points = stmt
-        .query_map(
-            params_from_iter([
-                Sql::Integer(from_ms),
-                Sql::Integer(to_ms),
-                key_value,
-                Sql::Integer(step_ms),
-            ]),
-            |r| {
-                let count: i64 = r.get(1)?;
-                let sum: f64 = r.get(2)?;
-                Ok(json!({
-                    "at": ms_time(r.get(0)?),
-                    "count": count, "sum": sum,
-                    "min": r.get::<_, f64>(3)?, "max": r.get::<_, f64>(4)?,
-                    "mean": if count > 0 { sum / count as f64 } else { 0.0 },
-                }))
-            },
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Reply::ok(json!({
-        "metric": metric,
-        "by": by.name(),
-        "key": key,
-        "step_s": step_s,
-        "from": crate::rfc3339(period.from),
-        "to": crate::rfc3339(period.to),
-        "points": points,
     })))
 }
 

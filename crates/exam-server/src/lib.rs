@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod packages;
 pub mod problem;
 pub mod ratelimit;
+pub mod reports;
 pub mod routes;
 pub mod seal;
 pub mod security;
@@ -73,10 +74,14 @@ pub struct Config {
     /// student for the password again (step-up): their sessions begun before the alert are
     /// refused with 401 `step_up_required`. `false` keeps the alert alone.
     pub step_up_on_two_devices: bool,
+    /// When the fleet's insights speak up (`GET /v1/admin/fleet/insights`).
+    pub insights: fleet::insights::Thresholds,
     /// Seeds demo students and exams.
     pub demo: bool,
     /// The demo's sealed exam "opening soon" opens this many seconds after seeding.
     pub demo_opens_in_s: u64,
+    /// Reports on a schedule: what, where the files go, how they are mailed.
+    pub reports: reports::schedule::Settings,
 }
 
 impl Config {
@@ -101,8 +106,10 @@ impl Config {
             session_absolute_s: 12 * 3600,
             session_idle_s: 8 * 3600,
             step_up_on_two_devices: true,
+            insights: fleet::insights::Thresholds::default(),
             demo: false,
             demo_opens_in_s: 300,
+            reports: reports::schedule::Settings::default(),
         }
     }
 }
@@ -128,6 +135,10 @@ pub struct AppState {
     pub hashing: auth::HashGate,
     /// Poked after every committed write: the console's alert streams look for changes.
     pub alerts_changed: tokio::sync::Notify,
+    /// Machine-minutes were stored in the transaction being committed…
+    pub minutes_stored: std::sync::atomic::AtomicBool,
+    /// …and poked once it has: the console's fleet streams look for them.
+    pub fleet_changed: tokio::sync::Notify,
     /// Who was alerted about hitting a rate limit lately (the `request_burst` rule).
     pub bursts: security::burst::BurstGate,
     /// Parsed questions by exam id (exams do not change while the server runs).
@@ -153,6 +164,7 @@ impl AppState {
                 key.len()
             );
         }
+        config.reports.check()?;
         let db = Db::open(&config.db_path)?;
         let reader = Db::open_reader(&config.db_path)?;
         let jwt = match &config.jwt_key {
@@ -172,6 +184,8 @@ impl AppState {
             blocks_changed: std::sync::atomic::AtomicBool::new(false),
             questions: Mutex::new(HashMap::new()),
             alerts_changed: tokio::sync::Notify::new(),
+            minutes_stored: std::sync::atomic::AtomicBool::new(false),
+            fleet_changed: tokio::sync::Notify::new(),
             bursts: security::burst::BurstGate::default(),
             config,
             db,
@@ -213,10 +227,20 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // The report schedule stops when shutdown comes (or serving ends: `stop` dropped).
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let schedule = reports::schedule::start(self.state.clone(), stopping);
         let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
+            .await;
+        if let Some(schedule) = schedule {
+            schedule.join().await;
+        }
+        served
     }
 }
 

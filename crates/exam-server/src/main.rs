@@ -98,6 +98,17 @@ struct Args {
         value_name = "true|false"
     )]
     step_up_on_two_devices: bool,
+
+    /// A threshold of the fleet's insights, NAME=VALUE (repeatable): clock_skew_s (60),
+    /// skewed_machines (2), lab_outages_per_hour (6), lab_outage_machines (2), backlog_min
+    /// (10), refresh_failures_rise_per_h (1), save_max_ms (200), disk_reserve_mb (512),
+    /// disk_full_within_h (24).
+    #[arg(long = "insight", value_name = "NAME=VALUE")]
+    insights: Vec<String>,
+
+    /// Scheduled reports: what, where the files go, how they are mailed.
+    #[command(flatten)]
+    reports: exam_server::reports::cli::ReportArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,7 +194,14 @@ async fn main() -> anyhow::Result<()> {
         })?),
         None => None,
     };
+    let mut insights = exam_server::fleet::insights::Thresholds::default();
+    for assignment in &args.insights {
+        insights
+            .set(assignment)
+            .map_err(|why| anyhow::anyhow!("--insight {assignment}: {why}"))?;
+    }
     let config = Config {
+        insights,
         admin_token: admin_token.filter(|t| !t.is_empty()),
         jwt_key,
         access_ttl_s: args.access_ttl,
@@ -199,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
         step_up_on_two_devices: args.step_up_on_two_devices,
         demo: args.demo,
         demo_opens_in_s: args.demo_opens_in,
+        reports: args.reports.settings()?,
         ..Config::new(&args.db)
     };
     if config.admin_token.is_none() {

@@ -15,6 +15,28 @@ pub struct Reply {
     pub replayed: bool,
     /// The methods the resource accepts, for the `Allow` header of a 405 (RFC 9110 §15.5.6).
     pub allow: Option<String>,
+    /// A file to send as it is (a report), instead of `body`; `body` then describes it for a
+    /// batch, whose items are JSON.
+    pub file: Option<std::sync::Arc<Download>>,
+}
+
+/// A file sent with its type and a `Content-Disposition` name.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Download {
+    pub content_type: &'static str,
+    /// Safe as it is in a header: ASCII letters, digits, `.`, `-` and `_` only.
+    pub filename: String,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("content_type", &self.content_type)
+            .field("filename", &self.filename)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
 }
 
 impl Reply {
@@ -26,6 +48,7 @@ impl Reply {
             etag: None,
             replayed: false,
             allow: None,
+            file: None,
         }
     }
 
@@ -39,7 +62,25 @@ impl Reply {
 }
 
 impl IntoResponse for Reply {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        if let Some(file) = self.file.take().filter(|_| self.status.is_success()) {
+            let file = std::sync::Arc::unwrap_or_clone(file);
+            let disposition = format!("attachment; filename=\"{}\"", file.filename);
+            let mut response = (self.status, file.bytes).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(file.content_type),
+            );
+            if let Ok(disposition) = HeaderValue::from_str(&disposition) {
+                headers.insert(header::CONTENT_DISPOSITION, disposition);
+            }
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            return response;
+        }
         if self.status == StatusCode::NO_CONTENT || self.status == StatusCode::NOT_MODIFIED {
             let mut response = self.status.into_response();
             if let Some(etag) = self.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {

@@ -8,7 +8,7 @@ use axum::http::Method;
 use rusqlite::{Connection, Transaction};
 
 use crate::problem::{ApiError, Reply};
-use crate::{admin, api, fleet, idempotency, packages, security, AppState};
+use crate::{admin, api, fleet, idempotency, packages, reports, security, AppState};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,9 +140,13 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/v1/admin/machines" Admin security::list_machines),
     route!(GET "/v1/admin/machines/{device}/history" Admin security::history::machine_history),
     route!(GET "/v1/admin/attempts/{attempt_id}/timeline" Admin security::attempt_timeline),
+    route!(GET "/v1/admin/exams" Admin admin::exams),
     route!(GET "/v1/admin/exams/{exam_id}/time-lost" Admin security::time_lost::exam_time_lost),
     route!(GET "/v1/admin/fleet" Admin fleet::fleet, reader),
     route!(GET "/v1/admin/fleet/series" Admin fleet::series, reader),
+    route!(GET "/v1/admin/fleet/scopes" Admin fleet::scopes, reader),
+    route!(GET "/v1/admin/fleet/insights" Admin fleet::insights::handler, reader),
+    route!(GET "/v1/admin/reports/{kind}" Admin reports::report, reader),
     route!(GET "/v1/admin/exams/{exam_id}/start-code" Admin packages::admin_start_code),
     route!(POST "/v1/admin/exams/{exam_id}/start-code/rotate" Admin packages::admin_rotate_start_code),
 ];

@@ -282,6 +282,15 @@ impl Inputs {
                 .filter(|_| queue_depth > 0.0)
                 .map_or(0.0, |at| (now_ms as f64 - at) / 1000.0),
             save_max_ms: saves.points.iter().map(|p| p.max).collect(),
+            // The last six hours of minute samples: long enough for a trend, short enough that
+            // yesterday's clean-up does not hide today's filling.
+            free_bytes: history
+                .series(Metric::DiskFreeMb, now_ms - 6 * 3_600_000, now_ms, now_ms)?
+                .points
+                .iter()
+                .filter(|p| p.count > 0)
+                .map(|p| (p.at_ms / 1000.0, p.min * 1_048_576.0))
+                .collect(),
             ..Self::default()
         })
     }

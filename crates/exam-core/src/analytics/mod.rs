@@ -10,7 +10,7 @@
 
 pub mod history;
 pub mod insights;
-pub mod predict;
+pub use exam_contract::predict;
 pub mod recorder;
 
 use std::time::Duration;
@@ -41,6 +41,20 @@ pub struct Sources {
     pub lab: Option<String>,
     /// Where each second's figures go to open windows (live charts).
     pub bus: crate::bus::EventBus,
+    /// The data folder, whose disk's free space is sampled once a minute.
+    pub data_dir: std::path::PathBuf,
+}
+
+/// Free space (MiB) on the disk that holds `path`: the mounted file system with the longest
+/// mount point above it. None when none is found (the sample is left out, never guessed).
+pub fn free_space_mb(path: &std::path::Path) -> Option<f64> {
+    let path = std::fs::canonicalize(path).ok()?;
+    let disks = sysinfo::Disks::new_with_refreshed_list().ok()?;
+    (&disks)
+        .into_iter()
+        .filter(|d| path.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .map(|d| d.available_space() as f64 / 1_048_576.0)
 }
 
 /// One metric's figures for one second, for live charts.
@@ -69,6 +83,8 @@ pub struct Context {
     pub clock_offset_s: f64,
     pub access_lifetime_s: Option<f64>,
     pub keychain_errors: f64,
+    /// When the insights speak up (the managed configuration's `[analytics.insights]`).
+    pub thresholds: insights::Thresholds,
 }
 
 /// This computer's dashboard: the charted series over a range, the insights, and when the
@@ -148,7 +164,7 @@ pub fn overview(
     inputs.clock_offset_s = context.clock_offset_s;
     inputs.access_lifetime_s = context.access_lifetime_s;
     inputs.keychain_errors = context.keychain_errors;
-    let found = insights::evaluate(&inputs, &insights::Thresholds::default());
+    let found = insights::evaluate(&inputs, &context.thresholds);
     let depth_by_minute: Vec<f64> = history
         .series(Metric::QueueDepth, now_ms - 3_600_000, now_ms, now_ms)?
         .points
@@ -354,11 +370,16 @@ pub fn spawn(workers: &Workers, history: History, sources: Sources) {
             let roll_up = seconds.is_multiple_of(ROLL_UP_EVERY.as_secs());
             let this_minute = crate::clock::now_ms().div_euclid(60_000) * 60_000;
             let new_minute = this_minute > sent_minute;
-            if flush || roll_up || new_minute {
+            if flush || roll_up || new_minute || seconds == 1 {
                 let (history, sources, device) = (history.clone(), sources.clone(), device.clone());
                 let finished = sent_minute;
                 let _ = tokio::task::spawn_blocking(move || {
                     let now = crate::clock::now_ms();
+                    if new_minute || seconds == 1 {
+                        if let Some(free) = free_space_mb(&sources.data_dir) {
+                            history.recorder().record_at(Metric::DiskFreeMb, now, free);
+                        }
+                    }
                     if let Err(error) = history.flush(now) {
                         tracing::warn!(%error, "the history could not be written");
                     }

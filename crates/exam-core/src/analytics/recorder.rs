@@ -49,10 +49,12 @@ pub enum Metric {
     /// Requests sent and connections opened (per second).
     Requests,
     Connections,
+    /// Free space on the disk that holds the data folder (MiB, sampled once a minute).
+    DiskFreeMb,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 19] = [
+    pub const ALL: [Metric; exam_contract::metrics::NAMES.len()] = [
         Self::SaveMs,
         Self::Delivered,
         Self::BatchSize,
@@ -72,30 +74,12 @@ impl Metric {
         Self::Outages,
         Self::Requests,
         Self::Connections,
+        Self::DiskFreeMb,
     ];
 
+    /// Its name in the contract (`exam_contract::metrics::NAMES`), which its serde name is too.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::SaveMs => "save_ms",
-            Self::Delivered => "delivered",
-            Self::BatchSize => "batch_size",
-            Self::QueueDepth => "queue_depth",
-            Self::RttMs => "rtt_ms",
-            Self::Online => "online_s",
-            Self::Offline => "offline_s",
-            Self::Degraded => "degraded_s",
-            Self::SignInMs => "sign_in_ms",
-            Self::TokenCacheMs => "token_cache_ms",
-            Self::RefreshMs => "refresh_ms",
-            Self::TokenCacheMisses => "token_cache_misses",
-            Self::RefreshFailures => "refresh_failures",
-            Self::FailuresNetwork => "failures_network",
-            Self::FailuresRejected => "failures_rejected",
-            Self::FailuresRateLimited => "failures_rate_limited",
-            Self::Outages => "outages",
-            Self::Requests => "requests",
-            Self::Connections => "connections",
-        }
+        exam_contract::metrics::NAMES[self as usize]
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -209,6 +193,20 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_the_contracts_and_serde_says_the_same() {
+        assert_eq!(Metric::ALL.len(), exam_contract::metrics::NAMES.len());
+        for (i, metric) in Metric::ALL.into_iter().enumerate() {
+            assert_eq!(metric as usize, i, "{metric:?} out of order");
+            assert_eq!(metric.name(), exam_contract::metrics::NAMES[i]);
+            assert_eq!(
+                serde_json::to_value(metric).ok(),
+                Some(serde_json::Value::from(metric.name()))
+            );
+            assert_eq!(Metric::from_name(metric.name()), Some(metric));
+        }
+    }
 
     #[test]
     fn observations_fold_into_seconds_and_only_finished_seconds_are_taken() {

@@ -86,6 +86,73 @@ impl TryFrom<String> for CategoryName {
 #[serde(deny_unknown_fields)]
 pub(super) struct PartialAnalytics {
     pub(super) lab: Option<LabName>,
+    pub(super) insights: Option<PartialInsights>,
+}
+
+/// When the insights speak up (`crate::analytics::insights::Thresholds`); each one left
+/// out keeps the value of the layer below.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartialInsights {
+    pub(super) refreshes_per_hour: Option<Ranged<1, 3600>>,
+    pub(super) clock_skew_s: Option<Ranged<1, 86_400>>,
+    pub(super) outages_per_hour: Option<Ranged<1, 3600>>,
+    pub(super) backlog_min: Option<Ranged<1, 1440>>,
+    pub(super) save_p99_ms: Option<Ranged<1, 60_000>>,
+    pub(super) disk_reserve_mb: Option<Ranged<0, 1_048_576>>,
+    pub(super) disk_full_within_h: Option<Ranged<1, 720>>,
+    pub(super) drain_longer_than_min: Option<Ranged<1, 1440>>,
+}
+
+impl PartialInsights {
+    /// These values over `thresholds`.
+    pub(super) fn apply(&self, t: &mut crate::analytics::insights::Thresholds) {
+        let set = |slot: &mut f64, value: &Option<u64>, scale: f64| {
+            if let Some(v) = value {
+                *slot = *v as f64 * scale;
+            }
+        };
+        set(
+            &mut t.refreshes_per_hour,
+            &self.refreshes_per_hour.as_ref().map(|r| r.0),
+            1.0,
+        );
+        set(
+            &mut t.clock_skew_s,
+            &self.clock_skew_s.as_ref().map(|r| r.0),
+            1.0,
+        );
+        set(
+            &mut t.outages_per_hour,
+            &self.outages_per_hour.as_ref().map(|r| r.0),
+            1.0,
+        );
+        set(
+            &mut t.backlog_s,
+            &self.backlog_min.as_ref().map(|r| r.0),
+            60.0,
+        );
+        set(
+            &mut t.save_p99_ms,
+            &self.save_p99_ms.as_ref().map(|r| r.0),
+            1.0,
+        );
+        set(
+            &mut t.disk_reserve_bytes,
+            &self.disk_reserve_mb.as_ref().map(|r| r.0),
+            1_048_576.0,
+        );
+        set(
+            &mut t.disk_full_within_s,
+            &self.disk_full_within_h.as_ref().map(|r| r.0),
+            3600.0,
+        );
+        set(
+            &mut t.drain_longer_than_s,
+            &self.drain_longer_than_min.as_ref().map(|r| r.0),
+            60.0,
+        );
+    }
 }
 
 /// The school's name for a lab: 1 to 64 characters, no control characters.

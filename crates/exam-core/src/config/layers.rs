@@ -31,6 +31,7 @@ pub(super) struct Values {
     pub(super) security_allow_programs: Option<Vec<String>>,
     pub(super) security_one_display: Option<bool>,
     pub(super) analytics_lab: Option<String>,
+    pub(super) analytics_insights: Option<super::file::PartialInsights>,
 }
 
 impl From<Partial> for Values {
@@ -72,6 +73,7 @@ impl From<Partial> for Values {
             security_allow_programs: security.allow_programs.map(names),
             security_one_display: security.one_display,
             analytics_lab: analytics.lab.map(|l| l.0),
+            analytics_insights: analytics.insights,
         }
     }
 }
@@ -334,6 +336,7 @@ impl Builder {
             security_allow_programs,
             security_one_display,
             analytics_lab,
+            analytics_insights,
         } = values;
         if let Some(v) = server_url {
             if self.may_set(index, "server_url") {
@@ -429,6 +432,11 @@ impl Builder {
         if let Some(v) = analytics_lab {
             if self.may_set(index, "analytics.lab") {
                 self.settings.analytics.lab = Some(v);
+            }
+        }
+        if let Some(v) = analytics_insights {
+            if self.may_set(index, "analytics.insights") {
+                v.apply(&mut self.settings.analytics.insights);
             }
         }
     }

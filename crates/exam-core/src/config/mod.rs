@@ -49,6 +49,7 @@ pub const KEYS: &[&str] = &[
     "security.allow_programs",
     "security.one_display",
     "analytics.lab",
+    "analytics.insights",
 ];
 
 /// The managed file of this platform, which only an administrator can write.
@@ -77,11 +78,13 @@ pub struct Settings {
     pub analytics: AnalyticsSettings,
 }
 
-/// What the app tells the server about where it is, for the fleet's figures.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// What the app tells the server about where it is, for the fleet's figures, and when this
+/// computer's insights speak up (`[analytics.insights]`: IT may tune or lock them).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AnalyticsSettings {
     /// The school's name for this computer's lab (none: the server groups by subnet).
     pub lab: Option<String>,
+    pub insights: crate::analytics::insights::Thresholds,
 }
 
 /// What the device checks look for and what they do before an attempt (the shipped

@@ -16,7 +16,8 @@ use serde::Serialize;
 use super::{ExamError, ExamService};
 use crate::lifecycle::Workers;
 use crate::owner::Owner;
-use crate::queue::{NewEntry, Queue};
+use crate::queue::reported::{send_noted, Noted};
+use crate::queue::Queue;
 
 /// How often an attempt in progress is noted alive.
 pub const ALIVE_EVERY: Duration = Duration::from_secs(5);
@@ -154,14 +155,9 @@ pub fn report_downtime(queue: &Queue) -> rusqlite::Result<usize> {
                 "duration_ms": to - from,
             },
         }]);
-        if let Err(error) = queue.enqueue(NewEntry::security_events(event).owned_by(&owner)) {
-            tracing::warn!(%error, "time lost to a restart could not be queued for the server; kept to try again");
+        if !send_noted(queue, &owner, event, Noted::AppDowntime, &[id])? {
             continue;
         }
-        queue
-            .store()
-            .lock()
-            .execute("UPDATE app_downtime SET reported = 1 WHERE id = ?1", [id])?;
         reported += 1;
     }
     Ok(reported)

@@ -559,6 +559,7 @@ mod delivery;
 mod enqueue;
 mod entries;
 pub mod inbox;
+pub mod reported;
 #[cfg(test)]
 mod tests;
 

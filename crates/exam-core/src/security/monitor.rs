@@ -489,19 +489,16 @@ impl SecurityMonitor {
         }
         for ((origin, student), (events, ids)) in by_owner {
             let owner = Owner::new(origin, student);
-            let entry =
-                NewEntry::security_events(serde_json::Value::Array(events)).owned_by(&owner);
-            if let Err(error) = self.inner.queue.enqueue(entry) {
-                tracing::warn!(%error, "outages could not be queued for the server; kept to try again");
-                continue;
-            }
-            let conn = store.lock();
-            for id in ids {
-                if let Err(error) =
-                    conn.execute("UPDATE outages SET reported = 1 WHERE id = ?1", [id])
-                {
-                    tracing::warn!(error = %store.error(error), "an outage could not be marked reported");
-                }
+            let events = serde_json::Value::Array(events);
+            let sent = crate::queue::reported::send_noted(
+                &self.inner.queue,
+                &owner,
+                events,
+                crate::queue::reported::Noted::Outages,
+                &ids,
+            );
+            if let Err(error) = sent {
+                tracing::warn!(error = %store.error(error), "outages could not be marked reported");
             }
         }
     }

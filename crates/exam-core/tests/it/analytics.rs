@@ -73,6 +73,8 @@ async fn what_the_app_does_is_kept_as_history_in_a_file_of_its_own() {
         Metric::QueueDepth,
         Metric::Online,
         Metric::Requests,
+        // Sampled as the worker starts, then once a minute.
+        Metric::DiskFreeMb,
     ];
     while wanted.iter().any(|m| series(*m).points.is_empty()) {
         assert!(
@@ -118,6 +120,7 @@ async fn what_the_app_does_is_kept_as_history_in_a_file_of_its_own() {
         queue: services.queue.clone(),
         lab: Some("Lab B2".into()),
         bus: core.bus().clone(),
+        data_dir: dir.path().to_path_buf(),
     };
     let first = began.div_euclid(60_000) * 60_000;
     for minute in [first, first + 60_000] {
@@ -151,6 +154,8 @@ async fn what_the_app_does_is_kept_as_history_in_a_file_of_its_own() {
     assert_eq!(one["lab"], "Lab B2", "{one}");
     assert_eq!(one["device"], "device-1", "{one}");
     assert_eq!(one["exam_id"], "demo-mixed", "{one}");
+    let free = &series(Metric::DiskFreeMb).points[0];
+    assert!(free.min > 0.0 && free.min < 1e9, "{free:?}");
 
     // Kept across a restart of the app.
     core.shutdown(Duration::from_secs(5));

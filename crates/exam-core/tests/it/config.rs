@@ -572,3 +572,55 @@ fn the_lab_is_named_in_the_managed_file_and_a_bad_name_says_what_and_where() {
         assert_eq!(cfg.settings.analytics.lab, None);
     }
 }
+
+#[test]
+fn insight_thresholds_are_tuned_per_layer_locked_by_it_and_checked() {
+    use exam_core::analytics::insights::Thresholds;
+    let f = Fixture::new();
+    assert_eq!(f.load().settings.analytics.insights, Thresholds::default());
+
+    // The managed file sets two; the user's file another (each left out keeps the one below).
+    f.write(
+        &f.managed(),
+        "[analytics.insights]\nsave_p99_ms = 80\nbacklog_min = 5\n",
+    );
+    f.write(&f.user(), "[analytics.insights]\nclock_skew_s = 30\n");
+    let cfg = f.load();
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    let t = cfg.settings.analytics.insights;
+    assert_eq!(t.save_p99_ms, 80.0);
+    assert_eq!(t.backlog_s, 300.0);
+    assert_eq!(t.clock_skew_s, 30.0);
+    assert_eq!(t.outages_per_hour, Thresholds::default().outages_per_hour);
+
+    // Locked by IT: the user's file no longer moves them.
+    f.write(
+        &f.managed(),
+        "locked = [\"analytics.insights\"]\n[analytics.insights]\nsave_p99_ms = 80\n",
+    );
+    let t = f.load().settings.analytics.insights;
+    assert_eq!(t.save_p99_ms, 80.0);
+    assert_eq!(t.clock_skew_s, Thresholds::default().clock_skew_s);
+
+    for (text, words) in [
+        ("[analytics.insights]\nsave_p99_ms = 0\n", "out of range"),
+        (
+            "[analytics.insights]\ndisk_full_within_h = 9999\n",
+            "out of range",
+        ),
+        ("[analytics.insights]\nsave_p99 = 50\n", "unknown field"),
+        (
+            "[analytics.insights]\nclock_skew_s = \"60\"\n",
+            "invalid type",
+        ),
+    ] {
+        let f = Fixture::new();
+        f.write(&f.managed(), text);
+        let cfg = f.load();
+        assert_eq!(cfg.problems.len(), 1, "{text}: {:?}", cfg.problems);
+        let p = &cfg.problems[0];
+        assert_eq!(p.line, Some(2), "{text}: {p}");
+        assert!(p.to_string().contains(words), "{text}: {p}");
+        assert_eq!(cfg.settings.analytics.insights, Thresholds::default());
+    }
+}

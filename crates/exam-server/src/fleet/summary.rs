@@ -12,29 +12,9 @@ use std::net::IpAddr;
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
-/// The metrics the server aggregates, as the app names them (`exam-core`'s
-/// `analytics::Metric::name`); each has four columns in `metric_minutes`.
-pub const METRICS: [&str; 19] = [
-    "save_ms",
-    "delivered",
-    "batch_size",
-    "queue_depth",
-    "rtt_ms",
-    "online_s",
-    "offline_s",
-    "degraded_s",
-    "sign_in_ms",
-    "token_cache_ms",
-    "refresh_ms",
-    "token_cache_misses",
-    "refresh_failures",
-    "failures_network",
-    "failures_rejected",
-    "failures_rate_limited",
-    "outages",
-    "requests",
-    "connections",
-];
+/// The metrics the server aggregates, as the app names them (the contract's list); each has
+/// four columns in `metric_minutes`.
+pub use exam_contract::metrics::NAMES as METRICS;
 
 /// The longest device, lab, version or id kept (characters).
 pub const MAX_TEXT_CHARS: usize = 200;

@@ -16,7 +16,8 @@
 //!   the union of both (an outage while the app was not running is lost once). So `total_ms`
 //!   is at most `offline_ms + not_running_ms`.
 //!
-//! The arithmetic is [`ledger`], pure and table-tested here; the handlers read the records.
+//! The arithmetic is [`ledger`], pure and table-tested here; [`exam_ledgers`] reads the records
+//! of a whole exam, for the time-lost endpoint and the exam report alike.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -208,17 +209,23 @@ pub fn record(event_type: &str, attrs: &Value) -> Option<(Kind, Span)> {
     Some((kind, Span::from_attrs(attrs.as_object().unwrap_or(&empty))))
 }
 
-/// `GET /v1/admin/exams/{exam_id}/time-lost`: every attempt of the exam with its lost time,
-/// most first: `{exam_id, attempts: [{attempt_id, username, status, offline_ms,
-/// not_running_ms, total_ms}]}`. 404 for an unknown exam.
-pub fn exam_time_lost(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
-    let exam = ctx.param("exam_id");
-    let known: Option<i64> = tx
-        .query_row("SELECT 1 FROM exams WHERE id = ?1", [exam], |r| r.get(0))
-        .optional()?;
-    if known.is_none() {
-        return Err(ApiError::not_found(format!("there is no exam `{exam}`")));
-    }
+/// One attempt of an exam with its lost time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLost {
+    pub attempt_id: String,
+    pub username: String,
+    pub status: String,
+    pub ledger: Ledger,
+}
+
+/// The ledger of every attempt of `exam` as of `now` (an attempt in progress runs until now),
+/// most time lost first, then by student and attempt: what the time-lost endpoint and the
+/// exam report both show, so the two never disagree.
+pub fn exam_ledgers(
+    tx: &Connection,
+    exam: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Vec<AttemptLost>> {
     struct Row {
         id: String,
         username: String,
@@ -226,7 +233,7 @@ pub fn exam_time_lost(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
         window: Option<(DateTime<Utc>, DateTime<Utc>)>,
         records: Vec<(Kind, Span)>,
     }
-    let mut stmt = tx.prepare(
+    let mut stmt = tx.prepare_cached(
         "SELECT a.id, u.username, a.status, a.started_at, a.submitted_at
          FROM attempts a JOIN users u ON u.id = a.user_id WHERE a.exam_id = ?1",
     )?;
@@ -239,7 +246,7 @@ pub fn exam_time_lost(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
                 window: window(
                     &r.get::<_, String>(3)?,
                     r.get::<_, Option<String>>(4)?.as_deref(),
-                    ctx.now,
+                    now,
                 ),
                 records: Vec::new(),
             })
@@ -247,7 +254,7 @@ pub fn exam_time_lost(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.sort_by(|a, b| a.id.cmp(&b.id));
     // The records of all of them at once (the events are keyed by student).
-    let mut stmt = tx.prepare(
+    let mut stmt = tx.prepare_cached(
         "SELECT a.id, e.type, e.attrs FROM attempts a
            JOIN events e ON e.user_id = a.user_id AND e.type IN (?2, ?3) AND json_valid(e.attrs)
                         AND json_extract(e.attrs, '$.attempt_id') = a.id
@@ -270,28 +277,45 @@ pub fn exam_time_lost(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError>
             rows[i].records.push(record);
         }
     }
-    let mut attempts: Vec<(Ledger, Row)> = rows
+    let mut attempts: Vec<AttemptLost> = rows
         .into_iter()
-        .map(|row| {
-            let ledger = row
+        .map(|row| AttemptLost {
+            ledger: row
                 .window
                 .map(|w| ledger(w, &row.records))
-                .unwrap_or_default();
-            (ledger, row)
+                .unwrap_or_default(),
+            attempt_id: row.id,
+            username: row.username,
+            status: row.status,
         })
         .collect();
-    attempts.sort_by(|(a, ra), (b, rb)| {
-        b.total_ms
-            .cmp(&a.total_ms)
-            .then_with(|| ra.username.cmp(&rb.username))
-            .then_with(|| ra.id.cmp(&rb.id))
+    attempts.sort_by(|a, b| {
+        b.ledger
+            .total_ms
+            .cmp(&a.ledger.total_ms)
+            .then_with(|| a.username.cmp(&b.username))
+            .then_with(|| a.attempt_id.cmp(&b.attempt_id))
     });
-    let attempts: Vec<Value> = attempts
+    Ok(attempts)
+}
+
+/// `GET /v1/admin/exams/{exam_id}/time-lost`: every attempt of the exam with its lost time,
+/// most first: `{exam_id, attempts: [{attempt_id, username, status, offline_ms,
+/// not_running_ms, total_ms}]}`. 404 for an unknown exam.
+pub fn exam_time_lost(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
+    let exam = ctx.param("exam_id");
+    let known: Option<i64> = tx
+        .query_row("SELECT 1 FROM exams WHERE id = ?1", [exam], |r| r.get(0))
+        .optional()?;
+    if known.is_none() {
+        return Err(ApiError::not_found(format!("there is no exam `{exam}`")));
+    }
+    let attempts: Vec<Value> = exam_ledgers(tx, exam, ctx.now)?
         .into_iter()
-        .map(|(ledger, row)| {
-            json!({"attempt_id": row.id, "username": row.username, "status": row.status,
-                   "offline_ms": ledger.offline_ms, "not_running_ms": ledger.not_running_ms,
-                   "total_ms": ledger.total_ms})
+        .map(|a| {
+            json!({"attempt_id": a.attempt_id, "username": a.username, "status": a.status,
+                   "offline_ms": a.ledger.offline_ms, "not_running_ms": a.ledger.not_running_ms,
+                   "total_ms": a.ledger.total_ms})
         })
         .collect();
     Ok(Reply::ok(json!({"exam_id": exam, "attempts": attempts})))

@@ -5,11 +5,17 @@
 // time the app was not running in the attempt's timeline, with the time lost above it; the events and machines views, and a machine's history; the
 // fleet view (minute summaries from two labs, by lab, machine and exam); the alert
 // filters (rule, severity); a spraying address blocked by the server is lifted from the
-// console. Screenshots go to SCREENSHOTS.
+// console; the Analytics tab (empty, then a week of minutes from six machines in two labs:
+// series and points drawn, scopes, periods, zoom and reset, a new minute arriving live — its
+// render time and live latency printed beside the budgets, never asserted); the Insights &
+// reports tab (a fleet finding, capacity, reports downloaded). Screenshots go to
+// SCREENSHOTS.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
+import { analytics } from "./analytics.mjs";
+import { insightsAndReports } from "./insights.mjs";
 
 const server = process.env.SERVER.replace(/\/$/, "");
 const admin = process.env.ADMIN_TOKEN;
@@ -24,6 +30,17 @@ async function signInAs(username) {
   });
   assert.equal(response.status, 200, `sign-in of ${username}`);
   return (await response.json()).access_token;
+}
+
+async function postEvents(token, events) {
+  const response = await fetch(`${server}/v1/events`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", "Idempotency-Key": randomUUID() },
+    body: JSON.stringify({ events }),
+  });
+  const text = await response.text();
+  assert.equal(response.status, 202, `events: ${text}`);
+  return JSON.parse(text).accepted;
 }
 
 async function report(token, type, attrs) {
@@ -56,6 +73,13 @@ try {
   await page.getByTestId("token").fill(admin);
   await page.getByTestId("sign-in").click();
   await page.getByTestId("live").filter({ hasText: "Live" }).waitFor();
+
+  // Analytics before any machine has reported: it says so, and draws nothing.
+  await page.getByRole("tab", { name: "Analytics" }).click();
+  await page.getByTestId("an-empty").filter({ hasText: "No machine has reported yet" }).waitFor();
+  assert.equal(await page.getByTestId("an-charts").isVisible(), false);
+  await page.screenshot({ path: `${shots}/console-analytics-empty.png` });
+  await page.getByRole("tab", { name: /Alerts/ }).click();
 
   // A student's app reports AnyDesk during an attempt: the alert appears by itself.
   const student = await signInAs("student21");
@@ -235,6 +259,9 @@ try {
   assert.deepEqual((await cells("demo-mixed")).slice(1, 5), ["2", "2", "30", "30"]);
   assert.deepEqual((await cells("")).slice(0, 4), ["Not in an exam", "1", "1", "5"]);
   await page.screenshot({ path: `${shots}/console-fleet-exams.png` });
+
+  await analytics(page, { server, signInAs, postEvents, shots, fleetMinute: thisMinute });
+  await insightsAndReports(page, { signInAs, postEvents, shots });
 
   // Many usernames failing from one address: an alert. (Not blocked: a student signed in
   // from this address meanwhile — a lab behind one address is never blocked for typos.)

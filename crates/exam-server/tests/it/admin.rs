@@ -292,3 +292,27 @@ async fn failed_uses_of_the_admin_api_are_audited_and_locked_out() {
     let (status, _) = s.get("/v1/exams").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn the_exams_are_listed_for_proctors_with_their_attempts() {
+    let server = TestServer::start().await;
+    let student = Student::login(&server, "student1").await;
+    student.start_attempt("demo-mixed").await;
+    let (status, body) = server.admin(Method::GET, "/v1/admin/exams", None).await;
+    assert_eq!(status, 200, "{body}");
+    let exams = body.as_array().unwrap();
+    let mixed = exams.iter().find(|e| e["id"] == "demo-mixed").unwrap();
+    assert_eq!(mixed["attempts"], 1, "{mixed}");
+    assert_eq!(mixed["submitted"], 0, "{mixed}");
+    assert!(mixed["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let opens: Vec<&str> = exams
+        .iter()
+        .map(|e| e["opens_at"].as_str().unwrap())
+        .collect();
+    let mut sorted = opens.clone();
+    sorted.sort();
+    assert_eq!(opens, sorted, "soonest first");
+
+    let (status, body) = student.get("/v1/admin/exams").await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+}

@@ -280,16 +280,20 @@ async fn a_series_has_a_point_per_step_with_data() {
     assert_eq!(lab_a["metric"], "save_ms");
     assert_eq!(lab_a["step_s"], 60);
     assert_eq!(lab_a["key"], "Lab A");
+    // p99: of the machine-minutes' maxima (a few of them: the largest).
     let mut first = figure(2, 30.0, 10.0, 20.0);
     first["at"] = at(3);
+    first["p99"] = json!(20.0);
     let mut second = figure(4, 55.0, 2.0, 40.0);
     second["at"] = at(2);
+    second["p99"] = json!(40.0);
     assert_eq!(lab_a["points"], json!([first, second]), "{lab_a}");
 
     // The whole fleet: both labs' offline seconds in one point.
     let fleet = get(&server, "/v1/admin/fleet/series?metric=offline_s").await;
     let mut point = figure(65, 65.0, 1.0, 1.0);
     point["at"] = at(3);
+    point["p99"] = json!(1.0);
     assert_eq!(fleet["points"], json!([point]), "{fleet}");
     assert_eq!(fleet["key"], Value::Null);
 
@@ -301,6 +305,7 @@ async fn a_series_has_a_point_per_step_with_data() {
     .await;
     let mut point = figure(4, 10.0, 1.0, 4.0);
     point["at"] = at(3);
+    point["p99"] = json!(4.0);
     assert_eq!(outside["points"], json!([point]), "{outside}");
 
     // Hours: the same figures, in the hour (or two) the minutes fall in.
@@ -335,6 +340,7 @@ async fn a_series_has_a_point_per_step_with_data() {
     if let [point] = points.as_slice() {
         assert_eq!(point["max"], 40.0);
         assert_eq!(point["mean"], 70.0 / 3.0);
+        assert_eq!(point["p99"], 40.0);
     }
 }
 
@@ -501,15 +507,35 @@ async fn fleet_queries_say_which_parameter_is_wrong() {
         ("/v1/admin/fleet/series?metric=save_ms&by=room", "by `room`"),
         (
             "/v1/admin/fleet/series?metric=save_ms&step=5",
-            "step `5` is not 60 or 3600",
+            "step `5` is not one of 60, 300, 900, 3600, 21600, 86400 (seconds) or auto",
         ),
         (
             "/v1/admin/fleet/series?metric=save_ms&from=nope",
             "from `nope`",
         ),
         (
+            "/v1/admin/fleet/series?metric=save_ms,gpu_temp_c",
+            "metric `gpu_temp_c` is not one of save_ms",
+        ),
+        (
+            "/v1/admin/fleet/series?metric=save_ms,",
+            "metric `` is not one of save_ms",
+        ),
+        (
+            "/v1/admin/fleet/series?metric=save_ms&step=120",
+            "step `120` is not one of",
+        ),
+        (
+            "/v1/admin/fleet/series?metric=save_ms&points=9",
+            "points `9` is not a whole number from 10 to 10080",
+        ),
+        (
+            "/v1/admin/fleet/series?metric=save_ms&step=auto&points=many",
+            "points `many`",
+        ),
+        (
             month_by_minute.as_str(),
-            "steps of 60 s; at most 10080: choose step=3600 or a shorter period",
+            "steps of 60 s; at most 10080: choose a longer step (step=3600, or step=auto)",
         ),
     ];
     for (path, detail) in table {
@@ -519,10 +545,263 @@ async fn fleet_queries_say_which_parameter_is_wrong() {
         let said = body["detail"].as_str().unwrap();
         assert!(said.contains(detail), "{path}: {said}");
     }
-    // A month by the hour is fine.
+    // A month by the hour is fine, and so is any period with `step=auto`.
     get(
         &server,
         &format!("/v1/admin/fleet/series?metric=save_ms&from={month_ago}&step=3600"),
     )
     .await;
+    let auto = get(
+        &server,
+        &format!("/v1/admin/fleet/series?metric=save_ms&from={month_ago}&step=auto"),
+    )
+    .await;
+    assert_eq!(auto["step_s"], 3600, "{auto}");
+}
+
+#[tokio::test]
+async fn the_scopes_are_every_lab_exam_and_machine_kept() {
+    let server = TestServer::start().await;
+    let empty = get(&server, "/v1/admin/fleet/scopes").await;
+    assert_eq!(
+        empty,
+        json!({"first": null, "last": null, "labs": [], "exams": [], "machines": []}),
+        "no machine has reported"
+    );
+    let minute = known_fleet(&server).await;
+    let title: String = server
+        .state
+        .db
+        .lock()
+        .query_row("SELECT title FROM exams WHERE id = 'demo-mixed'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let scopes = get(&server, "/v1/admin/fleet/scopes").await;
+    assert_eq!(
+        scopes,
+        json!({
+            "first": exam_server::rfc3339(minute(2 * 24 * 60)),
+            "last": exam_server::rfc3339(minute(1)),
+            "labs": [{"key": "127.0.0.0/24", "label": "Subnet 127.0.0.0/24"},
+                     {"key": "Lab A", "label": "Lab A"}],
+            "exams": [{"key": "", "label": "Not in an exam"},
+                      {"key": "demo-mixed", "label": title}],
+            "machines": [{"key": "dev-a1", "label": "in Lab A"},
+                         {"key": "dev-a2", "label": "in Lab A"},
+                         {"key": "dev-c1", "label": "in 127.0.0.0/24"}],
+        })
+    );
+    // Each scope charts as its key says.
+    for (by, key) in [("lab", "Lab%20A"), ("exam", ""), ("machine", "dev-c1")] {
+        let body = get(
+            &server,
+            &format!("/v1/admin/fleet/series?metric=save_ms&by={by}&key={key}"),
+        )
+        .await;
+        assert!(!body["points"].as_array().unwrap().is_empty(), "{by} {key}");
+    }
+}
+
+/// The start of the UTC step of `step_s` seconds that `t` falls in.
+fn step_start(t: DateTime<Utc>, step_s: i64) -> Value {
+    json!(exam_server::rfc3339(
+        t.duration_trunc(Duration::seconds(step_s)).unwrap()
+    ))
+}
+
+#[tokio::test]
+async fn several_metrics_come_in_one_request_at_any_step() {
+    let server = TestServer::start().await;
+    let minute = known_fleet(&server).await;
+    let lab_a = "/v1/admin/fleet/series?by=lab&key=Lab%20A";
+    let save = get(&server, &format!("{lab_a}&metric=save_ms")).await;
+    let outages = get(&server, &format!("{lab_a}&metric=outages")).await;
+
+    // Each as it comes alone, in the order asked (a repeat ignored).
+    let both = get(&server, &format!("{lab_a}&metric=save_ms,outages,save_ms")).await;
+    assert_eq!(both["metrics"], json!(["save_ms", "outages"]), "{both}");
+    assert_eq!(
+        both["series"],
+        json!([{"metric": "save_ms", "points": save["points"]},
+               {"metric": "outages", "points": outages["points"]}])
+    );
+    assert!(both.get("metric").is_none() && both.get("points").is_none());
+    assert_eq!(
+        (&both["by"], &both["key"]),
+        (&json!("lab"), &json!("Lab A"))
+    );
+
+    // Five minutes a step, aligned on UTC: the same figures in fewer points.
+    let five = get(&server, &format!("{lab_a}&metric=save_ms&step=300")).await;
+    assert_eq!(five["step_s"], 300);
+    let points = five["points"].as_array().unwrap();
+    let mut starts = vec![step_start(minute(3), 300)];
+    if step_start(minute(2), 300) != starts[0] {
+        starts.push(step_start(minute(2), 300));
+    }
+    assert_eq!(
+        points.iter().map(|p| p["at"].clone()).collect::<Vec<_>>(),
+        starts,
+        "{five}"
+    );
+    let total = |field: &str| -> f64 { points.iter().map(|p| p[field].as_f64().unwrap()).sum() };
+    assert_eq!((total("count"), total("sum")), (6.0, 85.0));
+    let max = points.iter().map(|p| p["max"].as_f64().unwrap());
+    assert_eq!(max.fold(0.0, f64::max), 40.0);
+    for step in [900, 3600, 21_600, 86_400] {
+        let coarse = get(&server, &format!("{lab_a}&metric=save_ms&step={step}")).await;
+        assert_eq!(coarse["step_s"], step);
+        let points = coarse["points"].as_array().unwrap();
+        let count: i64 = points.iter().map(|p| p["count"].as_i64().unwrap()).sum();
+        assert_eq!(count, 6, "{coarse}");
+    }
+
+    // `auto`: the finest step with at most `points` steps in the period.
+    let now = exam_server::now();
+    let week = format!(
+        "from={}&to={}",
+        exam_server::rfc3339(now - Duration::days(7)),
+        exam_server::rfc3339(now)
+    );
+    let table = [
+        // A day by the minute: 1440 points, the default.
+        (String::new(), 60),
+        ("&points=300".into(), 300),
+        ("&points=100".into(), 900),
+        ("&points=10".into(), 21_600),
+        // A week: 2016 five-minute steps.
+        (format!("&{week}&points=2016"), 300),
+        (format!("&{week}&points=2015"), 900),
+    ];
+    for (query, step) in table {
+        let path = format!("{lab_a}&metric=save_ms&step=auto{query}");
+        let body = get(&server, &path).await;
+        assert_eq!(body["step_s"], step, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_99th_percentile_is_of_the_machine_minutes_slowest() {
+    let server = TestServer::start().await;
+    let student = Student::login(&server, "student6").await;
+    // 101 machines' same minute, the slowest save of each 1 to 101 ms.
+    let events = (1..=101)
+        .map(|i| {
+            let v = f64::from(i);
+            summary(
+                minute(4),
+                &format!("dev-{i:03}"),
+                Some("Lab P"),
+                None,
+                json!({"save_ms": agg(2, v, 0.0, v)}),
+            )
+        })
+        .collect();
+    send(&student, events).await;
+    let body = get(&server, "/v1/admin/fleet/series?metric=save_ms").await;
+    let point = &body["points"][0];
+    assert_eq!(
+        (&point["count"], &point["max"], &point["p99"]),
+        (&json!(202), &json!(101.0), &json!(100.0)),
+        "the 100th of 101 (nearest rank): {body}"
+    );
+}
+
+/// The next server-sent event of `response` (comments skipped), as its `id`, `event` and data.
+async fn next_event(response: &mut reqwest::Response) -> (String, String, Value) {
+    let mut buffer = String::new();
+    loop {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), response.chunk())
+            .await
+            .expect("an event within 5 s")
+            .unwrap()
+            .expect("the stream goes on");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::to_string)
+            };
+            if let Some(data) = field("data: ") {
+                return (
+                    field("id: ").unwrap_or_default(),
+                    field("event: ").unwrap_or_default(),
+                    serde_json::from_str(&data).unwrap(),
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_console_hears_of_minutes_as_they_are_stored() {
+    let server = TestServer::start().await;
+    let student = Student::login(&server, "student7").await;
+    let stream = |token: Option<&str>, query: &str| {
+        let request = server.request(Method::GET, &format!("/console/fleet/stream{query}"));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+        .send()
+    };
+    assert_eq!(stream(None, "").await.unwrap().status(), 401);
+    let refused = stream(Some(&student.tokens.access), "").await.unwrap();
+    assert_eq!(refused.status(), 403, "a student's token");
+
+    let mut live = stream(Some(crate::ADMIN), "").await.unwrap();
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let m = json!({"save_ms": agg(1, 5.0, 5.0, 5.0)});
+    let first = summary(
+        minute(2),
+        "dev-l1",
+        Some("Lab L"),
+        Some("demo-mixed"),
+        m.clone(),
+    );
+    send(&student, vec![first.clone()]).await;
+    let (id, kind, arrived) = next_event(&mut live).await;
+    assert_eq!(kind, "minutes");
+    assert_eq!(
+        arrived,
+        json!({"cursor": id.parse::<i64>().unwrap(), "minutes": 1,
+               "from": exam_server::rfc3339(minute(2)), "to": exam_server::rfc3339(minute(1)),
+               "labs": ["Lab L"], "exams": ["demo-mixed"], "machines": ["dev-l1"],
+               "more": false})
+    );
+    // A retried minute stores nothing: no event; the next new ones are told alone.
+    send(&student, vec![first]).await;
+    send(
+        &student,
+        vec![
+            summary(minute(1), "dev-l2", None, None, m.clone()),
+            summary(minute(1), "dev-l3", None, None, m.clone()),
+        ],
+    )
+    .await;
+    let (next_id, _, arrived) = next_event(&mut live).await;
+    assert!(next_id.parse::<i64>().unwrap() > id.parse::<i64>().unwrap());
+    assert_eq!(arrived["minutes"], 2, "{arrived}");
+    assert_eq!(
+        arrived["labs"],
+        json!(["127.0.0.0/24"]),
+        "the subnet, without a lab"
+    );
+    assert_eq!(arrived["exams"], json!([""]), "outside an exam");
+    assert_eq!(arrived["machines"], json!(["dev-l2", "dev-l3"]));
+
+    // Back after a break: from the last id, what was missed meanwhile.
+    drop(live);
+    send(&student, vec![summary(minute(3), "dev-l4", None, None, m)]).await;
+    let mut again = stream(Some(crate::ADMIN), &format!("?since={next_id}"))
+        .await
+        .unwrap();
+    let (_, _, missed) = next_event(&mut again).await;
+    assert_eq!(missed["machines"], json!(["dev-l4"]), "{missed}");
+    assert_eq!(missed["from"], exam_server::rfc3339(minute(3)));
 }

@@ -59,6 +59,7 @@ async fn every_documented_route_exists_on_the_live_server() {
             .replace("{attempt_id}", "00000000-0000-0000-0000-000000000000")
             .replace("{question_id}", "q01")
             .replace("{username}", "student1")
+            .replace("{kind}", "security")
             .replace("{id}", "1");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let response = server
