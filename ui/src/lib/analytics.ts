@@ -53,6 +53,46 @@ export function line(cols: [number[], number[]], from: number, to: number, width
   return { points: parts.join(" "), min: round(lo), max: round(hi) };
 }
 
+/** The unit a metric's figure is charted in, for its chart's value axis. */
+export function unitLabel(metric: Metric): string {
+  switch (metric) {
+    case "delivered":
+    case "requests":
+    case "connections":
+      return t("analytics.unitPerSecond");
+    case "queue_depth":
+      return t("analytics.unitItems");
+    case "online_s":
+    case "offline_s":
+    case "degraded_s":
+      return t("analytics.unitSeconds");
+    default:
+      return t("analytics.unitMs");
+  }
+}
+
+/** A value axis's ticks in the UI's language, with as many decimals as their spacing
+ * (`step`) needs: 0.25 steps show two, whole steps none. */
+export function valueTicks(values: number[], step: number, locale: string): string[] {
+  let decimals = 0;
+  while (decimals < 3 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-6) decimals++;
+  const format = new Intl.NumberFormat(locale, { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+  return values.map((v) => format.format(v));
+}
+
+/** A time axis's ticks (`times` in seconds) in the UI's language, 24-hour: "14:30" when
+ * the ticks are less than a day apart (the date instead at midnight), "12 Mar" when they are
+ * days apart. */
+export function timeTicks(times: number[], step: number, locale: string): string[] {
+  const day = new Intl.DateTimeFormat(locale, { day: "numeric", month: "short" });
+  const clock = new Intl.DateTimeFormat(locale, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  return times.map((s) => {
+    const at = new Date(s * 1000);
+    const midnight = at.getHours() === 0 && at.getMinutes() === 0 && at.getSeconds() === 0;
+    return step >= 86_400 || (midnight && step >= 3600) ? day.format(at) : clock.format(at);
+  });
+}
+
 export function metricLabel(metric: Metric): string {
   switch (metric) {
     case "save_ms":
