@@ -230,9 +230,13 @@ export async function analytics(page, { server, signInAs, postEvents, shots, fle
   const outage = Math.floor((base - 3010 * MINUTE) / 300_000) * 300;
   const offline = page.locator("[data-testid=chart-offline] .u-over");
   await offline.scrollIntoViewIfNeeded();
-  const offlineBox = await offline.boundingBox();
-  const left = await offline.evaluate((over, x) => over.closest("figure").uplot.valToPos(x, "x"), outage);
-  await page.mouse.move(offlineBox.x + left, offlineBox.y + offlineBox.height / 2);
+  // At a week's 5-minute steps a pixel spans more than two steps, so the pointer is placed at
+  // the step's exact (fractional) position through uPlot rather than a whole-pixel mouse move,
+  // which could land on the outage's first or last, partly offline, step.
+  await offline.evaluate((over, x) => {
+    const u = over.closest("figure").uplot;
+    u.setCursor({ left: u.valToPos(x, "x"), top: over.clientHeight / 2 });
+  }, outage);
   await page.getByTestId("chart-offline").locator(".u-legend").filter({ hasText: /offline\s*3 machines/ }).waitFor();
   await page.screenshot({ path: `${shots}/console-analytics-lab.png`, fullPage: true });
   await page.mouse.move(0, 0);
