@@ -31,6 +31,7 @@ pub mod store;
 pub mod sync;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod update;
 
 /// The product's version, the same for the core, the shell and the installers.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
