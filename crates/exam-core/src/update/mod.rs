@@ -4,6 +4,7 @@
 //! both; nothing here touches the network or the installed files.
 
 pub mod gate;
+pub mod status;
 
 use semver::Version;
 
