@@ -1,5 +1,5 @@
 # The two commands a newcomer needs (see README.md), plus installers.
-.PHONY: run test bundle
+.PHONY: run test bundle test-update
 
 run: ## Build, start the local reference server and the app pointed at it
 	bash scripts/run.sh
@@ -9,3 +9,6 @@ test: ## Install what is missing, then fmt, clippy and every test including end-
 
 bundle: ## Release installers with the Tauri CLI (.deb and .rpm on Linux)
 	bash scripts/bundle.sh
+
+test-update: ## Build two signed release versions, install the first (.deb) and let it update itself to the second (root; long)
+	bash scripts/test-update.sh

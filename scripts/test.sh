@@ -30,6 +30,7 @@ step "ui: type check" npm --prefix ui run check --silent
 step "ui: unit tests" npm --prefix ui test --silent
 step "rust: format" cargo fmt --all -- --check
 step "rust: core is Tauri-free" core_is_tauri_free
+step "bundle: tauri.conf.json" bash scripts/check-bundle-config.sh
 step "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 # The tests get a private D-Bus session with a fresh, unlocked gnome-keyring, so the
 # keychain tests use the real Secret Service and never touch the developer's own keyring.

@@ -3,6 +3,7 @@
 //! Business logic lives in `exam-core`; this crate loads the configuration, starts
 //! logging, and wires the core to the webview.
 
+pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod notify;
 pub mod probe;
 pub mod startup;
 pub mod state;
+pub mod updater;
 pub mod windows;
 
 use std::sync::Arc;
@@ -51,8 +53,11 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::sync::export_dead_letters,
             commands::app::set_ui_language,
             commands::app::note_activity,
+            commands::app::update_status,
+            commands::app::update_check_now,
             commands::exam::exam_list,
             commands::exam::download_exam,
+            commands::exam::exam_readiness,
             commands::exam::start_attempt,
             commands::exam::start_attempt_with_code,
             commands::exam::current_attempt,
@@ -199,15 +204,18 @@ pub fn run() {
     tauri::async_runtime::set(runtime.handle().clone());
     startup::step("runtime");
     // The single-instance plugin must be the first one registered.
-    let builder =
-        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+    let builder = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             tracing::info!("a second launch was redirected to this window");
             if let Some(window) = app.get_webview_window("main") {
                 let _ = window.unminimize();
                 let _ = window.show();
                 let _ = window.set_focus();
             }
-        }));
+        }))
+        // Signed updates (minisign); the UI gets none of its commands: the core's updater
+        // alone decides when to check and install (see `updater`).
+        .plugin(tauri_plugin_updater::Builder::new().build());
     let app = match configure(builder).build(tauri::generate_context!()) {
         Ok(app) => app,
         Err(error) => {
@@ -237,7 +245,7 @@ pub fn run() {
     };
     startup::logging_ready();
     tracing::info!(
-        version = exam_core::VERSION,
+        version = %app.package_info().version,
         server = %loaded.settings.server_url,
         data_dir = %loaded.settings.data_dir.display(),
         "starting"
@@ -258,7 +266,16 @@ pub fn run() {
         }
     };
     startup::step("core");
+    let settings = core.config().settings.clone();
     app.manage(AppState::new(core, log_file));
+    let updater = updater::make(app.handle(), &settings);
+    let (status, soon, quit) = (updater.clone(), updater.clone(), updater.clone());
+    let _ = app.state::<AppState>().update.set(state::UpdateHandle {
+        status: Box::new(move || status.status()),
+        check_soon: Box::new(move || soon.check_soon()),
+        at_quit: Box::new(move |core| updater::at_quit(core, &quit)),
+    });
+    updater::start(app.handle().clone(), updater);
     app.run(|handle, event| {
         if let tauri::RunEvent::Ready = event {
             startup::step("event loop");
@@ -269,6 +286,9 @@ pub fn run() {
             // out (their waiting work still goes to their account).
             if tauri::async_runtime::block_on(core.on_quit()) {
                 tracing::info!("signed out on quit");
+            }
+            if let Some(update) = handle.state::<AppState>().update.get() {
+                (update.at_quit)(core);
             }
             let report = core.shutdown(exam_core::app::SHUTDOWN_WAIT);
             if !report.aborted.is_empty() {

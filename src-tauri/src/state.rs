@@ -18,6 +18,15 @@ pub struct AppState {
     pub status_window_opener: OnceLock<StatusWindowOpener>,
     /// The UI's language, for desktop notifications.
     pub language: crate::notify::Language,
+    /// The updater (set when the app starts; absent in the shell's unit tests).
+    pub update: OnceLock<UpdateHandle>,
+}
+
+/// The updater as the commands and the exit path use it, whatever the runtime.
+pub struct UpdateHandle {
+    pub status: Box<dyn Fn() -> exam_core::update::status::UpdateStatus + Send + Sync>,
+    pub check_soon: Box<dyn Fn() + Send + Sync>,
+    pub at_quit: Box<dyn Fn(&Core) + Send + Sync>,
 }
 
 impl AppState {
@@ -28,6 +37,7 @@ impl AppState {
             probe: EventProbe::default(),
             status_window_opener: OnceLock::new(),
             language: crate::notify::Language::default(),
+            update: OnceLock::new(),
         }
     }
 }

@@ -25,6 +25,7 @@ fn loaded_config(dir: &Path) -> exam_core::config::LoadedConfig {
         env: Default::default(),
         args: vec!["--server".into(), "http://127.0.0.1:1".into()],
         cwd: dir.to_path_buf(),
+        policies: Default::default(),
     })
 }
 
@@ -88,12 +89,28 @@ fn app_info_over_ipc_reports_version_server_and_sources() {
         .collect();
     assert_eq!(
         layers,
-        ["defaults", "managed", "user", "environment", "command_line"]
+        [
+            "defaults",
+            "managed",
+            "policy",
+            "user",
+            "environment",
+            "command_line"
+        ]
     );
     assert_eq!(
-        sources[4]["ignored_locked"],
+        sources[5]["ignored_locked"],
         serde_json::json!(["server_url"])
     );
+    // Every key's value and where it comes from, for the status window.
+    let settings = value["settings"].as_array().unwrap();
+    let server = settings.iter().find(|s| s["key"] == "server_url").unwrap();
+    assert_eq!(server["value"], "https://exams.school.example/");
+    assert_eq!(server["layer"], "managed");
+    assert_eq!(server["locked"], true);
+    assert!(settings.iter().any(|s| s["key"] == "update.channel"
+        && s["value"] == "stable"
+        && s["layer"] == "defaults"));
     assert_eq!(value["config_problems"], serde_json::json!([]));
     assert!(value["log_file"]
         .as_str()

@@ -24,6 +24,7 @@ vi.mock("./bindings", () => ({
       config_sources: [],
       locked_keys: [],
       config_problems: [],
+      settings: [],
       log_file: null,
     }),
     authSnapshot: async () => ({

@@ -50,8 +50,20 @@ export const commands = {
 	 *  out after a time without any, outside an exam).
 	 */
 	noteActivity: () => __TAURI_INVOKE<void>("note_activity"),
+	/**  What the updater is doing (the status window, diagnostics); `None` before it started. */
+	updateStatus: () => __TAURI_INVOKE<UpdateStatus | null>("update_status"),
+	/**
+	 *  "Check now" in the status window: the updater asks the update server at its next step
+	 *  (within a minute); installing still waits for the gate.
+	 */
+	updateCheckNow: () => __TAURI_INVOKE<void>("update_check_now"),
 	examList: () => typedError<ExamList, IpcError>(__TAURI_INVOKE("exam_list")),
 	downloadExam: (examId: string) => typedError<ExamSummary, IpcError>(__TAURI_INVOKE("download_exam", { examId })),
+	/**
+	 *  The readiness card of a downloaded exam: each line (the package, the server, the disk,
+	 *  the clock, prohibited programs, this app's version) with how to fix what is not ready.
+	 */
+	examReadiness: (examId: string) => typedError<ExamReadiness, IpcError>(__TAURI_INVOKE("exam_readiness", { examId })),
 	startAttempt: (examId: string) => typedError<AttemptView, IpcError>(__TAURI_INVOKE("start_attempt", { examId })),
 	/**
 	 *  Starts an attempt whose sealed package opens with the start code the proctor read out
@@ -135,6 +147,8 @@ export type AppInfo = {
 	locked_keys: string[],
 	/**  Malformed configuration; while any is present the app shows it instead of the exam. */
 	config_problems: ConfigProblem[],
+	/**  Every key's value and the layer (file, policy, registry key…) it comes from. */
+	settings: EffectiveValue[],
 	log_file: string | null,
 };
 
@@ -252,7 +266,10 @@ export type ConfigSource = {
 	status: SourceStatus,
 	/**  Keys whose effective value comes from this layer. */
 	effective: string[],
-	/**  Keys this layer tried to set although the managed file locks them. */
+	/**
+	 *  Keys this layer tried to set although the managed file locks them or a policy forces
+	 *  them.
+	 */
 	ignored_locked: string[],
 };
 
@@ -313,6 +330,22 @@ export type DeliveryReport = {
 	clock_step_ms: number | null,
 };
 
+/**  One key's effective value. */
+export type EffectiveValue = {
+	key: string,
+	/**
+	 *  As the reference writes values: text as is, lists and tables as JSON, empty when not
+	 *  set. Control characters are escaped, so it can be shown anywhere.
+	 */
+	value: string,
+	/**  The layer that set it. */
+	layer: Layer,
+	/**  The file, registry key, variables or flags of that layer (`built-in` for defaults). */
+	origin: string,
+	/**  The user layers cannot change it (the managed file locks it or a policy forces it). */
+	locked: boolean,
+};
+
 export type ExamList = {
 	exams: ExamSummary[],
 	fetched_at: string | null,
@@ -328,6 +361,16 @@ export type ExamList = {
 export type ExamOption = {
 	id: string,
 	text: string,
+};
+
+/**  The readiness card of one downloaded exam. */
+export type ExamReadiness = {
+	exam_id: string,
+	/**  No line fails. */
+	ready: boolean,
+	lines: ReadinessLine[],
+	/**  When it was judged (RFC 3339, this computer's clock). */
+	checked_at: string,
 };
 
 export type ExamSummary = {
@@ -366,6 +409,13 @@ export type ExamSummary = {
 	 *  reads out when the server cannot be reached.
 	 */
 	opening: Opening,
+	/**  The oldest app version that may take it (none: any). */
+	min_client_version: string | null,
+	/**
+	 *  Set when this app is older than that, by the contract's rule
+	 *  ([`exam_contract::readiness::version_allowed`]): the list says so before the exam.
+	 */
+	version_needed: VersionNeeded | null,
 };
 
 /**  An attempt's ledger. */
@@ -414,6 +464,16 @@ export type InsightCode =
 "disk_filling_up" | 
 /**  Predictive: the waiting work takes long to send at the current rate. */
 "slow_drain";
+
+/**  Whether the installed app can replace itself here. */
+export type Installability = "yes" | 
+/**
+ *  A per-machine install and the app runs without the rights to replace it: IT's
+ *  deployment tool updates it; the app only reports.
+ */
+"needs_elevation" | 
+/**  A kind of install the updater cannot apply (a package manager's, a development build). */
+"unsupported";
 
 export type IpcError = { kind: "wrong_credentials" } | { kind: "locked_out"; retry_after_s: number } | 
 /**  The server cannot be reached now; `reason` says why. */
@@ -488,8 +548,13 @@ export type LatencySummary = {
 	max_us: number | null,
 };
 
-/**  One layer of configuration. */
-export type Layer = "defaults" | "managed" | "user" | "environment" | "command_line";
+/**  One layer of configuration, lowest first. */
+export type Layer = "defaults" | "managed" | 
+/**
+ *  The platform's policies (one source per file or registry key); every key they set is
+ *  forced.
+ */
+"policy" | "user" | "environment" | "command_line";
 
 /**  Link quality from the smoothed round-trip time. */
 export type LinkQuality = "good" | "fair" | "poor" | "none";
@@ -633,6 +698,25 @@ export type Overview = {
 	max_rows: number | null,
 };
 
+/**  Where the updater stands. */
+export type Phase = 
+/**  Not checked yet since this version was installed. */
+{ phase: "not_checked" } | 
+/**  IT turned updates off (`update.mode = "off"`): IT's own tool updates this computer. */
+{ phase: "off" } | { phase: "checking" } | 
+/**  The update server has nothing newer the policy accepts. */
+{ phase: "up_to_date" } | 
+/**  Found and the policy allows it; only reported (`update.mode = "check"`). */
+{ phase: "available"; version: string } | { phase: "downloading"; version: string; received_kb: number; total_kb: number | null } | 
+/**  Downloaded and its signature verified; waits for the gate. */
+{ phase: "deferred"; version: string; wait: Wait } | 
+/**  About to be installed (the app restarts). */
+{ phase: "installing"; version: string } | 
+/**  Found, but this computer's app cannot replace itself: IT's deployment tool must. */
+{ phase: "cannot_apply"; version: string; installability: Installability } | 
+/**  The last check or download failed; the next one retries. */
+{ phase: "failed"; code: string; message: string };
+
 /**  One point of a series. */
 export type Point = {
 	/**  The bucket's start, ms since the epoch. */
@@ -695,6 +779,48 @@ export type QueueCounts = {
 	evicted: number,
 	coalesced: number,
 };
+
+/**  What a line of readiness is about. */
+export type ReadinessCode = 
+/**  The exam's package is on this computer and passes its checks. */
+"package" | 
+/**  The server can be reached now (or what the start needs without it). */
+"server" | 
+/**  Free space on the disk that holds the app's data. */
+"disk" | 
+/**  This computer's clock against the server's. */
+"clock" | 
+/**  Programs the school's policy prohibits, running now. */
+"prohibited_apps" | 
+/**  This app's version against the exam's `min_client_version`. */
+"app_version" | 
+/**  The OS keychain (sign-in and the students' answer keys live there). */
+"keychain" | 
+/**  More displays than the policy allows. */
+"displays";
+
+/**  What a line found, with its figures: the screen words it (English, Vietnamese). */
+export type ReadinessFinding = { kind: "package_checked"; version: number; sealed: boolean } | { kind: "package_missing" } | { kind: "package_damaged"; detail: string } | { kind: "package_outdated"; have: number; current: number; sealed: boolean } | { kind: "server_reachable" } | 
+/**  Out of reach, and not needed: the exam starts without it (answers are sent later). */
+{ kind: "server_not_needed" } | 
+/**  Out of reach, and the exam is sealed: the proctor's start code will be needed. */
+{ kind: "start_code_needed" } | { kind: "disk_free"; free_mb: number | null } | { kind: "disk_low"; free_mb: number | null; reserve_mb: number | null } | { kind: "disk_full"; free_mb: number | null } | { kind: "disk_unknown" } | 
+/**  `offset_s`: the server's clock minus this computer's (positive: behind). */
+{ kind: "clock_in_step"; offset_s: number | null } | { kind: "clock_off"; offset_s: number | null } | { kind: "clock_unknown" } | { kind: "no_prohibited_apps" } | { kind: "prohibited_apps"; programs: string[]; blocks_start: boolean } | { kind: "apps_not_checked" } | { kind: "version_allowed"; have: string; needed: string | null } | { kind: "version_too_old"; have: string; needed: string } | { kind: "version_unknown"; have: string; needed: string } | { kind: "keychain_works" } | { kind: "keychain_failed"; times: number } | { kind: "keychain_broken"; detail: string } | { kind: "one_display"; displays: number | null } | { kind: "extra_displays"; displays: number };
+
+/**  One line of readiness. */
+export type ReadinessLine = {
+	code: ReadinessCode,
+	state: ReadinessState,
+	finding: ReadinessFinding,
+	/**  What it found, in plain English (the log, IT's tools; the screen words `finding`). */
+	title: string,
+	/**  How to fix it, in plain English; none when it is fine. */
+	fix: string | null,
+};
+
+/**  How one line of readiness stands: fine, worth a look, or in the way of the exam. */
+export type ReadinessState = "ok" | "warn" | "fail";
 
 /**  Why the Exam Bank server cannot be used right now (or is slow), or why a session ended. */
 export type Reason = 
@@ -1008,6 +1134,34 @@ export type TimeLost = {
 	to: string,
 	duration_ms: number | null,
 };
+
+/**  The updater's state as the file keeps it. */
+export type UpdateStatus = {
+	/**  The version running. */
+	current: string,
+	phase: Phase,
+	channel: string,
+	pin: string | null,
+	/**  When the update server last answered (ms since the epoch). */
+	last_check_ms: number | null,
+	/**  Since when the downloaded update has been waiting to be installed (ms since the epoch). */
+	waiting_since_ms: number | null,
+};
+
+/**  An exam needs a newer app than this one. */
+export type VersionNeeded = {
+	/**  The exam's `min_client_version`. */
+	needed: string,
+	/**  This app's version. */
+	have: string,
+};
+
+/**  Why an update waits. */
+export type Wait = { reason: "attempt_open" } | { reason: "work_waiting"; items: number } | { reason: "exam_soon"; in_s: number } | { reason: "frozen" } | 
+/**  Past the deadline: installs at the next launch or quit. */
+{ reason: "until_launch_or_quit" } | 
+/**  A student is using the app: it installs once they sign out or quit. */
+{ reason: "in_use" };
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

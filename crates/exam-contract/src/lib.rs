@@ -4,6 +4,7 @@
 
 pub mod metrics;
 pub mod predict;
+pub mod readiness;
 pub mod rules;
 
 use serde_json::{Map, Value};

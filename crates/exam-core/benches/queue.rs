@@ -86,9 +86,10 @@ fn main() {
     // `QUEUE_BENCH_ONLY=single,grouped` runs some of them.
     let only = std::env::var("QUEUE_BENCH_ONLY").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
-    let phases: [(&str, Phase); 6] = [
+    let phases: [(&str, Phase); 7] = [
         ("single", single),
         ("history", history),
+        ("download", during_download),
         ("grouped", grouped),
         ("dequeue", dequeue),
         ("coalescing", coalescing),
@@ -239,6 +240,138 @@ fn history(dir: &tempfile::TempDir) {
         flushes,
         record_ns,
         100.0 * record_ns / (pct(&off, 50.0).as_nanos() as f64)
+    );
+}
+
+/// Saves while an update downloads, against the same saves without, in alternating rounds
+/// of the same run. The download is the updater's: the reference server's `/updates/files/`
+/// over HTTP on this computer, the whole file held in memory and then hashed as its signature
+/// check does — over and over while the "download" rounds last. Twice: at a gigabit school
+/// link's pace (125 MB/s, `QUEUE_BENCH_DOWNLOAD_MBS`), and as fast as loopback goes (the
+/// hardest case for the disk, the memory and the CPU, many times any real link).
+fn during_download(dir: &tempfile::TempDir) {
+    let mib: usize = std::env::var("QUEUE_BENCH_DOWNLOAD_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let paced: f64 = std::env::var("QUEUE_BENCH_DOWNLOAD_MBS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(125.0);
+    let updates = tempfile::tempdir_in(dir.path()).unwrap();
+    let release = updates.path().join("stable").join("9.9.9");
+    std::fs::create_dir_all(&release).unwrap();
+    let artifact: Vec<u8> = (0..mib * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    std::fs::write(release.join("app.AppImage"), &artifact).unwrap();
+    drop(artifact);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = exam_server::Config {
+        updates_dir: Some(updates.path().to_path_buf()),
+        ..exam_server::Config::new(dir.path().join("download-server.db"))
+    };
+    let server = runtime
+        .block_on(exam_server::Server::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            config,
+        ))
+        .unwrap();
+    let url = format!(
+        "http://{}/updates/files/stable/9.9.9/app.AppImage",
+        server.local_addr().unwrap()
+    );
+    runtime.spawn(server.serve(std::future::pending()));
+    let queue = open(dir, "download-saves.db");
+    one_at_a_time(&queue, 2000, 0); // the WAL at its working size
+    for (round_set, rate) in [(0, Some(paced)), (1, None)] {
+        downloading_rounds(&queue, &url, rate, 10_000 + round_set * 20_000);
+    }
+}
+
+fn downloading_rounds(queue: &Queue, url: &str, rate_mbs: Option<f64>, offset: usize) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let downloading = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let bytes_done = Arc::new(AtomicU64::new(0));
+    let downloader = {
+        let (downloading, stop, bytes_done) =
+            (downloading.clone(), stop.clone(), bytes_done.clone());
+        let url = url.to_string();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                if !downloading.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                rt.block_on(async {
+                    let started = Instant::now();
+                    let mut response = client.get(&url).send().await.unwrap();
+                    let mut body = Vec::new();
+                    while let Some(chunk) = response.chunk().await.unwrap() {
+                        body.extend_from_slice(&chunk);
+                        if let Some(rate) = rate_mbs {
+                            // The link's pace: no faster than `rate` MB/s.
+                            let due = Duration::from_secs_f64(body.len() as f64 / (rate * 1e6));
+                            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                                tokio::time::sleep(wait).await;
+                            }
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                    }
+                    use sha2::Digest as _;
+                    std::hint::black_box(sha2::Sha512::digest(&body));
+                    bytes_done.fetch_add(body.len() as u64, Ordering::Relaxed);
+                });
+            }
+        })
+    };
+    let (mut during, mut quiet) = (Vec::new(), Vec::new());
+    for round in 0..10 {
+        for with_download in [round % 2 == 0, round % 2 == 1] {
+            downloading.store(with_download, Ordering::Relaxed);
+            // Let the download get going (or the last one finish) before timing.
+            std::thread::sleep(Duration::from_millis(200));
+            for i in 0..400 {
+                let entry = save(offset + round * 1000 + i);
+                let t = Instant::now();
+                queue.enqueue(entry).unwrap();
+                let d = t.elapsed();
+                if with_download {
+                    during.push(d)
+                } else {
+                    quiet.push(d)
+                }
+            }
+        }
+    }
+    downloading.store(false, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    downloader.join().unwrap();
+    during.sort();
+    quiet.sort();
+    let mb = bytes_done.load(Ordering::Relaxed) as f64 / 1e6;
+    let pace = match rate_mbs {
+        Some(rate) => format!("at a {rate:.0} MB/s link's pace"),
+        None => "as fast as loopback goes".into(),
+    };
+    println!(
+        "  durable save during an update download {pace}: p50 {:.3} ms  p99 {:.3} ms; without, same run: p50 {:.3} ms  p99 {:.3} ms ({:.0} MB downloaded and hashed meanwhile)   (budget: a background update check and download add nothing measurable to an answer save)",
+        ms(pct(&during, 50.0)),
+        ms(pct(&during, 99.0)),
+        ms(pct(&quiet, 50.0)),
+        ms(pct(&quiet, 99.0)),
+        mb,
     );
 }
 

@@ -271,6 +271,8 @@ pub struct Services {
     pub history: Option<crate::analytics::History>,
     /// When this computer's insights speak up (`[analytics.insights]`).
     pub insight_thresholds: crate::analytics::insights::Thresholds,
+    /// Where the readiness cards and reports gather their facts.
+    pub readiness: crate::exam::readiness::gather::Sources,
 }
 
 impl Services {
@@ -335,6 +337,20 @@ impl Services {
             exams.set_security(security.clone());
             security.spawn(workers);
         }
+        let readiness = crate::exam::readiness::gather::Sources {
+            exams: exams.clone(),
+            security: security.clone(),
+            network: view.clone(),
+            queue: queue.clone(),
+            auth: auth.clone(),
+            data_dir: settings.data_dir.clone(),
+            lab: settings.analytics.lab.clone(),
+            thresholds: (&settings.analytics.insights).into(),
+        };
+        // The machine's readiness goes to the server with the device checks' reports.
+        if device_checks {
+            crate::exam::readiness::report::spawn(workers, readiness.clone());
+        }
         // The history: its own file, so a damaged or slow one never stops the app.
         let history = match crate::analytics::History::open(
             &settings.data_dir,
@@ -371,6 +387,7 @@ impl Services {
             security,
             history,
             insight_thresholds: settings.analytics.insights,
+            readiness,
         })
     }
 }
@@ -488,6 +505,42 @@ impl Core {
         self.services()
             .ok()
             .and_then(|s| s.queue.store().quarantined().cloned())
+    }
+
+    /// What the update gate needs from this computer's database and session
+    /// ([`crate::update::facts`]). Without the services (a damaged database), the answer
+    /// is "busy": an update waits rather than guess.
+    pub fn update_facts(&self, now_ms: i64) -> crate::update::facts::Facts {
+        let signed_in = self.auth.snapshot().has_session;
+        match self.services() {
+            Ok(services) => {
+                let conn = services.queue.store().lock();
+                crate::update::facts::Facts {
+                    signed_in,
+                    ..crate::update::facts::gather(&conn, now_ms)
+                }
+            }
+            Err(_) => crate::update::facts::Facts {
+                attempt_open: true,
+                signed_in,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The readiness card of a downloaded exam for the signed-in student: the package, the
+    /// server, the disk, the clock, prohibited programs and this app's version, each line
+    /// with how to fix it ([`crate::exam::readiness`]).
+    pub async fn exam_readiness(
+        &self,
+        exam_id: &str,
+    ) -> Result<crate::exam::readiness::ExamReadiness, CoreError> {
+        let sources = self.services()?.readiness.clone();
+        let exam_id = exam_id.to_string();
+        tokio::task::spawn_blocking(move || sources.card(&exam_id))
+            .await
+            .map_err(|e| ExamError::Unexpected(format!("judging readiness: {e}")))?
+            .map_err(CoreError::from)
     }
 
     /// A key or a click in a window: the student is at the computer.

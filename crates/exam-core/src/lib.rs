@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod bus;
 pub mod clock;
 pub mod config;
+pub mod doctor;
 pub mod exam;
 pub mod files;
 pub mod http;

@@ -4,6 +4,7 @@
 
 import { analytics } from "./analytics.js";
 import { insights } from "./insights.js";
+import { readiness } from "./readiness.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "exam-console-token";
@@ -566,7 +567,10 @@ function showTab(name) {
     $(`view-${tab}`).hidden = tab !== name;
   }
   if (name === "events") loadEvents();
-  if (name === "machines") loadMachines();
+  if (name === "machines") {
+    loadMachines();
+    ready.show();
+  }
   if (name === "fleet") loadFleet();
   if (name === "analytics") charts.show();
   if (name === "insights") findings.show();
@@ -577,6 +581,7 @@ function showTab(name) {
 
 const charts = analytics({ api, el, when, readStream, $ });
 const findings = insights({ api, el, when, headers, $ });
+const ready = readiness({ api, el, when, headers, $ });
 
 $("signin-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", signOut);

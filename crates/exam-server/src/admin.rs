@@ -182,7 +182,8 @@ pub fn exams(_ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let mut stmt = tx.prepare_cached(
         "SELECT e.id, e.title, e.opens_at, e.closes_at, e.duration_s,
                 (SELECT COUNT(*) FROM attempts a WHERE a.exam_id = e.id),
-                (SELECT COUNT(*) FROM attempts a WHERE a.exam_id = e.id AND a.status = 'submitted')
+                (SELECT COUNT(*) FROM attempts a WHERE a.exam_id = e.id AND a.status = 'submitted'),
+                e.min_client_version
          FROM exams e ORDER BY e.opens_at, e.id",
     )?;
     let exams = stmt
@@ -195,6 +196,7 @@ pub fn exams(_ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
                 "duration_s": r.get::<_, i64>(4)?,
                 "attempts": r.get::<_, i64>(5)?,
                 "submitted": r.get::<_, i64>(6)?,
+                "min_client_version": r.get::<_, Option<String>>(7)?,
             }))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

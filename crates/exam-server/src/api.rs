@@ -94,11 +94,12 @@ pub struct QOption {
 }
 
 /// `GET /v1/exams`: exams that have not closed yet, with when each package may be fetched
-/// (`available_from`) and whether it is `sealed`. Nothing of the questions but their number.
+/// (`available_from`), whether it is `sealed`, and the oldest app version that may take it
+/// (`min_client_version`, null: any). Nothing of the questions but their number.
 pub fn list_exams(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
     let mut stmt = tx.prepare(
         "SELECT id, title, version, opens_at, closes_at, duration_s, json_array_length(questions),
-                sealed, available_from
+                sealed, available_from, min_client_version
          FROM exams WHERE closes_at > ?1 ORDER BY opens_at, id",
     )?;
     let exams = stmt
@@ -116,6 +117,7 @@ pub fn list_exams(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
                 "duration_s": r.get::<_, i64>(5)?,
                 "question_count": r.get::<_, i64>(6)?,
                 "sealed": sealed,
+                "min_client_version": r.get::<_, Option<String>>(9)?,
             }))
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -541,6 +543,12 @@ pub fn post_events(ctx: &Ctx<'_>, tx: &Connection) -> Result<Reply, ApiError> {
         if inserted > 0 && event.kind == crate::fleet::EVENT_TYPE {
             if let Some(user_id) = ctx.principal.user_id() {
                 crate::fleet::on_minute(ctx, tx, user_id, &event.attrs)?;
+            }
+        }
+        // A machine's readiness report replaces its older one.
+        if inserted > 0 && event.kind == crate::readiness::EVENT_TYPE {
+            if let Some(user_id) = ctx.principal.user_id() {
+                crate::readiness::on_report(ctx, tx, user_id, &event.attrs)?;
             }
         }
         accepted += inserted;

@@ -26,6 +26,7 @@ const INDEX: &str = include_str!("../console/index.html");
 const SCRIPT: &str = include_str!("../console/console.js");
 const ANALYTICS: &str = include_str!("../console/analytics.js");
 const INSIGHTS: &str = include_str!("../console/insights.js");
+const READINESS: &str = include_str!("../console/readiness.js");
 const STYLE: &str = include_str!("../console/console.css");
 const UPLOT: &str = include_str!("../console/vendor/uPlot.iife.min.js");
 const UPLOT_STYLE: &str = include_str!("../console/vendor/uPlot.min.css");
@@ -53,6 +54,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/console/insights.js",
             get(|| async { page(INSIGHTS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/console/readiness.js",
+            get(|| async { page(READINESS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/console/console.css",

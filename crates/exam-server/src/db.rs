@@ -34,6 +34,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0005_alerts_by_device.sql")),
         M::up(include_str!("../migrations/0006_metric_minutes.sql")),
         M::up(include_str!("../migrations/0007_disk_free.sql")),
+        M::up(include_str!("../migrations/0008_readiness.sql")),
     ])
 }
 

@@ -1,6 +1,6 @@
 //! Demo data: students `student1` … `student30` (password `demo`), two unsealed exams open
-//! now, and four sealed ones around their start (open, opening in minutes, opening tomorrow,
-//! closed), so the client can be tried and tested end to end.
+//! now, and four sealed ones around their start (open, opening in minutes, opening tomorrow —
+//! for an app newer than this one —, closed), so the client can be tried and tested end to end.
 
 use chrono::Duration;
 use serde_json::{json, Value};
@@ -16,8 +16,11 @@ pub const SEALED_OPEN_EXAM: &str = "demo-sealed-open";
 /// Sealed, opens a few minutes after seeding (`--demo-opens-in`, 5 by default), available
 /// since yesterday.
 pub const SEALED_SOON_EXAM: &str = "demo-sealed-soon";
-/// Sealed, opens tomorrow, available from seeding on.
+/// Sealed, opens tomorrow, available from seeding on; it needs an app newer than this one
+/// ([`TOMORROW_MIN_CLIENT_VERSION`]), so the exam list and the fleet's readiness say so ahead.
 pub const SEALED_TOMORROW_EXAM: &str = "demo-sealed-tomorrow";
+/// The oldest app version that may take [`SEALED_TOMORROW_EXAM`]: one newer than this build.
+pub const TOMORROW_MIN_CLIENT_VERSION: &str = "0.2.0";
 /// Sealed and closed.
 pub const SEALED_CLOSED_EXAM: &str = "demo-sealed-closed";
 
@@ -178,7 +181,7 @@ pub fn seed(db: &Db, soon_s: u64) -> anyhow::Result<()> {
         )?;
     }
     let at = |d: Duration| crate::rfc3339(now + d);
-    // (id, title, available_from, opens_at, closes_at, questions)
+    // (id, title, available_from, opens_at, closes_at, questions, min_client_version)
     let sealed = [
         (
             SEALED_OPEN_EXAM,
@@ -187,6 +190,7 @@ pub fn seed(db: &Db, soon_s: u64) -> anyhow::Result<()> {
             at(-Duration::hours(1)),
             closes.clone(),
             4,
+            None,
         ),
         (
             SEALED_SOON_EXAM,
@@ -198,6 +202,7 @@ pub fn seed(db: &Db, soon_s: u64) -> anyhow::Result<()> {
             )),
             at(Duration::days(1)),
             4,
+            None,
         ),
         (
             SEALED_TOMORROW_EXAM,
@@ -206,6 +211,7 @@ pub fn seed(db: &Db, soon_s: u64) -> anyhow::Result<()> {
             at(Duration::days(1)),
             at(Duration::days(2)),
             4,
+            Some(TOMORROW_MIN_CLIENT_VERSION),
         ),
         (
             SEALED_CLOSED_EXAM,
@@ -214,14 +220,16 @@ pub fn seed(db: &Db, soon_s: u64) -> anyhow::Result<()> {
             at(-Duration::days(2)),
             at(-Duration::days(1)),
             2,
+            None,
         ),
     ];
-    for (id, title, available_from, opens_at, closes_at, n) in sealed {
+    for (id, title, available_from, opens_at, closes_at, n, min_version) in sealed {
         // The package itself is sealed when first asked for (Argon2id is slow on purpose).
         conn.execute(
             "INSERT OR IGNORE INTO exams (id, title, version, opens_at, closes_at, duration_s, instructions,
-                                          questions, sealed, available_from, start_code)
-             VALUES (?1, ?2, 1, ?3, ?4, 1800, ?5, ?6, 1, ?7, ?8)",
+                                          questions, sealed, available_from, start_code,
+                                          min_client_version)
+             VALUES (?1, ?2, 1, ?3, ?4, 1800, ?5, ?6, 1, ?7, ?8, ?9)",
             (
                 id,
                 title,
@@ -231,6 +239,7 @@ pub fn seed(db: &Db, soon_s: u64) -> anyhow::Result<()> {
                 sealed_questions(id, n).to_string(),
                 &available_from,
                 crate::seal::new_start_code(),
+                min_version,
             ),
         )?;
     }

@@ -39,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/oauth/revoke", post(revoke))
         .route("/v1/{*rest}", any(v1))
         .merge(crate::console::routes())
+        .merge(crate::updates::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -18,11 +18,13 @@ pub mod idempotency;
 pub mod packages;
 pub mod problem;
 pub mod ratelimit;
+pub mod readiness;
 pub mod reports;
 pub mod routes;
 pub mod seal;
 pub mod security;
 pub mod stats;
+pub mod updates;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -82,6 +84,8 @@ pub struct Config {
     pub demo_opens_in_s: u64,
     /// Reports on a schedule: what, where the files go, how they are mailed.
     pub reports: reports::schedule::Settings,
+    /// The app's releases, when this server plays the update server (see [`updates`]).
+    pub updates_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -110,6 +114,7 @@ impl Config {
             demo: false,
             demo_opens_in_s: 300,
             reports: reports::schedule::Settings::default(),
+            updates_dir: None,
         }
     }
 }

@@ -106,6 +106,11 @@ struct Args {
     #[arg(long = "insight", value_name = "NAME=VALUE")]
     insights: Vec<String>,
 
+    /// Play the app's update server: releases from this folder (CHANNEL/VERSION/manifest.json
+    /// and the signed artifacts beside it), at /updates/{target}/{arch}/{current}.
+    #[arg(long, env = "EXAM_SERVER_UPDATES_DIR")]
+    updates_dir: Option<PathBuf>,
+
     /// Scheduled reports: what, where the files go, how they are mailed.
     #[command(flatten)]
     reports: exam_server::reports::cli::ReportArgs,
@@ -218,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
         demo: args.demo,
         demo_opens_in_s: args.demo_opens_in,
         reports: args.reports.settings()?,
+        updates_dir: args.updates_dir.clone(),
         ..Config::new(&args.db)
     };
     if config.admin_token.is_none() {

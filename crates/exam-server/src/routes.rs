@@ -8,7 +8,7 @@ use axum::http::Method;
 use rusqlite::{Connection, Transaction};
 
 use crate::problem::{ApiError, Reply};
-use crate::{admin, api, fleet, idempotency, packages, reports, security, AppState};
+use crate::{admin, api, fleet, idempotency, packages, readiness, reports, security, AppState};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +138,7 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/v1/admin/alerts/{alert_id}/ack" Admin security::ack_alert),
     route!(GET "/v1/admin/events" Admin security::list_events),
     route!(GET "/v1/admin/machines" Admin security::list_machines),
+    route!(GET "/v1/admin/machines/readiness" Admin readiness::handler, reader),
     route!(GET "/v1/admin/machines/{device}/history" Admin security::history::machine_history),
     route!(GET "/v1/admin/attempts/{attempt_id}/timeline" Admin security::attempt_timeline),
     route!(GET "/v1/admin/exams" Admin admin::exams),
@@ -149,6 +150,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/v1/admin/reports/{kind}" Admin reports::report, reader),
     route!(GET "/v1/admin/exams/{exam_id}/start-code" Admin packages::admin_start_code),
     route!(POST "/v1/admin/exams/{exam_id}/start-code/rotate" Admin packages::admin_rotate_start_code),
+    route!(PUT "/v1/admin/exams/{exam_id}/min-client-version" Admin readiness::set_min_version),
 ];
 
 /// Matches a path (without query) against a template; returns the parameters.

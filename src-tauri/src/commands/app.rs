@@ -1,6 +1,6 @@
 //! What the app is and how it is configured.
 
-use exam_core::config::{ConfigProblem, ConfigSource};
+use exam_core::config::{ConfigProblem, ConfigSource, EffectiveValue};
 use serde::Serialize;
 
 use crate::state::AppState;
@@ -18,6 +18,8 @@ pub struct AppInfo {
     pub locked_keys: Vec<String>,
     /// Malformed configuration; while any is present the app shows it instead of the exam.
     pub config_problems: Vec<ConfigProblem>,
+    /// Every key's value and the layer (file, policy, registry key…) it comes from.
+    pub settings: Vec<EffectiveValue>,
     pub log_file: Option<String>,
 }
 
@@ -32,6 +34,7 @@ pub fn app_info(state: tauri::State<'_, AppState>) -> AppInfo {
         config_sources: config.sources.clone(),
         locked_keys: config.locked.clone(),
         config_problems: config.problems.clone(),
+        settings: exam_core::config::effective_values(config),
         log_file: state.log_file.as_ref().map(|p| p.display().to_string()),
     }
 }
@@ -49,4 +52,23 @@ pub fn note_activity(state: tauri::State<'_, AppState>) {
 #[specta::specta]
 pub fn set_ui_language(state: tauri::State<'_, AppState>, language: String) {
     state.language.set(&language);
+}
+
+/// What the updater is doing (the status window, diagnostics); `None` before it started.
+#[tauri::command]
+#[specta::specta]
+pub fn update_status(
+    state: tauri::State<'_, AppState>,
+) -> Option<exam_core::update::status::UpdateStatus> {
+    state.update.get().map(|u| (u.status)())
+}
+
+/// "Check now" in the status window: the updater asks the update server at its next step
+/// (within a minute); installing still waits for the gate.
+#[tauri::command]
+#[specta::specta]
+pub fn update_check_now(state: tauri::State<'_, AppState>) {
+    if let Some(update) = state.update.get() {
+        (update.check_soon)();
+    }
 }

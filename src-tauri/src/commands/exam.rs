@@ -2,6 +2,7 @@
 //! its arguments, calls the core's [`exam_core::exam::ExamService`] and maps the error.
 
 use exam_core::exam::ledger::FairTime;
+use exam_core::exam::readiness::ExamReadiness;
 use exam_core::exam::{
     AnswerState, AnswerValue, AttemptProgress, AttemptView, ExamList, ExamService, ExamSummary,
     SubmissionView,
@@ -18,6 +19,17 @@ fn exams(state: &AppState) -> Result<&ExamService, IpcError> {
 #[specta::specta]
 pub async fn exam_list(state: tauri::State<'_, AppState>) -> Result<ExamList, IpcError> {
     Ok(exams(&state)?.list().await?)
+}
+
+/// The readiness card of a downloaded exam: each line (the package, the server, the disk,
+/// the clock, prohibited programs, this app's version) with how to fix what is not ready.
+#[tauri::command]
+#[specta::specta]
+pub async fn exam_readiness(
+    state: tauri::State<'_, AppState>,
+    exam_id: String,
+) -> Result<ExamReadiness, IpcError> {
+    Ok(state.core.exam_readiness(&exam_id).await?)
 }
 
 #[tauri::command]

@@ -2,17 +2,19 @@
 import { cleanup, render, screen, within } from "@testing-library/svelte";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { ExamList as List, ExamSummary } from "../bindings";
+import type { ExamList as List, ExamReadiness, ExamSummary, ReadinessLine } from "../bindings";
 
 const examList = vi.fn();
 const downloadExam = vi.fn();
 const startAttempt = vi.fn();
 const startAttemptWithCode = vi.fn();
 const attemptView = vi.fn();
+const examReadiness = vi.fn();
 vi.mock("../bindings", () => ({
   commands: {
     examList: () => examList(),
     downloadExam: (id: string) => downloadExam(id),
+    examReadiness: (id: string) => examReadiness(id),
     startAttempt: (id: string) => startAttempt(id),
     startAttemptWithCode: (id: string, code: string) => startAttemptWithCode(id, code),
     attemptView: (id: string) => attemptView(id),
@@ -41,8 +43,30 @@ const exam = (over: Partial<ExamSummary>): ExamSummary => ({
   download_from: null,
   opens_in_ms: null,
   opening: "nothing",
+  min_client_version: null,
+  version_needed: null,
   ...over,
 });
+
+/** A card as the core makes it: every line fine, unless `over` says otherwise. */
+const card = (examId: string, over: Partial<Record<ReadinessLine["code"], ReadinessLine>> = {}) => {
+  const fine: ReadinessLine[] = [
+    { code: "package", state: "ok", finding: { kind: "package_checked", version: 3, sealed: false }, title: "", fix: null },
+    { code: "server", state: "ok", finding: { kind: "server_reachable" }, title: "", fix: null },
+    { code: "disk", state: "ok", finding: { kind: "disk_free", free_mb: 20_000 }, title: "", fix: null },
+    { code: "clock", state: "ok", finding: { kind: "clock_in_step", offset_s: 0.4 }, title: "", fix: null },
+    { code: "prohibited_apps", state: "ok", finding: { kind: "no_prohibited_apps" }, title: "", fix: null },
+    { code: "app_version", state: "ok", finding: { kind: "version_allowed", have: "0.1.0", needed: null }, title: "", fix: null },
+  ];
+  const lines = fine.map((l) => over[l.code] ?? l);
+  const data: ExamReadiness = {
+    exam_id: examId,
+    ready: lines.every((l) => l.state !== "fail"),
+    lines,
+    checked_at: new Date().toISOString(),
+  };
+  return { status: "ok" as const, data };
+};
 const list = (exams: ExamSummary[], over: Partial<List> = {}): { status: "ok"; data: List } => ({
   status: "ok",
   data: { exams, fetched_at: new Date().toISOString(), offline_reason: null, changes_in_ms: null, ...over },
@@ -59,14 +83,15 @@ async function setup(result: ReturnType<typeof list>) {
 describe("ExamList", () => {
   beforeEach(() => {
     i18n.lang = "en";
-    for (const f of [examList, downloadExam, startAttempt, startAttemptWithCode, attemptView]) f.mockReset();
+    for (const f of [examList, downloadExam, startAttempt, startAttemptWithCode, attemptView, examReadiness]) f.mockReset();
+    examReadiness.mockImplementation(async (id: string) => card(id));
   });
   afterEach(cleanup);
 
   it("shows each exam's facts and whether it is ready offline", async () => {
     await setup(list([exam({ downloaded_version: 3 }), exam({ id: "phys", title: "Physics" })]));
     const row = screen.getByTestId("exam-math");
-    expect(within(row).getByRole("heading").textContent).toBe("Toán 10 — Giữa kỳ");
+    expect(within(row).getByRole("heading", { level: 3 }).textContent).toBe("Toán 10 — Giữa kỳ");
     expect(row.textContent).toContain("1 h 30 min · 40 questions");
     expect(screen.getByTestId("exam-ready-math").textContent).toContain("Ready offline (v3)");
     expect(screen.queryByTestId("exam-ready-phys")).toBeNull();
@@ -175,6 +200,109 @@ describe("ExamList", () => {
     await setup(list([exam({ submitted: true, downloaded_version: 3, start_block: { reason: "already_submitted" } })]));
     expect((screen.getByTestId("start-math") as HTMLButtonElement).disabled).toBe(true);
     expect(screen.getByTestId("exam-math").textContent).toContain("You have already submitted this exam.");
+  });
+
+  describe("readiness", () => {
+    const tooOld: ReadinessLine = {
+      code: "app_version",
+      state: "fail",
+      finding: { kind: "version_too_old", have: "0.1.0", needed: "0.2.0" },
+      title: "This exam needs version 0.2.0 or newer; this computer has 0.1.0",
+      fix: "Ask IT to update the app before the exam.",
+    };
+    const lowDisk: ReadinessLine = {
+      code: "disk",
+      state: "warn",
+      finding: { kind: "disk_low", free_mb: 300, reserve_mb: 512 },
+      title: "",
+      fix: "",
+    };
+
+    it("a card under each downloaded exam only: every line, its verdict, and how to fix it", async () => {
+      examReadiness.mockImplementation(async (id: string) => card(id, { app_version: tooOld, disk: lowDisk }));
+      await setup(list([exam({ downloaded_version: 3 }), exam({ id: "phys", title: "Physics" })]));
+      const section = await screen.findByTestId("readiness-verdict-math");
+      expect(section.textContent?.trim()).toBe("Not ready");
+      expect(examReadiness).toHaveBeenCalledWith("math");
+      expect(examReadiness).not.toHaveBeenCalledWith("phys");
+      expect(screen.queryByTestId("readiness-phys")).toBeNull();
+      const line = (code: string) => screen.getByTestId(`readiness-math-${code}`);
+      expect(line("package").textContent).toContain("Downloaded and checked (version 3)");
+      expect(line("package").dataset.state).toBe("ok");
+      expect(line("server").textContent).toContain("The Exam Bank server can be reached");
+      expect(line("disk").dataset.state).toBe("warn");
+      expect(line("disk").textContent).toContain("Only 300 MB free on the disk (less than 512 MB)");
+      expect(line("disk").textContent).toContain("Ask IT to free some space before the exam.");
+      expect(line("clock").textContent).toContain("The clock agrees with the server's");
+      expect(line("prohibited_apps").textContent).toContain("No prohibited program is running");
+      expect(line("app_version").dataset.state).toBe("fail");
+      expect(line("app_version").textContent).toContain("Must be fixed:");
+      expect(line("app_version").textContent).toContain(
+        "This exam needs version 0.2.0 or newer; this computer has 0.1.0",
+      );
+      expect(line("app_version").querySelector(".fix")?.textContent).toBe("Ask IT to update the app before the exam.");
+      // A fine line offers no fix.
+      expect(line("package").querySelector(".fix")).toBeNull();
+    });
+
+    it("in Vietnamese", async () => {
+      i18n.lang = "vi";
+      examReadiness.mockImplementation(async (id: string) =>
+        card(id, {
+          app_version: tooOld,
+          server: { code: "server", state: "warn", finding: { kind: "start_code_needed" }, title: "", fix: "" },
+          clock: { code: "clock", state: "warn", finding: { kind: "clock_off", offset_s: 600 }, title: "", fix: "" },
+          prohibited_apps: {
+            code: "prohibited_apps",
+            state: "fail",
+            finding: { kind: "prohibited_apps", programs: ["anydesk"], blocks_start: true },
+            title: "",
+            fix: "",
+          },
+        }),
+      );
+      await setup(list([exam({ downloaded_version: 3 })]));
+      expect((await screen.findByTestId("readiness-verdict-math")).textContent?.trim()).toBe("Chưa sẵn sàng");
+      const line = (code: string) => screen.getByTestId(`readiness-math-${code}`).textContent;
+      expect(line("app_version")).toContain("Bài thi này cần phiên bản 0.2.0 trở lên; máy này đang có 0.1.0");
+      expect(line("app_version")).toContain("Hãy nhờ bộ phận IT cập nhật ứng dụng trước giờ thi.");
+      expect(line("server")).toContain("khi bắt đầu sẽ cần mã bắt đầu do giám thị đọc");
+      expect(line("clock")).toContain("Đồng hồ chậm hơn máy chủ 10 phút 0 giây");
+      expect(line("prohibited_apps")).toContain("Đang chạy chương trình bị cấm: anydesk");
+      expect(line("prohibited_apps")).toContain("bài thi không bắt đầu được khi chúng đang chạy");
+      expect(screen.getByTestId("readiness-math").textContent).toContain("Máy tính này đã sẵn sàng chưa?");
+    });
+
+    it("an exam that needs a newer app says so on the list, before the exam and without a download", async () => {
+      await setup(list([exam({ min_client_version: "0.2.0", version_needed: { needed: "0.2.0", have: "0.1.0" } })]));
+      expect(screen.getByTestId("exam-version-math").textContent?.trim()).toBe(
+        "This exam needs version 0.2.0 or newer; this computer has 0.1.0 — ask IT to update",
+      );
+      i18n.lang = "vi";
+      await Promise.resolve();
+      expect(screen.getByTestId("exam-version-math").textContent?.trim()).toBe(
+        "Bài thi này cần phiên bản 0.2.0 trở lên; máy này đang có 0.1.0 — hãy nhờ bộ phận IT cập nhật",
+      );
+    });
+
+    it("is read again on demand and after a download", async () => {
+      await setup(list([exam({ downloaded_version: 3 }), exam({ id: "phys" })]));
+      expect((await screen.findByTestId("readiness-verdict-math")).textContent?.trim()).toBe("Ready");
+      const user = userEvent.setup();
+      examReadiness.mockImplementation(async (id: string) => card(id, { app_version: tooOld }));
+      await user.click(screen.getByTestId("readiness-again-math"));
+      expect((await screen.findByTestId("readiness-verdict-math")).textContent?.trim()).toBe("Not ready");
+      downloadExam.mockResolvedValue({ status: "ok", data: exam({ id: "phys", downloaded_version: 3 }) });
+      await user.click(screen.getByTestId("download-phys"));
+      expect((await screen.findByTestId("readiness-verdict-phys")).textContent?.trim()).toBe("Not ready");
+      expect(examReadiness).toHaveBeenCalledWith("phys");
+    });
+
+    it("says when this computer could not be checked", async () => {
+      examReadiness.mockResolvedValue({ status: "error", error: { kind: "not_signed_in" } });
+      await setup(list([exam({ downloaded_version: 3 })]));
+      expect(await screen.findByText(/This computer could not be checked: You are not signed in\./)).toBeTruthy();
+    });
   });
 
   describe("sealed exams", () => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use url::Url;
 
-use super::KEYS;
+use super::{FreezeWindow, UpdateMode, KEYS};
 
 /// One layer's values, before locks are applied. Every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -21,7 +21,200 @@ pub(super) struct Partial {
     pub(super) session: Option<PartialSession>,
     pub(super) security: Option<PartialSecurity>,
     pub(super) analytics: Option<PartialAnalytics>,
+    pub(super) update: Option<PartialUpdate>,
     pub(super) locked: Option<toml::Spanned<Vec<KnownKey>>>,
+}
+
+/// `[update]`: what the updater may do, and when.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartialUpdate {
+    pub(super) mode: Option<ModeName>,
+    pub(super) endpoints: Option<Bounded<Endpoint, 10>>,
+    pub(super) channel: Option<Channel>,
+    pub(super) pin: Option<Pin>,
+    pub(super) allow_downgrade: Option<bool>,
+    pub(super) check_every_min: Option<Ranged<5, 10_080>>,
+    pub(super) deadline_h: Option<Ranged<0, 2160>>,
+    pub(super) quiet_before_exam_min: Option<Ranged<0, 1440>>,
+    pub(super) freeze: Option<Bounded<Freeze, 50>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct ModeName(pub(super) UpdateMode);
+
+impl TryFrom<String> for ModeName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        UpdateMode::parse(value.trim())
+            .map(ModeName)
+            .ok_or_else(|| format!("\"{value}\" is not an update mode (auto, check or off)"))
+    }
+}
+
+/// The placeholders an update endpoint may hold, with a sample value each: the updater plugin
+/// fills `target`, `arch`, `current_version` and `bundle_type`, the app `channel` and `pin`
+/// ([`super::UpdateSettings::filled_endpoints`]).
+pub(super) const ENDPOINT_PLACEHOLDERS: [(&str, &str); 6] = [
+    ("{{target}}", "linux"),
+    ("{{arch}}", "x86_64"),
+    ("{{current_version}}", "1.0.0"),
+    ("{{bundle_type}}", "appimage"),
+    ("{{channel}}", "stable"),
+    ("{{pin}}", "1.4."),
+];
+
+/// An update server URL, under the rule of [`parse_server_url`] once its placeholders are
+/// filled: the update's signature is checked anyway, but plain HTTP would still let a lab
+/// network see and withhold updates.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct Endpoint(pub(super) String);
+
+impl TryFrom<String> for Endpoint {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let trimmed = value.trim();
+        let filled = ENDPOINT_PLACEHOLDERS
+            .iter()
+            .fold(trimmed.to_string(), |text, (placeholder, sample)| {
+                text.replace(placeholder, sample)
+            });
+        if filled.contains("{{") || filled.contains("}}") {
+            return Err(format!(
+                "\"{value}\" holds a placeholder the app does not fill; the known ones are \
+                 {}",
+                ENDPOINT_PLACEHOLDERS.map(|(p, _)| p).join(", ")
+            ));
+        }
+        parse_server_url(&filled)?;
+        Ok(Endpoint(trimmed.to_string()))
+    }
+}
+
+/// A release channel's name: what a path or a query string can carry unescaped.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct Channel(pub(super) String);
+
+impl TryFrom<String> for Channel {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let ok = (1..=32).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Channel(value))
+        } else {
+            Err(format!(
+                "\"{value}\" is not a channel name: 1 to 32 lowercase letters, digits and hyphens \
+                 (e.g. stable, beta)"
+            ))
+        }
+    }
+}
+
+/// The start of a version number: `1.4.` (any 1.4 release) or `1.4.2` (that one).
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct Pin(pub(super) String);
+
+impl TryFrom<String> for Pin {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let ok = (1..=32).contains(&value.len())
+            && value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && value.starts_with(|c: char| c.is_ascii_digit())
+            && !value.contains("..");
+        if ok {
+            Ok(Pin(value))
+        } else {
+            Err(format!(
+                "\"{value}\" is not a version prefix: digits and dots, up to 32 characters \
+                 (e.g. \"1.4.\" for any 1.4 release, \"1.4.2\" for that one)"
+            ))
+        }
+    }
+}
+
+/// `{ from = …, to = … }`: a window in which nothing is installed.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawFreeze")]
+pub(super) struct Freeze(pub(super) FreezeWindow);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreeze {
+    from: Instant,
+    to: Instant,
+}
+
+impl TryFrom<RawFreeze> for Freeze {
+    type Error = String;
+    fn try_from(raw: RawFreeze) -> Result<Self, String> {
+        if raw.to.ms <= raw.from.ms {
+            Err(format!(
+                "a freeze window must end after it starts: \"to\" ({}) is not after \"from\" ({})",
+                raw.to.text, raw.from.text
+            ))
+        } else {
+            Ok(Freeze(FreezeWindow {
+                from_ms: raw.from.ms,
+                to_ms: raw.to.ms,
+            }))
+        }
+    }
+}
+
+/// An RFC 3339 date and time with its offset, as text or as TOML's own date-time (IT may
+/// write it either way). Without an offset the instant would depend on each computer's time
+/// zone, so a local time is refused.
+#[derive(Debug)]
+struct Instant {
+    ms: i64,
+    text: String,
+}
+
+impl Instant {
+    fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| Instant {
+                ms: t.timestamp_millis(),
+                text: text.to_string(),
+            })
+            .map_err(|e| {
+                format!(
+                    "\"{text}\" is not an RFC 3339 date and time with an offset, such as \
+                     2026-12-14T00:00:00+07:00 ({e})"
+                )
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for Instant {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Instant;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an RFC 3339 date and time with an offset")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Instant, E> {
+                Instant::parse(v).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Instant, A::Error> {
+                // The toml crate hands its date-times over as a one-entry map.
+                let datetime = toml::value::Datetime::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Instant::parse(&datetime.to_string()).map_err(serde::de::Error::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,6 @@
-//! Applying the layers in order: each one's values, the managed file's locks, and the record
-//! of which layer set which key (shown in diagnostics), with every problem located.
+//! Applying the layers in order: each one's values, the managed file's locks and the keys
+//! policies force, and the record of which layer set which key (shown in diagnostics), with
+//! every problem located.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,15 @@ pub(super) struct Values {
     pub(super) security_one_display: Option<bool>,
     pub(super) analytics_lab: Option<String>,
     pub(super) analytics_insights: Option<super::file::PartialInsights>,
+    pub(super) update_mode: Option<UpdateMode>,
+    pub(super) update_endpoints: Option<Vec<String>>,
+    pub(super) update_channel: Option<String>,
+    pub(super) update_pin: Option<String>,
+    pub(super) update_allow_downgrade: Option<bool>,
+    pub(super) update_check_every_min: Option<u32>,
+    pub(super) update_deadline_h: Option<u32>,
+    pub(super) update_quiet_before_exam_min: Option<u32>,
+    pub(super) update_freeze: Option<Vec<FreezeWindow>>,
 }
 
 impl From<Partial> for Values {
@@ -43,6 +53,7 @@ impl From<Partial> for Values {
         let session = p.session.unwrap_or_default();
         let security = p.security.unwrap_or_default();
         let analytics = p.analytics.unwrap_or_default();
+        let update = p.update.unwrap_or_default();
         let names = |list: super::file::Bounded<super::file::ProgramName, 500>| {
             list.0.into_iter().map(|n| n.0).collect::<Vec<_>>()
         };
@@ -74,6 +85,19 @@ impl From<Partial> for Values {
             security_one_display: security.one_display,
             analytics_lab: analytics.lab.map(|l| l.0),
             analytics_insights: analytics.insights,
+            update_mode: update.mode.map(|m| m.0),
+            update_endpoints: update
+                .endpoints
+                .map(|list| list.0.into_iter().map(|e| e.0).collect()),
+            update_channel: update.channel.map(|c| c.0),
+            update_pin: update.pin.map(|p| p.0),
+            update_allow_downgrade: update.allow_downgrade,
+            update_check_every_min: update.check_every_min.map(|v| small(v.0)),
+            update_deadline_h: update.deadline_h.map(|v| small(v.0)),
+            update_quiet_before_exam_min: update.quiet_before_exam_min.map(|v| small(v.0)),
+            update_freeze: update
+                .freeze
+                .map(|list| list.0.into_iter().map(|f| f.0).collect()),
         }
     }
 }
@@ -106,6 +130,7 @@ impl Builder {
             session: SessionSettings::default(),
             security: SecuritySettings::default(),
             analytics: super::AnalyticsSettings::default(),
+            update: UpdateSettings::default(),
         };
         let mut builder = Builder {
             settings,
@@ -337,6 +362,15 @@ impl Builder {
             security_one_display,
             analytics_lab,
             analytics_insights,
+            update_mode,
+            update_endpoints,
+            update_channel,
+            update_pin,
+            update_allow_downgrade,
+            update_check_every_min,
+            update_deadline_h,
+            update_quiet_before_exam_min,
+            update_freeze,
         } = values;
         if let Some(v) = server_url {
             if self.may_set(index, "server_url") {
@@ -437,6 +471,82 @@ impl Builder {
         if let Some(v) = analytics_insights {
             if self.may_set(index, "analytics.insights") {
                 v.apply(&mut self.settings.analytics.insights);
+            }
+        }
+        if let Some(v) = update_mode {
+            if self.may_set(index, "update.mode") {
+                self.settings.update.mode = v;
+            }
+        }
+        if let Some(v) = update_endpoints {
+            if self.may_set(index, "update.endpoints") {
+                self.settings.update.endpoints = v;
+            }
+        }
+        if let Some(v) = update_channel {
+            if self.may_set(index, "update.channel") {
+                self.settings.update.channel = v;
+            }
+        }
+        if let Some(v) = update_pin {
+            if self.may_set(index, "update.pin") {
+                self.settings.update.pin = Some(v);
+            }
+        }
+        if let Some(v) = update_allow_downgrade {
+            if self.may_set(index, "update.allow_downgrade") {
+                self.settings.update.allow_downgrade = v;
+            }
+        }
+        if let Some(v) = update_check_every_min {
+            if self.may_set(index, "update.check_every_min") {
+                self.settings.update.check_every_min = v;
+            }
+        }
+        if let Some(v) = update_deadline_h {
+            if self.may_set(index, "update.deadline_h") {
+                self.settings.update.deadline_h = v;
+            }
+        }
+        if let Some(v) = update_quiet_before_exam_min {
+            if self.may_set(index, "update.quiet_before_exam_min") {
+                self.settings.update.quiet_before_exam_min = v;
+            }
+        }
+        if let Some(v) = update_freeze {
+            if self.may_set(index, "update.freeze") {
+                self.settings.update.freeze = v;
+            }
+        }
+    }
+
+    /// A policy source's outcome: applied, and every key it set forced for the layers above.
+    pub(super) fn policy_source(&mut self, origin: String, read: super::policy::PolicyRead) {
+        use super::policy::PolicyRead;
+        match read {
+            PolicyRead::Absent => self.absent(Layer::Policy, origin),
+            PolicyRead::Invalid(at) => self.invalid(
+                Layer::Policy,
+                &origin,
+                at.line,
+                at.column,
+                at.key,
+                at.message,
+            ),
+            PolicyRead::Read(partial) => {
+                let index = self.push_source(Layer::Policy, origin, SourceStatus::Applied);
+                self.apply(index, (*partial).into());
+                let forced: Vec<&'static str> = self
+                    .winner
+                    .iter()
+                    .filter(|(_, winner)| **winner == index)
+                    .map(|(key, _)| *key)
+                    .collect();
+                for key in forced {
+                    if !self.locked.iter().any(|k| k == key) {
+                        self.locked.push(key.to_string());
+                    }
+                }
             }
         }
     }

@@ -1,12 +1,19 @@
 //! Layered configuration, the way IT deploys it.
 //!
-//! Layers, lowest to highest: built-in defaults, the system-wide managed file, the user
-//! file, environment variables, command-line flags. The managed file can mark keys as
-//! `locked`; the user layers (user file, environment, command line) cannot override those.
+//! Layers, lowest to highest: built-in defaults, the system-wide managed file, the
+//! platform's policies (JSON files on Linux, Group Policy on Windows, managed preferences on
+//! macOS: [`policy`]), the user file, environment variables, command-line flags. The managed
+//! file can mark keys as `locked`; every key a policy sets is forced, the way browsers treat
+//! enterprise policies. The user layers (user file, environment, command line) cannot
+//! override either.
 //!
 //! Loading never fails and never panics: a layer that is malformed contributes nothing
 //! and becomes a [`ConfigProblem`] naming the file, line and key, so the app can show the
 //! problem to the student and to IT instead of crashing.
+//!
+//! Every key is described once, in [`SPECS`]; the reference IT reads (`docs/policies/`: the
+//! key list, a JSON Schema, the Windows ADMX template, a macOS profile) is generated from it
+//! by [`reference::render_all`], and a test fails when the committed copy is stale.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,11 +22,18 @@ use std::path::PathBuf;
 use serde::Serialize;
 use url::Url;
 
+mod effective;
 mod file;
 mod layers;
+pub mod policy;
+pub mod reference;
+mod specs;
 
+pub use effective::{effective_values, EffectiveValue};
 pub use file::parse_server_url;
 use layers::{absolute, Builder};
+pub use policy::{managed_preference_paths, policy_dir_path, PolicyInputs};
+pub use specs::{FieldSpec, KeySpec, KeyType, SPECS};
 
 /// The server a fresh install talks to: the local reference server.
 pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:8787/";
@@ -28,7 +42,8 @@ pub const ENV_DATA_DIR: &str = "EXAM_DESKTOP_DATA_DIR";
 /// Replaces the path of the user file.
 pub const ENV_CONFIG: &str = "EXAM_DESKTOP_CONFIG";
 
-/// Every key a file may set, in dotted form. Also the names `locked` accepts.
+/// Every key a file may set, in dotted form. Also the names `locked` accepts, and the value
+/// names of the Windows policies and the keys of the macOS ones. [`SPECS`] describes each.
 pub const KEYS: &[&str] = &[
     "server_url",
     "data_dir",
@@ -50,6 +65,15 @@ pub const KEYS: &[&str] = &[
     "security.one_display",
     "analytics.lab",
     "analytics.insights",
+    "update.mode",
+    "update.endpoints",
+    "update.channel",
+    "update.pin",
+    "update.allow_downgrade",
+    "update.check_every_min",
+    "update.deadline_h",
+    "update.quiet_before_exam_min",
+    "update.freeze",
 ];
 
 /// The managed file of this platform, which only an administrator can write.
@@ -76,6 +100,111 @@ pub struct Settings {
     pub session: SessionSettings,
     pub security: SecuritySettings,
     pub analytics: AnalyticsSettings,
+    pub update: UpdateSettings,
+}
+
+/// How this computer takes new versions of the app (`[update]`). The updater reads it; the
+/// decisions themselves live in [`crate::update`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateSettings {
+    pub mode: UpdateMode,
+    /// Update server URLs (https, or http to this computer only), which may hold the
+    /// updater's placeholders `{{target}}`, `{{arch}}`, `{{current_version}}`,
+    /// `{{bundle_type}}` and the app's `{{channel}}` and `{{pin}}`. Empty: the updater derives
+    /// one from `server_url`.
+    pub endpoints: Vec<String>,
+    /// Which release line this computer follows (`stable`, `beta`…).
+    pub channel: String,
+    /// Only versions starting with this (`1.4.`: patches of 1.4 only).
+    pub pin: Option<String>,
+    /// Take an older version than the installed one (a rollback): only with a pin, which says
+    /// where to.
+    pub allow_downgrade: bool,
+    pub check_every_min: u32,
+    /// Hours a downloaded update may wait before it installs at the next launch or quit.
+    pub deadline_h: u32,
+    /// No install this many minutes before an announced exam.
+    pub quiet_before_exam_min: u32,
+    /// Windows in which nothing is installed (exam season).
+    pub freeze: Vec<FreezeWindow>,
+}
+
+impl Default for UpdateSettings {
+    fn default() -> Self {
+        Self {
+            mode: UpdateMode::Auto,
+            endpoints: Vec::new(),
+            channel: "stable".into(),
+            pin: None,
+            allow_downgrade: false,
+            check_every_min: 240,
+            deadline_h: 72,
+            quiet_before_exam_min: 120,
+            freeze: Vec::new(),
+        }
+    }
+}
+
+impl UpdateSettings {
+    /// The endpoints with `{{channel}}` and `{{pin}}` (empty without a pin) filled in; the
+    /// updater plugin's own placeholders are left for it.
+    pub fn filled_endpoints(&self) -> Vec<String> {
+        let pin = self.pin.as_deref().unwrap_or_default();
+        self.endpoints
+            .iter()
+            .map(|e| {
+                e.replace("{{channel}}", &self.channel)
+                    .replace("{{pin}}", pin)
+            })
+            .collect()
+    }
+
+    /// Whether `now_ms` (ms since the epoch) falls in a freeze window.
+    pub fn frozen_at(&self, now_ms: i64) -> bool {
+        self.freeze.iter().any(|w| w.contains(now_ms))
+    }
+}
+
+/// What the updater does on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpdateMode {
+    /// Check, download, and install when it is safe.
+    #[default]
+    Auto,
+    /// Check and report only: IT installs.
+    Check,
+    /// No check at all: IT's deployment tool updates the app.
+    Off,
+}
+
+impl UpdateMode {
+    pub const ALL: [UpdateMode; 3] = [UpdateMode::Auto, UpdateMode::Check, UpdateMode::Off];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Check => "check",
+            Self::Off => "off",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+}
+
+/// A time span in which no update is installed, in ms since the epoch: `from_ms` included,
+/// `to_ms` not (`to_ms > from_ms` always holds for a loaded window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreezeWindow {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl FreezeWindow {
+    pub fn contains(&self, now_ms: i64) -> bool {
+        (self.from_ms..self.to_ms).contains(&now_ms)
+    }
 }
 
 /// What the app tells the server about where it is, for the fleet's figures, and when this
@@ -191,6 +320,7 @@ impl Settings {
             session: SessionSettings::default(),
             security: SecuritySettings::default(),
             analytics: AnalyticsSettings::default(),
+            update: UpdateSettings::default(),
         }
     }
 
@@ -217,22 +347,25 @@ impl Default for LogSettings {
     }
 }
 
-/// One layer of configuration.
+/// One layer of configuration, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum Layer {
     Defaults,
     Managed,
+    /// The platform's policies (one source per file or registry key); every key they set is
+    /// forced.
+    Policy,
     User,
     Environment,
     CommandLine,
 }
 
 impl Layer {
-    /// Only the built-in defaults and the managed file may set a locked key.
+    /// Only what an administrator writes (and the built-in defaults) may set a locked key.
     fn may_set_locked(self) -> bool {
-        matches!(self, Layer::Defaults | Layer::Managed)
+        matches!(self, Layer::Defaults | Layer::Managed | Layer::Policy)
     }
 }
 
@@ -258,7 +391,8 @@ pub struct ConfigSource {
     pub status: SourceStatus,
     /// Keys whose effective value comes from this layer.
     pub effective: Vec<String>,
-    /// Keys this layer tried to set although the managed file locks them.
+    /// Keys this layer tried to set although the managed file locks them or a policy forces
+    /// them.
     pub ignored_locked: Vec<String>,
 }
 
@@ -294,7 +428,8 @@ impl fmt::Display for ConfigProblem {
 pub struct LoadedConfig {
     pub settings: Settings,
     pub sources: Vec<ConfigSource>,
-    /// Keys the managed file locks.
+    /// Keys the user layers cannot change: those the managed file locks, then those a policy
+    /// forces.
     pub locked: Vec<String>,
     pub problems: Vec<ConfigProblem>,
 }
@@ -323,6 +458,8 @@ pub struct ConfigInputs {
     pub args: Vec<String>,
     /// Relative paths from the environment or the command line are taken from here.
     pub cwd: PathBuf,
+    /// Where the platform's policies are (none by default, so tests read none by accident).
+    pub policies: PolicyInputs,
 }
 
 impl ConfigInputs {
@@ -341,6 +478,7 @@ impl ConfigInputs {
             env,
             args: std::env::args().skip(1).collect(),
             cwd: std::env::current_dir().unwrap_or_default(),
+            policies: PolicyInputs::for_this_platform(),
         }
     }
 }
@@ -350,6 +488,7 @@ pub fn load(inputs: &ConfigInputs) -> LoadedConfig {
     let mut builder = Builder::new(inputs);
 
     builder.file_layer(Layer::Managed, &inputs.managed_file);
+    policy::apply(&mut builder, &inputs.policies);
     let user_file = match inputs.env.get(ENV_CONFIG).filter(|v| !v.is_empty()) {
         Some(path) => Some(absolute(&inputs.cwd, path)),
         None => inputs.default_user_file.clone(),

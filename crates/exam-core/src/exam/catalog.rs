@@ -278,6 +278,8 @@ impl ExamService {
                 } else {
                     Opening::Nothing
                 },
+                version_needed: super::VersionNeeded::of(info.min_client_version.as_deref()),
+                min_client_version: info.min_client_version,
             };
             summary.start_block = self.start_block(&summary);
             out.push(summary);
@@ -287,10 +289,17 @@ impl ExamService {
 
     /// Downloads an exam's package for offline use (or confirms the one kept is current:
     /// `If-None-Match`). A package that fails the checks is refused and the one kept stays.
-    /// A sealed package is kept as it came, its questions unreadable until the exam opens.
+    /// A sealed package is kept as it came, its questions unreadable until the exam opens. A
+    /// copy here that fails its checks (its readiness card says so) is fetched whole again:
+    /// with its ETag the server would say it has not changed.
     pub async fn download(&self, exam_id: &str) -> Result<ExamSummary, ExamError> {
         let owner = self.owner()?;
-        self.fetch_package(exam_id, true).await?;
+        let revalidate = match self.kept(exam_id) {
+            Ok(Kept::Sealed(sealed)) => sealed.check_seal().is_ok(),
+            Err(ExamError::BadPackage(_)) => false,
+            Ok(Kept::Open(_)) | Err(_) => true,
+        };
+        self.fetch_package(exam_id, revalidate).await?;
         let (exams, _) = self.kept_list(&owner)?;
         if let Some(summary) = exams.into_iter().find(|e| e.id == exam_id) {
             return Ok(summary);
@@ -329,6 +338,8 @@ impl ExamService {
             } else {
                 Opening::Nothing
             },
+            min_client_version: None,
+            version_needed: None,
         })
     }
 }

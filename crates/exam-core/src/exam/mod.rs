@@ -28,6 +28,7 @@ pub fn attempt_in_progress(conn: &rusqlite::Connection, owner: &Owner) -> Option
 }
 mod opening;
 mod package;
+pub mod readiness;
 mod reconcile;
 mod refusals;
 mod requests;

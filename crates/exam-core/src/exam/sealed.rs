@@ -168,6 +168,40 @@ impl SealedPackage {
         Ok(package)
     }
 
+    /// Checks the seal as far as it can be before the exam opens, beyond [`Self::parse`]: its
+    /// nonce, salt and ciphertext are base64 of the right sizes (a ciphertext carries at
+    /// least its 16-byte tag). What only the key can tell — that it opens — waits for it.
+    pub fn check_seal(&self) -> Result<(), BadPackage> {
+        let nonce = decode(&self.id, "nonce", &self.sealed.nonce)?;
+        if nonce.len() != 24 {
+            return Err(bad(
+                &self.id,
+                format!("its nonce has {} bytes, not 24", nonce.len()),
+            ));
+        }
+        let salt = decode(&self.id, "salt", &self.sealed.start_code.salt)?;
+        if salt.len() < 8 {
+            return Err(bad(
+                &self.id,
+                format!(
+                    "its start code's salt has {} bytes, fewer than 8",
+                    salt.len()
+                ),
+            ));
+        }
+        let ciphertext = decode(&self.id, "ciphertext", &self.sealed.ciphertext)?;
+        if ciphertext.len() < 16 {
+            return Err(bad(
+                &self.id,
+                format!(
+                    "its ciphertext has {} bytes, less than its tag",
+                    ciphertext.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The exam key a start code gives (slow on purpose: Argon2id).
     pub fn key_from_code(&self, code: &str) -> Result<ExamKey, BadPackage> {
         let kdf = &self.sealed.start_code;

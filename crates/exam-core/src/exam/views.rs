@@ -22,6 +22,9 @@ pub struct ExamInfo {
     /// Its package is sealed: its questions open with the exam key once the exam opens.
     #[serde(default)]
     pub sealed: bool,
+    /// The oldest app version that may take it (none: any).
+    #[serde(default)]
+    pub min_client_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,6 +69,36 @@ pub struct ExamSummary {
     /// exam not opened here yet — the key from the server, or the start code the proctor
     /// reads out when the server cannot be reached.
     pub opening: Opening,
+    /// The oldest app version that may take it (none: any).
+    pub min_client_version: Option<String>,
+    /// Set when this app is older than that, by the contract's rule
+    /// ([`exam_contract::readiness::version_allowed`]): the list says so before the exam.
+    pub version_needed: Option<VersionNeeded>,
+}
+
+/// An exam needs a newer app than this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct VersionNeeded {
+    /// The exam's `min_client_version`.
+    pub needed: String,
+    /// This app's version.
+    pub have: String,
+}
+
+impl VersionNeeded {
+    /// What an exam needing `min` asks of this app (none: it may take it, or `min` cannot
+    /// be read — the readiness card says so).
+    pub fn of(min: Option<&str>) -> Option<Self> {
+        use exam_contract::readiness::{version_allowed, VersionCheck};
+        match version_allowed(crate::VERSION, min) {
+            VersionCheck::TooOld => Some(Self {
+                needed: min.unwrap_or_default().trim().to_string(),
+                have: crate::VERSION.to_string(),
+            }),
+            VersionCheck::Allowed | VersionCheck::Unknown => None,
+        }
+    }
 }
 
 /// What opening an exam's questions needs on this computer.

@@ -154,6 +154,14 @@ impl SecurityMonitor {
         self.inner.displays.store(n, Ordering::Relaxed);
     }
 
+    /// The number of displays the shell counted (none: not counted yet).
+    pub fn displays(&self) -> Option<u32> {
+        match self.inner.displays.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
     /// This computer's clock jumped by `seconds` (the server's time was learnt again).
     pub fn note_clock_jump(&self, seconds: i64) {
         *lock(&self.inner.clock_jump_s) = Some(seconds);

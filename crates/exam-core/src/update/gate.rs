@@ -69,6 +69,8 @@ pub struct Situation {
     pub frozen: bool,
     /// How long this update has been waiting to be installed.
     pub deferred_for: Duration,
+    /// A student is signed in (an install restarts the app, which would sign them out).
+    pub signed_in: bool,
 }
 
 /// Why an update waits.
@@ -86,6 +88,8 @@ pub enum Wait {
     Frozen,
     /// Past the deadline: installs at the next launch or quit.
     UntilLaunchOrQuit,
+    /// A student is using the app: it installs once they sign out or quit.
+    InUse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +138,7 @@ pub fn decide(situation: &Situation, policy: &GatePolicy) -> Decision {
     }
     match situation.moment {
         Moment::Idle if overdue => Decision::Defer(Wait::UntilLaunchOrQuit),
+        Moment::Idle if situation.signed_in => Decision::Defer(Wait::InUse),
         _ => Decision::Install,
     }
 }
@@ -153,6 +158,7 @@ mod tests {
             next_exam_in: None,
             frozen: false,
             deferred_for: Duration::ZERO,
+            signed_in: false,
         }
     }
 
@@ -163,6 +169,19 @@ mod tests {
         type Change = fn(&mut Situation);
         let table: &[(&str, Change, Decision)] = &[
             ("idle, nothing near", |_| {}, Decision::Install),
+            (
+                "idle but a student is signed in: not restarted under them",
+                |s| s.signed_in = true,
+                Decision::Defer(Wait::InUse),
+            ),
+            (
+                "a student signed in at quit: installs as the app closes",
+                |s| {
+                    s.signed_in = true;
+                    s.moment = Moment::Quit;
+                },
+                Decision::Install,
+            ),
             (
                 "at launch",
                 |s| s.moment = Moment::Launch,

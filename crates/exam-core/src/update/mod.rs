@@ -3,8 +3,10 @@
 //! ([`gate`]). The shell's updater (signed with minisign, checked in the background) asks
 //! both; nothing here touches the network or the installed files.
 
+pub mod facts;
 pub mod gate;
 pub mod status;
+pub mod worker;
 
 use semver::Version;
 

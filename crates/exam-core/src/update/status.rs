@@ -25,23 +25,33 @@ pub enum Phase {
     /// The update server has nothing newer the policy accepts.
     UpToDate,
     /// Found and the policy allows it; only reported (`update.mode = "check"`).
-    Available { version: String },
+    Available {
+        version: String,
+    },
     Downloading {
         version: String,
         received_kb: u32,
         total_kb: Option<u32>,
     },
     /// Downloaded and its signature verified; waits for the gate.
-    Deferred { version: String, wait: Wait },
+    Deferred {
+        version: String,
+        wait: Wait,
+    },
     /// About to be installed (the app restarts).
-    Installing { version: String },
+    Installing {
+        version: String,
+    },
     /// Found, but this computer's app cannot replace itself: IT's deployment tool must.
     CannotApply {
         version: String,
         installability: Installability,
     },
     /// The last check or download failed; the next one retries.
-    Failed { code: String, message: String },
+    Failed {
+        code: String,
+        message: String,
+    },
 }
 
 /// The updater's state as the file keeps it.
@@ -60,9 +70,9 @@ pub struct UpdateStatus {
 }
 
 impl UpdateStatus {
-    pub fn new(channel: &str, pin: Option<&str>) -> Self {
+    pub fn new(current: &str, channel: &str, pin: Option<&str>) -> Self {
         Self {
-            current: crate::VERSION.to_string(),
+            current: current.to_string(),
             phase: Phase::NotChecked,
             channel: channel.to_string(),
             pin: pin.map(str::to_string),
@@ -106,7 +116,7 @@ mod tests {
     fn saved_and_loaded_and_a_torn_file_is_no_status() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()), None);
-        let mut status = UpdateStatus::new("stable", Some("1.4."));
+        let mut status = UpdateStatus::new("1.4.2", "stable", Some("1.4."));
         status.phase = Phase::Deferred {
             version: "1.4.3".into(),
             wait: Wait::WorkWaiting { items: 2 },

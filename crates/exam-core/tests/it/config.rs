@@ -46,6 +46,7 @@ impl Fixture {
             env: self.env.clone(),
             args: self.args.clone(),
             cwd: PathBuf::from("/work/dir"),
+            policies: Default::default(),
         })
     }
 }

@@ -10,6 +10,7 @@ mod exam;
 mod keychain;
 mod network;
 mod queue;
+mod readiness;
 mod real_networks;
 mod rules;
 mod sealed;

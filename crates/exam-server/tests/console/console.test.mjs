@@ -3,6 +3,7 @@
 // wrong token and the right one; a student's app reports a prohibited program and the alert
 // appears live (timed from the event's delivery); acknowledged with a note; an outage and a
 // time the app was not running in the attempt's timeline, with the time lost above it; the events and machines views, and a machine's history; the
+// machines' readiness for tomorrow's exam (two machines reporting, one not ready; its CSV); the
 // fleet view (minute summaries from two labs, by lab, machine and exam); the alert
 // filters (rule, severity); a spraying address blocked by the server is lifted from the
 // console; the Analytics tab (empty, then a week of minutes from six machines in two labs:
@@ -16,6 +17,7 @@ import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
 import { analytics } from "./analytics.mjs";
 import { insightsAndReports } from "./insights.mjs";
+import { readinessView } from "./readiness.mjs";
 
 const server = process.env.SERVER.replace(/\/$/, "");
 const admin = process.env.ADMIN_TOKEN;
@@ -208,6 +210,9 @@ try {
   assert.equal(await history.locator("img").count(), 0, "client text rendered as HTML");
   assert.equal(await machine.getAttribute("aria-current"), "true");
   await page.screenshot({ path: `${shots}/console-machine-history.png`, fullPage: true });
+
+  // Readiness: which machines are not ready for tomorrow's exam, and why; the CSV.
+  await readinessView(page, { server, admin, signInAs, postEvents, shots });
 
   // The fleet: minute summaries from three machines — two in "Lab A" during demo-mixed, one
   // without a lab name (so in its subnet) outside an exam — by lab, by machine, by exam.

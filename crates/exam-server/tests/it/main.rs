@@ -13,10 +13,12 @@ mod idempotency;
 mod openapi;
 mod process;
 mod properties;
+mod readiness;
 mod reports;
 mod routes;
 mod sealed;
 mod security;
+mod updates;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -15,6 +15,8 @@ const OTHER_ROUTES: &[(&str, &str)] = &[
     ("POST", "/oauth/token"),
     ("POST", "/oauth/revoke"),
     ("POST", "/v1/batch"),
+    ("GET", "/updates/{target}/{arch}/{current}"),
+    ("GET", "/updates/files/{channel}/{version}/{file}"),
 ];
 
 fn server_routes() -> BTreeSet<(String, String)> {
