@@ -79,6 +79,43 @@ struct Platform {
     signature: Option<String>,
 }
 
+/// What is wrong with a request's parameters, as the OpenAPI document states them: names of
+/// letters, digits and `-`/`_` for the platform, a version of at most 64 characters, a channel
+/// name, a pin of digits and dots (as IT's policy takes it), an install kind in lower case.
+fn invalid(target: &str, arch: &str, current: &str, channel: &str, ask: &Ask) -> Option<String> {
+    let name = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if !name(target, 32) || !name(arch, 32) {
+        return Some(format!("`{target}/{arch}` is not a platform"));
+    }
+    if current.len() > 64 {
+        return Some("the version is longer than 64 characters".into());
+    }
+    if channel.len() > 64
+        || !plain(channel)
+        || !channel.starts_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Some(format!("`{channel}` is not a channel name"));
+    }
+    if let Some(pin) = &ask.pin {
+        if pin.len() > 32 || !pin.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            return Some(format!(
+                "`{pin}` is not a version pin (digits and dots, at most 32)"
+            ));
+        }
+    }
+    if let Some(bundle) = &ask.bundle {
+        if bundle.len() > 16 || !bundle.chars().all(|c| c.is_ascii_lowercase()) {
+            return Some(format!("`{bundle}` is not a kind of install"));
+        }
+    }
+    None
+}
+
 /// A name that is one plain path segment (channels, versions, file names).
 fn plain(segment: &str) -> bool {
     !segment.is_empty()
@@ -93,7 +130,7 @@ fn plain(segment: &str) -> bool {
 /// A path or query the extractors refuse (not UTF-8, a repeated parameter…) is a problem
 /// like any other, not axum's plain-text rejection.
 fn refused(error: impl std::fmt::Display) -> Response {
-    ApiError::bad_request("bad_request", error.to_string()).into_response()
+    ApiError::bad_request("invalid_query", error.to_string()).into_response()
 }
 
 async fn latest(
@@ -110,20 +147,22 @@ async fn latest(
         Ok(query) => query,
         Err(e) => return refused(e),
     };
-    let Some(dir) = state.config.updates_dir.clone() else {
-        return StatusCode::NO_CONTENT.into_response();
-    };
-    let current = match Version::parse(&current) {
+    // A bad request is one whatever the server publishes.
+    let channel = ask.channel.clone().unwrap_or_else(|| "stable".into());
+    if let Some(problem) = invalid(&target, &arch, &current, &channel, &ask) {
+        return ApiError::validation(problem).into_response();
+    }
+    let current_text = current;
+    let current = match Version::parse(&current_text) {
         Ok(v) => v,
         Err(e) => {
-            return ApiError::validation(format!("`{current}` is not a version: {e}"))
+            return ApiError::validation(format!("`{current_text}` is not a version: {e}"))
                 .into_response()
         }
     };
-    let channel = ask.channel.unwrap_or_else(|| "stable".into());
-    if !plain(&channel) {
-        return ApiError::validation(format!("`{channel}` is not a channel name")).into_response();
-    }
+    let Some(dir) = state.config.updates_dir.clone() else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
     let pin = ask.pin.filter(|p| !p.is_empty());
     // The artifact's address is absolute (the updater requires it), on the host the computer
     // reached — a proxy in front says which scheme.

@@ -311,8 +311,12 @@ impl<S: Source> Updater<S> {
     }
 
     fn failed(&self, error: &UpdateError, now_ms: i64) {
-        let retry = self.plan.check_every.min(RETRY_AFTER_FAILURE);
-        self.lock().next_check_ms = Some(now_ms + retry.as_millis() as i64);
+        // A build without a key stays without one until it is replaced: no retry.
+        let next = match error {
+            UpdateError::NoKey => i64::MAX,
+            _ => now_ms + self.plan.check_every.min(RETRY_AFTER_FAILURE).as_millis() as i64,
+        };
+        self.lock().next_check_ms = Some(next);
         self.set(|s| {
             s.phase = Phase::Failed {
                 code: error.code().into(),
@@ -325,6 +329,11 @@ impl<S: Source> Updater<S> {
         self.set(|s| s.phase = Phase::Checking);
         let found = match self.source.check().await {
             Ok(found) => found,
+            Err(UpdateError::NoKey) => {
+                tracing::info!("this build trusts no update key: it does not update itself");
+                self.failed(&UpdateError::NoKey, now_ms);
+                return;
+            }
             Err(error) => {
                 tracing::warn!(%error, "update check failed");
                 self.failed(&error, now_ms);

@@ -18,6 +18,13 @@ async fn releases_from_a_folder_in_the_updaters_dynamic_form() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    // A bad request is one whatever the server publishes.
+    let r = plain
+        .request(Method::GET, "/updates/linux/x86_64/0.1.0?pin=abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
     drop(plain);
 
     let server = TestServer::start_with(exam_server::Config {
