@@ -230,3 +230,32 @@ fn a_window_that_lagged_gets_a_full_snapshot() {
         None
     );
 }
+
+#[test]
+fn update_endpoints_are_the_servers_own_or_its_with_the_channel_and_pin_filled_in() {
+    let mut settings = exam_core::config::Settings::new(
+        url::Url::parse("https://exams.school.example/").unwrap(),
+        std::path::PathBuf::from("/tmp/unused"),
+    );
+    settings.update.channel = "beta".into();
+    settings.update.pin = Some("1.4.".into());
+    let urls = crate::updater::endpoints(&settings);
+    assert_eq!(urls.len(), 1);
+    let url = urls[0].as_str();
+    assert!(
+        url.starts_with(
+            "https://exams.school.example/updates/%7B%7Btarget%7D%7D/%7B%7Barch%7D%7D/"
+        ),
+        "{url}"
+    );
+    assert!(url.contains("?channel=beta&pin=1.4.&bundle="), "{url}");
+
+    settings.update.endpoints =
+        vec!["https://updates.school.example/{{channel}}/{{target}}/{{current_version}}".into()];
+    settings.update.pin = None;
+    let urls = crate::updater::endpoints(&settings);
+    assert_eq!(
+        urls[0].as_str(),
+        "https://updates.school.example/beta/%7B%7Btarget%7D%7D/%7B%7Bcurrent_version%7D%7D"
+    );
+}

@@ -174,29 +174,22 @@ fn writable(dir: &std::path::Path) -> bool {
 }
 
 /// The update server's addresses: IT's, or the Exam Bank server's own `/updates/`. The
-/// channel and pin travel as query parameters; the placeholders are the plugin's.
+/// channel and pin travel as query parameters; the other placeholders are the plugin's.
 pub fn endpoints(settings: &Settings) -> Vec<Url> {
-    let update = &settings.update;
-    let pin = update.pin.clone().unwrap_or_default();
-    let fill = |template: &str| {
-        template
-            .replace("{{channel}}", &update.channel)
-            .replace("{{pin}}", &pin)
-    };
-    let templates: Vec<String> = if update.endpoints.is_empty() {
-        vec![format!(
+    let mut update = settings.update.clone();
+    if update.endpoints.is_empty() {
+        update.endpoints = vec![format!(
             "{}updates/{{{{target}}}}/{{{{arch}}}}/{{{{current_version}}}}?channel={{{{channel}}}}&pin={{{{pin}}}}&bundle={{{{bundle_type}}}}",
             settings.server_url
-        )]
-    } else {
-        update.endpoints.clone()
-    };
-    templates
+        )];
+    }
+    update
+        .filled_endpoints()
         .iter()
-        .filter_map(|t| match Url::parse(&fill(t)) {
+        .filter_map(|endpoint| match Url::parse(endpoint) {
             Ok(url) => Some(url),
             Err(error) => {
-                tracing::error!(%error, endpoint = %t, "an update endpoint is not a URL");
+                tracing::error!(%error, %endpoint, "an update endpoint is not a URL");
                 None
             }
         })
@@ -217,7 +210,7 @@ pub fn plan(settings: &Settings, current: String) -> Plan {
             quiet_before_exam: Duration::from_secs(u64::from(update.quiet_before_exam_min) * 60),
             deadline: Duration::from_secs(u64::from(update.deadline_h) * 3600),
         },
-        freeze: update.freeze.iter().map(|w| (w.from_ms, w.to_ms)).collect(),
+        freeze: update.freeze.clone(),
         channel: update.channel.clone(),
         pin: update.pin.clone(),
         current,

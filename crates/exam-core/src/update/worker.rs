@@ -81,8 +81,8 @@ pub struct Plan {
     pub mode: Mode,
     pub check_every: Duration,
     pub gate: GatePolicy,
-    /// Freeze windows, ms since the epoch, `[from, to)`.
-    pub freeze: Vec<(i64, i64)>,
+    /// IT's freeze windows (`update.freeze`).
+    pub freeze: Vec<crate::config::FreezeWindow>,
     pub channel: String,
     pub pin: Option<String>,
     /// The version running (the app's own, as the updater compares it).
@@ -205,10 +205,7 @@ impl<S: Source> Updater<S> {
     }
 
     fn frozen(&self, now_ms: i64) -> bool {
-        self.plan
-            .freeze
-            .iter()
-            .any(|(from, to)| *from <= now_ms && now_ms < *to)
+        self.plan.freeze.iter().any(|w| w.contains(now_ms))
     }
 
     /// Makes the next step check the update server whatever the interval (the status
@@ -643,7 +640,10 @@ mod tests {
         }
         // Restarted 80 h later (the default deadline is 72 h): the wait is remembered.
         let frozen_plan = Plan {
-            freeze: vec![(T0 + 79 * hour, T0 + 81 * hour)],
+            freeze: vec![crate::config::FreezeWindow {
+                from_ms: T0 + 79 * hour,
+                to_ms: T0 + 81 * hour,
+            }],
             ..Plan::default()
         };
         let u = updater(&fake, frozen_plan, dir.path());
